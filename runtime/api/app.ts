@@ -1,0 +1,89 @@
+/**
+ * The HTTP API (Hono). One error handler maps BatonError codes to statuses
+ * (runtime/errors.ts); a client's mistake is always a 4xx JSON error, a database
+ * outage a 503, never a hang.
+ *
+ * Error body: { "error": { "code", "message", "details" } }.
+ */
+import { Hono } from 'hono';
+import type { Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import { methodNotAllowed } from 'hono/method-not-allowed';
+import { secureHeaders } from 'hono/secure-headers';
+import { isTransientDbError } from '../db/sqlstate.ts';
+import { BatonError, ERROR_CODES } from '../errors.ts';
+import type { Platform } from '../platform.ts';
+import { type ApiEnv, apiKeyAuth } from './auth.ts';
+import { runsRoutes } from './runs-routes.ts';
+import { uiPage } from './ui.ts';
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+function errorResponse(c: Context, err: BatonError) {
+  const body = { error: { code: err.code, message: err.message, details: err.details ?? null } };
+  if (err.code === 'unauthorized') c.header('WWW-Authenticate', 'Bearer realm="baton"');
+  return c.json(body, err.status as 400);
+}
+
+export function createApi(p: Platform): Hono<ApiEnv> {
+  const app = new Hono<ApiEnv>();
+
+  app.use(methodNotAllowed({ app, onMethodNotAllowed: (c, methods) => {
+    c.header('Allow', methods.join(', '));
+    return errorResponse(c, new BatonError('method_not_allowed', `${c.req.method} is not allowed here; use ${methods.join(', ')}`));
+  } }));
+  app.use(secureHeaders({ crossOriginResourcePolicy: 'same-origin' }));
+  app.use(async function countRequests(c, next) {
+    await next();
+    p.metrics.httpRequests.inc({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) });
+  });
+
+  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.get('/readyz', async (c) => {
+    const check = async (what: () => Promise<unknown>) => {
+      try {
+        await Promise.race([what(), new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), 2000))]);
+        return 'ok';
+      } catch (err) {
+        return `error: ${(err as Error).message}`;
+      }
+    };
+    const [database, queue] = await Promise.all([check(() => p.db.execute('select 1')), check(() => p.queue.ping())]);
+    const ready = database === 'ok' && queue === 'ok';
+    return c.json({ ready, database, queue }, ready ? 200 : 503);
+  });
+  app.get('/metrics', async (c) => {
+    c.header('Content-Type', p.metrics.registry.contentType);
+    return c.body(await p.metrics.registry.metrics());
+  });
+  app.get('/ui', (c) => c.html(uiPage()));
+
+  app.use(
+    '/v1/*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new BatonError('payload_too_large', `the request body is over ${MAX_BODY_BYTES} bytes`);
+      },
+    }),
+    apiKeyAuth({ enabled: p.config.auth, db: p.db, withDb: p.withDb }),
+  );
+  app.route('/v1', runsRoutes(p));
+
+  app.notFound((c) => errorResponse(c, new BatonError('route_not_found', `no route ${c.req.method} ${c.req.path}`)));
+  app.onError((err, c) => {
+    if (err instanceof BatonError) {
+      if (ERROR_CODES[err.code].status >= 500) p.log.warn({ code: err.code, err: err.message }, 'request failed');
+      return errorResponse(c, err);
+    }
+    if (err instanceof HTTPException) {
+      const code = err.status === 413 ? 'payload_too_large' : err.status === 401 ? 'unauthorized' : 'invalid_request';
+      return errorResponse(c, new BatonError(code, err.message || 'bad request'));
+    }
+    if (isTransientDbError(err)) return errorResponse(c, new BatonError('database_unavailable', 'the database is unavailable; try again shortly'));
+    p.log.error({ err: (err as Error).stack ?? String(err) }, 'unhandled error');
+    return c.json({ error: { code: 'internal', message: 'internal error', details: null } }, 500);
+  });
+  return app;
+}

@@ -1,0 +1,124 @@
+/**
+ * GET /v1/runs/:id/events — Server-Sent Events.
+ *
+ * Step and run events are derived from the rows (steps, runs), so they are durable
+ * and replayable: each carries an id `seq-attempt-phase`, and a reconnect with
+ * `Last-Event-ID` gets every later event, with no gap. The bus only says when to look
+ * again (plus a 1 s poll in case a notice is lost) and carries token deltas, which
+ * are live only (no id).
+ *
+ * Events: step.started, step.completed, step.failed, step.delta, run.waiting, and a
+ * final run.finished, after which the stream ends.
+ */
+import type { Context } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import type { Step } from '../../schema/tables.ts';
+import type { Platform } from '../platform.ts';
+import type { RunNotice } from '../events/bus.ts';
+import { getRunWithSteps, stepView } from '../store/runs.ts';
+
+const POLL_MS = 1000;
+const KEEPALIVE_MS = 15_000;
+const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+
+interface DerivedEvent {
+  id: string;
+  key: [number, number, number];
+  event: string;
+  data: unknown;
+}
+
+function parseId(id: string | undefined): [number, number, number] | null {
+  const m = /^(\d+)-(\d+)-(\d+)$/.exec(id ?? '');
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : null;
+}
+
+const after = (a: [number, number, number], b: [number, number, number]) =>
+  a[0] !== b[0] ? a[0] > b[0] : a[1] !== b[1] ? a[1] > b[1] : a[2] > b[2];
+
+function stepEvents(runId: string, s: Step): DerivedEvent[] {
+  const view = { runId, ...stepView(s) };
+  const mk = (phase: number, event: string): DerivedEvent => ({
+    id: `${s.seq}-${s.attempt}-${phase}`,
+    key: [s.seq, s.attempt, phase],
+    event,
+    data: view,
+  });
+  const out = [mk(0, 'step.started')];
+  if (s.status === 'succeeded') out.push(mk(1, 'step.completed'));
+  if (s.status === 'failed') out.push(mk(1, 'step.failed'));
+  return out;
+}
+
+export function runEvents(p: Platform, c: Context, runId: string) {
+  const lastEventId = c.req.header('last-event-id') ?? c.req.query('lastEventId');
+  // After `end` only the final event is due again.
+  const resumeFrom = lastEventId === 'end' ? ([Infinity, 0, 0] as [number, number, number]) : parseId(lastEventId);
+  return streamSSE(c, async (stream) => {
+    let last = resumeFrom ?? ([-1, 0, 0] as [number, number, number]);
+    let wakeUp: (() => void) | null = null;
+    const pending: RunNotice[] = [];
+    const unsubscribe = await p.events
+      .subscribe(runId, (notice) => {
+        pending.push(notice);
+        wakeUp?.();
+      })
+      .catch(() => async () => {});
+    let closed = false;
+    stream.onAbort(() => {
+      closed = true;
+      wakeUp?.();
+    });
+    let lastWrite = Date.now();
+    try {
+      while (!closed) {
+        for (const notice of pending.splice(0)) {
+          if (notice.type === 'delta') {
+            await stream.writeSSE({ event: 'step.delta', data: JSON.stringify({ runId, seq: notice.seq, text: notice.text }) });
+            lastWrite = Date.now();
+          }
+        }
+        const full = await p.withDb(() => getRunWithSteps(p.db, runId), 3000).catch(() => null);
+        if (full) {
+          const events = full.steps.flatMap((s) => stepEvents(runId, s));
+          const { run } = full;
+          if (run.status === 'waiting') {
+            events.push({
+              id: `${run.nextSeq}-0-2`,
+              key: [run.nextSeq, 0, 2],
+              event: 'run.waiting',
+              data: { runId, signal: run.waitSignal, wakeAt: run.wakeAt },
+            });
+          }
+          for (const e of events) {
+            if (!after(e.key, last)) continue;
+            await stream.writeSSE({ id: e.id, event: e.event, data: JSON.stringify(e.data) });
+            last = e.key;
+            lastWrite = Date.now();
+          }
+          if (TERMINAL.has(run.status)) {
+            const data = { id: run.id, status: run.status, output: run.output, error: run.error, finishedAt: run.finishedAt };
+            await stream.writeSSE({ id: 'end', event: 'run.finished', data: JSON.stringify(data) });
+            break;
+          }
+        }
+        if (Date.now() - lastWrite > KEEPALIVE_MS) {
+          await stream.write(': keep-alive\n\n');
+          lastWrite = Date.now();
+        }
+        if (pending.length === 0 && !closed) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, POLL_MS);
+            wakeUp = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          wakeUp = null;
+        }
+      }
+    } finally {
+      await unsubscribe();
+    }
+  });
+}

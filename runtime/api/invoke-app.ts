@@ -1,0 +1,38 @@
+/**
+ * A function served as its own Hono app (a Knative Service in `knative` mode):
+ * `POST /invoke` runs one step for a `{ run_id, seq }` envelope through exactly the
+ * code path the in-process worker uses, and answers the outcome. The dispatcher acks
+ * its stream message on any 2xx; on a 5xx it leaves it pending to be retried.
+ */
+import { Hono } from 'hono';
+import * as v from 'valibot';
+import { executeStep } from '../engine/execute-step.ts';
+import { BatonError, ERROR_CODES } from '../errors.ts';
+import type { Platform } from '../platform.ts';
+import { readJson, validate } from './body.ts';
+
+const Envelope = v.object({
+  run_id: v.pipe(v.string(), v.uuid('must be a run id (UUID)')),
+  seq: v.pipe(v.number(), v.integer(), v.minValue(0)),
+});
+
+export function createInvokeApp(p: Platform, opts: { worker: string; shutdown?: AbortSignal }): Hono {
+  const app = new Hono();
+  app.get('/healthz', (c) => c.json({ ok: true, functions: [...p.functions.keys()] }));
+  const invoke = (fn: string) => async (c: import('hono').Context) => {
+    const envelope = validate(Envelope, await readJson(c), 'body');
+    const outcome = await executeStep(p, fn, { runId: envelope.run_id, seq: envelope.seq }, opts);
+    return c.json({ outcome });
+  };
+  // One function per app in Knative; several are served by name for local use.
+  app.post('/invoke', async (c) => {
+    if (p.functions.size !== 1) throw new BatonError('invalid_request', 'this app serves several functions; POST /invoke/:function');
+    return invoke([...p.functions.keys()][0])(c);
+  });
+  app.post('/invoke/:function', (c) => invoke(c.req.param('function'))(c));
+  app.onError((err, c) => {
+    const e = err instanceof BatonError ? err : new BatonError('internal', (err as Error).message);
+    return c.json({ error: { code: e.code, message: e.message, details: e.details ?? null } }, ERROR_CODES[e.code].status as 400);
+  });
+  return app;
+}

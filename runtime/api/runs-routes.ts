@@ -1,0 +1,180 @@
+/**
+ * /v1 routes: trigger a run (202 + id, never waits for the agent), read it, and act
+ * on it (cancel, retry, replay, signal). Runs belong to the caller's tenant.
+ */
+import { Hono } from 'hono';
+import { v7 as uuidv7 } from 'uuid';
+import * as v from 'valibot';
+import { toJsonSchema } from '@valibot/to-json-schema';
+import { RUN_STATUS, type Run } from '../../schema/tables.ts';
+import type { Agent } from '../define.ts';
+import { BatonError } from '../errors.ts';
+import type { Platform } from '../platform.ts';
+import { cancelRun, deliverSignal, replayRun, retryRun, type Wakeup } from '../store/control.ts';
+import { createRun, getRun, getRunWithSteps, listRuns, runSummary, runView } from '../store/runs.ts';
+import type { ApiEnv } from './auth.ts';
+import { readJson, validate } from './body.ts';
+import { runEvents } from './events.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const SIGNAL_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
+
+export const runUrls = (id: string) => ({ statusUrl: `/v1/runs/${id}`, eventsUrl: `/v1/runs/${id}/events` });
+
+const ListQuery = v.object({
+  function: v.optional(v.pipe(v.string(), v.maxLength(100))),
+  status: v.optional(v.picklist(RUN_STATUS)),
+  limit: v.optional(v.pipe(v.string(), v.regex(/^\d{1,4}$/, 'must be a number from 1 to 1000'), v.transform(Number), v.minValue(1), v.maxValue(1000)), '50'),
+  before: v.optional(v.pipe(v.string(), v.isoTimestamp('must be an ISO 8601 timestamp'), v.transform((s) => new Date(s)))),
+});
+
+const ReplayBody = v.optional(v.object({ fromSeq: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }), {});
+
+export function describeFunction(agent: Agent) {
+  let inputSchema: unknown = null;
+  try {
+    inputSchema = toJsonSchema(agent.input, { errorMode: 'ignore' });
+  } catch {
+    inputSchema = null;
+  }
+  return {
+    name: agent.name,
+    description: agent.description ?? null,
+    start: agent.start,
+    steps: [...agent.steps.keys()],
+    tools: agent.tools,
+    inputSchema,
+  };
+}
+
+export function runsRoutes(p: Platform): Hono<ApiEnv> {
+  const app = new Hono<ApiEnv>();
+
+  const functionOf = (name: string): Agent => {
+    const agent = p.functions.get(name);
+    if (!agent) throw new BatonError('function_not_found', `no function named "${name.slice(0, 100)}"`);
+    return agent;
+  };
+
+  /** Reads a run of the caller's tenant (400 for a malformed id, 404 unknown, 403 another tenant's). */
+  const ownRun = async (id: string, tenant: string): Promise<Run> => {
+    if (!UUID.test(id)) throw new BatonError('invalid_run_id', `"${id.slice(0, 100)}" is not a run id (a UUID)`);
+    const run = await p.withDb(() => getRun(p.db, id), 3000);
+    if (!run) throw new BatonError('run_not_found', `no run ${id}`);
+    if (run.tenant !== tenant) throw new BatonError('forbidden', `run ${id} belongs to another tenant`);
+    return run;
+  };
+
+  const wake = async (w: Wakeup) => {
+    await p.queue.publish(w.function, { runId: w.id, seq: w.next_seq }).catch((err: Error) => {
+      // The run is durable; the sweeper re-publishes it if this wake-up is lost.
+      p.log.warn({ err: err.message, runId: w.id }, 'could not publish; the sweeper will pick the run up');
+    });
+  };
+
+  app.get('/functions', (c) => c.json({ functions: [...p.functions.values()].map(describeFunction) }));
+  app.get('/functions/:name', (c) => c.json(describeFunction(functionOf(c.req.param('name')))));
+
+  app.post('/functions/:name/runs', async (c) => {
+    const agent = functionOf(c.req.param('name'));
+    const key = c.req.header('idempotency-key');
+    if (key !== undefined && (key.length < 1 || key.length > 255)) {
+      throw new BatonError('invalid_request', 'Idempotency-Key must be 1 to 255 characters');
+    }
+    const input = validate(agent.input, await readJson(c), 'input', 'invalid_input');
+    const tenant = c.get('tenant');
+    const created = await p.withDb(
+      () => createRun(p.db, { id: uuidv7(), function: agent.name, tenant, input, start: agent.start, idempotencyKey: key }),
+      3000,
+    );
+    if (!created.created && !created.sameInput) {
+      throw new BatonError('idempotency_key_conflict', 'this Idempotency-Key was used for a run with a different input');
+    }
+    if (created.created) {
+      p.metrics.runsCreated.inc({ function: agent.name });
+      await wake({ id: created.id, function: agent.name, next_seq: 0 });
+    } else c.header('Idempotent-Replayed', 'true');
+    const urls = runUrls(created.id);
+    c.header('Location', urls.statusUrl);
+    return c.json({ id: created.id, status: created.created ? 'queued' : created.status, ...urls }, 202);
+  });
+
+  app.get('/runs', async (c) => {
+    const q = validate(ListQuery, c.req.query(), 'query');
+    const runs = await p.withDb(() => listRuns(p.db, { ...q, tenant: c.get('tenant') }), 3000);
+    return c.json({ runs: runs.map(runSummary) });
+  });
+
+  app.get('/runs/:id', async (c) => {
+    const run = await ownRun(c.req.param('id'), c.get('tenant'));
+    const full = await p.withDb(() => getRunWithSteps(p.db, run.id), 3000);
+    if (!full) throw new BatonError('run_not_found', `no run ${run.id}`);
+    return c.json(runView(full));
+  });
+
+  app.get('/runs/:id/events', async (c) => {
+    const run = await ownRun(c.req.param('id'), c.get('tenant'));
+    return runEvents(p, c, run.id);
+  });
+
+  app.post('/runs/:id/cancel', async (c) => {
+    const run = await ownRun(c.req.param('id'), c.get('tenant'));
+    const cancelled = await p.withDb(() => cancelRun(p.db, run.id), 3000);
+    if (!cancelled && run.status !== 'cancelled') {
+      throw new BatonError('run_finished', `run ${run.id} already ${run.status}`, { details: { status: run.status } });
+    }
+    // Abort the in-flight call now (workers also notice at their next heartbeat).
+    await p.events.publishControl({ type: 'cancel', runId: run.id }).catch(() => {});
+    p.events.publish(run.id, { type: 'changed' });
+    return c.json({ id: run.id, status: 'cancelled' });
+  });
+
+  app.post('/runs/:id/retry', async (c) => {
+    const run = await ownRun(c.req.param('id'), c.get('tenant'));
+    const w = await p.withDb(() => retryRun(p.db, run.id), 3000);
+    if (!w) throw new BatonError('run_not_failed', `only a failed or cancelled run can be retried; run ${run.id} is ${run.status}`);
+    await wake(w);
+    p.events.publish(run.id, { type: 'changed' });
+    return c.json({ id: run.id, status: 'running', ...runUrls(run.id) }, 202);
+  });
+
+  app.post('/runs/:id/replay', async (c) => {
+    const run = await ownRun(c.req.param('id'), c.get('tenant'));
+    const agent = functionOf(run.function);
+    const body = validate(ReplayBody, await readJson(c, { optional: true }), 'body');
+    const fromSeq = body?.fromSeq ?? 0;
+    if (fromSeq > 0) {
+      const full = await p.withDb(() => getRunWithSteps(p.db, run.id), 3000);
+      if (!full?.steps.some((s) => s.seq === fromSeq)) {
+        throw new BatonError('invalid_request', `body.fromSeq: run ${run.id} has no step ${fromSeq}`);
+      }
+    }
+    const newId = uuidv7();
+    const w = await p.withDb(() => replayRun(p.db, { runId: run.id, newId, fromSeq, startStep: agent.start }), 3000);
+    if (!w) throw new BatonError('run_not_found', `no run ${run.id}`);
+    p.metrics.runsCreated.inc({ function: agent.name });
+    await wake(w);
+    const urls = runUrls(newId);
+    c.header('Location', urls.statusUrl);
+    return c.json({ id: newId, status: 'queued', replayOf: run.id, fromSeq, ...urls }, 202);
+  });
+
+  app.post('/runs/:id/signals/:name', async (c) => {
+    const run = await ownRun(c.req.param('id'), c.get('tenant'));
+    const name = c.req.param('name');
+    if (!SIGNAL_NAME.test(name)) throw new BatonError('invalid_request', 'a signal name is 1-100 letters, digits, "_", "." or "-"');
+    const payload = await readJson(c, { optional: true });
+    const w = await p.withDb(() => deliverSignal(p.db, run.id, name, payload ?? null), 3000);
+    if (!w) {
+      const why = run.status === 'waiting' ? `it waits for "${run.waitSignal}"` : `it is ${run.status}`;
+      throw new BatonError('run_not_waiting', `run ${run.id} is not waiting for "${name}": ${why}`, {
+        details: { status: run.status, waitingFor: run.status === 'waiting' ? run.waitSignal : null },
+      });
+    }
+    await wake(w);
+    p.events.publish(run.id, { type: 'changed' });
+    return c.json({ id: run.id, status: 'running', signal: name }, 202);
+  });
+
+  return app;
+}

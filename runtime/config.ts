@@ -1,0 +1,128 @@
+/**
+ * Configuration comes from the environment (README "Configuration"); this is the
+ * only module that reads process.env for the engine. Everything else is handed a Config.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import * as v from 'valibot';
+
+const int = (fallback: number, min = 0) =>
+  v.optional(
+    v.pipe(v.string(), v.trim(), v.regex(/^\d+$/, 'must be a whole number'), v.transform(Number), v.minValue(min)),
+    String(fallback),
+  );
+const text = () => v.optional(v.string());
+const textOr = (fallback: string) => v.optional(v.string(), fallback);
+
+const EnvSchema = v.object({
+  PORT: int(8080),
+  HOST: textOr('0.0.0.0'),
+  DATABASE_URL: text(),
+  REDIS_URL: text(),
+  OPENAI_API_KEY: text(),
+  OPENAI_BASE_URL: text(),
+  BATON_MODEL: text(),
+  BATON_CONCURRENCY: int(32, 1),
+  BATON_LEASE_MS: int(4000, 200),
+  BATON_HEARTBEAT_MS: text(),
+  BATON_GRACE_MS: int(25_000),
+  BATON_STEP_TIMEOUT_MS: int(120_000, 1),
+  BATON_MAX_ATTEMPTS: int(3, 1),
+  BATON_SNAPSHOT_EVERY: int(8, 1),
+  BATON_SWEEP_AFTER_MS: int(20_000, 100),
+  BATON_RETRY_BASE_MS: int(1000, 1),
+  BATON_RETRY_MAX_MS: int(60_000, 1),
+  BATON_REDIS_PREFIX: textOr('baton:'),
+  BATON_AUTH: v.optional(v.picklist(['on', 'off']), 'on'),
+  BATON_TOOL_SIGNING_KEY: text(),
+  BATON_FUNCTIONS_DIR: text(),
+  BATON_DATA_DIR: textOr('.baton'),
+  BATON_LOG_LEVEL: v.optional(v.picklist(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
+  BATON_WORKER_NAME: text(),
+  BATON_PUBLIC_URL: text(),
+  BATON_REVISION: text(),
+});
+
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  openai: { apiKey: string | undefined; baseURL: string | undefined; model: string | undefined };
+  concurrency: number;
+  leaseMs: number;
+  heartbeatMs: number;
+  graceMs: number;
+  stepTimeoutMs: number;
+  maxAttempts: number;
+  snapshotEvery: number;
+  sweepAfterMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  redisPrefix: string;
+  auth: boolean;
+  /** PEM (or base64 PEM) Ed25519 private key that signs capability tokens. */
+  toolSigningKey: string | undefined;
+  /** Tool server URLs by server name, from BATON_TOOL_<NAME>_URL. */
+  toolUrls: Record<string, string>;
+  functionsDir: string;
+  dataDir: string;
+  logLevel: string;
+  workerName: string;
+  revision: string | undefined;
+}
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+/** Parses the environment; a bad value is reported with its variable's name. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = v.safeParse(EnvSchema, present);
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    throw new Error(`invalid environment: ${v.getDotPath(issue) ?? '?'}: ${issue.message}`);
+  }
+  const e = parsed.output;
+  const leaseMs = e.BATON_LEASE_MS;
+  const heartbeatMs = e.BATON_HEARTBEAT_MS ? Number(e.BATON_HEARTBEAT_MS) : Math.max(50, Math.floor(leaseMs / 3));
+  if (!Number.isFinite(heartbeatMs) || heartbeatMs <= 0 || heartbeatMs >= leaseMs) {
+    throw new Error('invalid environment: BATON_HEARTBEAT_MS must be a positive number below BATON_LEASE_MS');
+  }
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    openai: { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, model: e.BATON_MODEL },
+    concurrency: e.BATON_CONCURRENCY,
+    leaseMs,
+    heartbeatMs,
+    graceMs: e.BATON_GRACE_MS,
+    stepTimeoutMs: e.BATON_STEP_TIMEOUT_MS,
+    maxAttempts: e.BATON_MAX_ATTEMPTS,
+    snapshotEvery: e.BATON_SNAPSHOT_EVERY,
+    sweepAfterMs: e.BATON_SWEEP_AFTER_MS,
+    retryBaseMs: e.BATON_RETRY_BASE_MS,
+    retryMaxMs: e.BATON_RETRY_MAX_MS,
+    redisPrefix: e.BATON_REDIS_PREFIX,
+    auth: e.BATON_AUTH === 'on',
+    toolSigningKey: e.BATON_TOOL_SIGNING_KEY,
+    toolUrls: toolUrlsFrom(env),
+    functionsDir: path.resolve(e.BATON_FUNCTIONS_DIR ?? path.join(ROOT, 'functions')),
+    dataDir: path.resolve(e.BATON_DATA_DIR),
+    logLevel: e.BATON_LOG_LEVEL,
+    workerName: e.BATON_WORKER_NAME ?? `${os.hostname()}-${process.pid}`,
+    revision: e.BATON_REVISION,
+    ...overrides,
+  };
+}
+
+/** BATON_TOOL_GIT_URL=http://… → { git: 'http://…' }. Server names are lower-cased, `_` becomes `-`. */
+function toolUrlsFrom(env: NodeJS.ProcessEnv): Record<string, string> {
+  const urls: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    const m = /^BATON_TOOL_([A-Z0-9_]+)_URL$/.exec(key);
+    if (m && value) urls[m[1].toLowerCase().replaceAll('_', '-')] = value;
+  }
+  return urls;
+}

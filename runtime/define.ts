@@ -1,0 +1,157 @@
+/**
+ * The authoring API: `defineAgent`, and the three ways a step ends — `next`, `done`, `wait`.
+ * Functions import only this module (and `append`); they never see SQL, Redis or HTTP.
+ *
+ * @example
+ * export default defineAgent({
+ *   name: 'hello', input: v.object({ who: v.string() }), start: 'greet',
+ *   steps: { greet: async (ctx) => done((await ctx.llm.generateText({ prompt: `Greet ${ctx.input.who}` })).text) },
+ * });
+ */
+import type * as v from 'valibot';
+import type { LlmClient } from './llm/client.ts';
+import type { Patch, State } from './state.ts';
+
+export { append } from './state.ts';
+export type { Patch, State } from './state.ts';
+
+export interface NextResult {
+  type: 'next';
+  step: string;
+  patch: Patch;
+}
+export interface DoneResult {
+  type: 'done';
+  output: unknown;
+  patch: Patch;
+}
+export interface WaitResult {
+  type: 'wait';
+  signal: string;
+  /** Step that receives the signal (default: the waiting step runs again, with ctx.signal set). */
+  step: string | undefined;
+  timeoutMs: number | undefined;
+  patch: Patch;
+}
+export type StepResult = NextResult | DoneResult | WaitResult;
+
+/** Hand the baton to `step`, recording `patch` as this step's change to the run's state. */
+export function next(step: string, patch: Patch = {}): NextResult {
+  return { type: 'next', step, patch };
+}
+
+/** Finish the run with `output`. */
+export function done(output: unknown = null, patch: Patch = {}): DoneResult {
+  return { type: 'done', output, patch };
+}
+
+/** Park the run until `POST /v1/runs/:id/signals/:signal` (or the timeout); it holds no worker meanwhile. */
+export function wait(signal: string, opts: { next?: string; timeoutMs?: number; patch?: Patch } = {}): WaitResult {
+  return { type: 'wait', signal, step: opts.next, timeoutMs: opts.timeoutMs, patch: opts.patch ?? {} };
+}
+
+/** What a resumed step sees of the signal that woke it. */
+export interface SignalDelivery {
+  name: string;
+  payload: unknown;
+  timedOut: boolean;
+}
+
+export interface StepContext<I = unknown, S extends State = State> {
+  readonly function: string;
+  readonly runId: string;
+  readonly seq: number;
+  readonly step: string;
+  readonly attempt: number;
+  readonly input: I;
+  /** The run's state as of the previous step (snapshot + patches). */
+  readonly state: Readonly<S>;
+  /** Set when the step runs because a signal arrived or its wait timed out. */
+  readonly signal: SignalDelivery | undefined;
+  /** Aborted on timeout, cancellation, lease loss or shutdown: pass it to anything slow. */
+  readonly abortSignal: AbortSignal;
+  /** `run_id:seq`, stable across retries: tools dedupe side effects on it. */
+  readonly idempotencyKey: string;
+  readonly llm: LlmClient;
+  /** Calls `server.tool` through the MCP gateway; only tools the function declared are allowed. */
+  tool<T = unknown>(name: string, args?: Record<string, unknown>): Promise<T>;
+  log(message: string, fields?: Record<string, unknown>): void;
+}
+
+export type StepFn<I, S extends State> = (ctx: StepContext<I, S>) => StepResult | Promise<StepResult>;
+export interface StepDefinition<I, S extends State> {
+  run: StepFn<I, S>;
+  timeoutMs?: number;
+  maxAttempts?: number;
+}
+
+export interface AgentOptions<TSchema extends v.GenericSchema, S extends State> {
+  /** DNS-label style: lower-case letters, digits and '-' (it names streams and Kubernetes objects). */
+  name: string;
+  description?: string;
+  input: TSchema;
+  /** Tool scopes: server name → the tools of that server this function may call. Nothing else is callable. */
+  tools?: Record<string, readonly string[]>;
+  start: string;
+  /** Defaults for every step. */
+  timeoutMs?: number;
+  maxAttempts?: number;
+  steps: Record<string, StepFn<v.InferOutput<TSchema>, S> | StepDefinition<v.InferOutput<TSchema>, S>>;
+}
+
+export interface ResolvedStep {
+  name: string;
+  run: StepFn<unknown, State>;
+  timeoutMs: number | undefined;
+  maxAttempts: number | undefined;
+}
+
+export interface Agent {
+  readonly kind: 'baton.agent';
+  readonly name: string;
+  readonly description: string | undefined;
+  readonly input: v.GenericSchema;
+  readonly tools: Readonly<Record<string, readonly string[]>>;
+  readonly start: string;
+  readonly timeoutMs: number | undefined;
+  readonly maxAttempts: number | undefined;
+  readonly steps: ReadonlyMap<string, ResolvedStep>;
+}
+
+const FUNCTION_NAME = /^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$/;
+const STEP_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
+
+export function defineAgent<TSchema extends v.GenericSchema, S extends State = State>(
+  options: AgentOptions<TSchema, S>,
+): Agent {
+  if (!FUNCTION_NAME.test(options.name)) {
+    throw new Error(`defineAgent: name "${options.name}" must match ${FUNCTION_NAME} (it names streams and Kubernetes objects)`);
+  }
+  const steps = new Map<string, ResolvedStep>();
+  for (const [name, def] of Object.entries(options.steps)) {
+    if (!STEP_NAME.test(name)) throw new Error(`defineAgent(${options.name}): step name "${name}" must match ${STEP_NAME}`);
+    const resolved = typeof def === 'function' ? { run: def } : def;
+    steps.set(name, {
+      name,
+      run: resolved.run as StepFn<unknown, State>,
+      timeoutMs: resolved.timeoutMs,
+      maxAttempts: resolved.maxAttempts,
+    });
+  }
+  if (!steps.has(options.start)) throw new Error(`defineAgent(${options.name}): start step "${options.start}" is not in steps`);
+  return Object.freeze({
+    kind: 'baton.agent' as const,
+    name: options.name,
+    description: options.description,
+    input: options.input,
+    tools: options.tools ?? {},
+    start: options.start,
+    timeoutMs: options.timeoutMs,
+    maxAttempts: options.maxAttempts,
+    steps,
+  });
+}
+
+export function isAgent(value: unknown): value is Agent {
+  return typeof value === 'object' && value !== null && (value as Agent).kind === 'baton.agent';
+}

@@ -1,0 +1,90 @@
+/**
+ * Builds the StepContext a step body receives, and records what the body did:
+ * which external call it made (at most one: one LLM call or one tool call per step,
+ * so every side effect sits behind its own checkpoint) and the tokens it used.
+ */
+import type { StepKind } from '../../schema/tables.ts';
+import type { Agent, StepContext } from '../define.ts';
+import { BatonError } from '../errors.ts';
+import { createLlmClient } from '../llm/client.ts';
+import type { StepUsage } from '../store/commit.ts';
+import type { ClaimedStep } from '../store/claim.ts';
+import type { Platform } from '../platform.ts';
+import { faultPoint } from './fault-points.ts';
+
+export interface StepRecorder {
+  kind: StepKind;
+  calls: number;
+  usage: StepUsage;
+}
+
+export function createStepContext(
+  p: Platform,
+  agent: Agent,
+  claimed: ClaimedStep,
+  abortSignal: AbortSignal,
+  deadline: number,
+): { ctx: StepContext; recorder: StepRecorder } {
+  const recorder: StepRecorder = { kind: 'compute', calls: 0, usage: { model: null, inputTokens: null, outputTokens: null } };
+  const where = { runId: claimed.runId, seq: claimed.seq };
+  const beforeCall = (kind: StepKind, what: string) => {
+    if (recorder.calls > 0) {
+      throw new BatonError(
+        'one_call_per_step',
+        `step "${claimed.step}" made a second external call (${what}); give each LLM or tool call its own step`,
+      );
+    }
+    recorder.calls++;
+    recorder.kind = kind;
+  };
+  const log = p.log.child({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, function: agent.name });
+
+  const llm = createLlmClient({
+    model: p.model.model,
+    modelId: p.model.id,
+    abortSignal,
+    beforeCall: () => {
+      beforeCall('llm', 'llm');
+      faultPoint('during-call', where);
+    },
+    onUsage: (usage, modelId) => {
+      recorder.usage = { model: modelId, inputTokens: usage.inputTokens ?? null, outputTokens: usage.outputTokens ?? null };
+      if (usage.inputTokens) p.metrics.tokens.inc({ function: agent.name, model: modelId, direction: 'input' }, usage.inputTokens);
+      if (usage.outputTokens) p.metrics.tokens.inc({ function: agent.name, model: modelId, direction: 'output' }, usage.outputTokens);
+    },
+    onDelta: (text) => p.events.publish(claimed.runId, { type: 'delta', seq: claimed.seq, text }),
+  });
+
+  const ctx: StepContext = {
+    function: agent.name,
+    runId: claimed.runId,
+    seq: claimed.seq,
+    step: claimed.step,
+    attempt: claimed.attempt,
+    input: claimed.input,
+    state: claimed.state,
+    signal: claimed.signal,
+    abortSignal,
+    idempotencyKey: `${claimed.runId}:${claimed.seq}`,
+    llm,
+    async tool<T>(name: string, args: Record<string, unknown> = {}): Promise<T> {
+      beforeCall('tool', name);
+      faultPoint('during-call', where);
+      const result = await p.tools.call({
+        runId: claimed.runId,
+        seq: claimed.seq,
+        attempt: claimed.attempt,
+        function: agent.name,
+        scopes: agent.tools,
+        name,
+        args,
+        abortSignal,
+        deadline,
+      });
+      faultPoint('after-call', where);
+      return result as T;
+    },
+    log: (message, fields) => log.info(fields ?? {}, message),
+  };
+  return { ctx, recorder };
+}

@@ -1,0 +1,264 @@
+/**
+ * The step protocol (README "How a step runs"; DESIGN "The step protocol"):
+ *
+ *   claim + load (one statement) → execute the body under an AbortSignal, holding
+ *   no database connection, with a heartbeat extending the lease → commit (one
+ *   statement, fenced by the lease) → hand on (publish the next step).
+ *
+ * The caller acks the queue message after this returns, whatever the outcome; if
+ * this throws (the database stayed down), the message stays pending and is
+ * reclaimed. Both the worker (in-process) and a function's `POST /invoke` call this.
+ */
+import { randomUUID } from 'node:crypto';
+import type { StepKind } from '../../schema/tables.ts';
+import type { Agent, ResolvedStep, StepResult } from '../define.ts';
+import { BatonError, coerceError } from '../errors.ts';
+import type { Platform } from '../platform.ts';
+import type { StepMessage } from '../queue/queue.ts';
+import { type ClaimedStep, type Verdict, claimStep, diagnose, probeRun } from '../store/claim.ts';
+import { commitStep, recordFailure } from '../store/commit.ts';
+import { heartbeat, releaseLease } from '../store/lease.ts';
+import { type Patch, applyPatch } from '../state.ts';
+import { backoffMs } from './backoff.ts';
+import { createStepContext } from './context.ts';
+import { faultPoint } from './fault-points.ts';
+
+export type StepOutcome =
+  | { status: 'committed'; result: StepResult['type']; nextSeq: number }
+  | { status: 'retrying'; delayMs: number; error: string }
+  | { status: 'failed'; error: string }
+  /** Not claimed: a duplicate, stale or early message (see Verdict). */
+  | { status: 'skipped'; verdict: Verdict }
+  /** The lease was lost while the step ran: its result was discarded. */
+  | { status: 'fenced' }
+  | { status: 'cancelled' }
+  /** The process is shutting down: lease released, step re-published for another worker. */
+  | { status: 'released' };
+
+export interface ExecuteOptions {
+  worker: string;
+  /** Aborted when this process must stop (after its grace period). */
+  shutdown?: AbortSignal;
+}
+
+const COMMIT_BUDGET_MS = 60_000;
+
+export async function executeStep(p: Platform, fn: string, msg: StepMessage, opts: ExecuteOptions): Promise<StepOutcome> {
+  const agent = p.functions.get(fn);
+  if (!agent) throw new BatonError('function_not_found', `this process does not serve function "${fn}"`);
+  const leaseOwner = `${opts.worker}/${randomUUID().slice(0, 8)}`;
+  const claimed = await p.withDb(() =>
+    claimStep(p.db, { runId: msg.runId, seq: msg.seq, leaseOwner, worker: opts.worker, leaseMs: p.config.leaseMs }),
+  );
+  if (!claimed) {
+    const verdict = diagnose(await p.withDb(() => probeRun(p.db, msg.runId)), msg.seq);
+    if (verdict.action !== 'drop') await p.queue.publish(verdict.function, { runId: msg.runId, seq: verdict.seq }, verdict.delayMs);
+    p.log.debug({ runId: msg.runId, seq: msg.seq, verdict }, 'message not claimed');
+    p.metrics.steps.inc({ function: fn, kind: 'none', outcome: 'skipped' });
+    return { status: 'skipped', verdict };
+  }
+  p.events.publish(claimed.runId, { type: 'changed' });
+  faultPoint('claimed', msg);
+
+  const step = agent.steps.get(claimed.step);
+  if (!step) {
+    const err = new BatonError('unknown_step', `function "${fn}" has no step "${claimed.step}"`);
+    return fail(p, agent, claimed, leaseOwner, null, err, { model: null, inputTokens: null, outputTokens: null });
+  }
+  return runClaimed(p, agent, step, claimed, leaseOwner, opts);
+}
+
+async function runClaimed(
+  p: Platform,
+  agent: Agent,
+  step: ResolvedStep,
+  claimed: ClaimedStep,
+  leaseOwner: string,
+  opts: ExecuteOptions,
+): Promise<StepOutcome> {
+  const timeoutMs = step.timeoutMs ?? agent.timeoutMs ?? p.config.stepTimeoutMs;
+  const deadline = Date.now() + timeoutMs;
+  const controller = new AbortController();
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const signal = AbortSignal.any([controller.signal, timeout, ...(opts.shutdown ? [opts.shutdown] : [])]);
+  p.inflight.add(claimed.runId, controller);
+  const beat = setInterval(() => {
+    heartbeat(p.db, claimed.runId, leaseOwner, p.config.leaseMs).then(
+      (held) => {
+        if (!held && !controller.signal.aborted) controller.abort(new BatonError('lease_lost', 'the lease was lost'));
+      },
+      // A failed heartbeat (database blip) is not a lost lease; the commit's fence decides.
+      (err: Error) => p.log.warn({ err: err.message, runId: claimed.runId }, 'heartbeat failed'),
+    );
+  }, p.config.heartbeatMs);
+
+  const { ctx, recorder } = createStepContext(p, agent, claimed, signal, deadline);
+  const started = performance.now();
+  let result: unknown;
+  let thrown: unknown;
+  try {
+    result = await untilAborted(Promise.resolve().then(() => step.run(ctx)), signal);
+  } catch (err) {
+    thrown = err;
+  } finally {
+    clearInterval(beat);
+    p.inflight.remove(claimed.runId, controller);
+  }
+  p.metrics.stepSeconds.observe({ function: agent.name, kind: recorder.kind }, (performance.now() - started) / 1000);
+
+  if (signal.aborted) {
+    const reason = signal.reason as unknown;
+    if (reason instanceof BatonError && reason.code === 'cancelled') return count(p, agent, recorder.kind, { status: 'cancelled' });
+    if (reason instanceof BatonError && reason.code === 'lease_lost') return count(p, agent, recorder.kind, { status: 'fenced' });
+    if (opts.shutdown?.aborted && !timeout.aborted) {
+      await p.withDb(() => releaseLease(p.db, claimed.runId, leaseOwner)).catch(() => {});
+      await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq }).catch(() => {});
+      return count(p, agent, recorder.kind, { status: 'released' });
+    }
+    if (timeout.aborted) thrown = new BatonError('step_timeout', `step "${claimed.step}" exceeded its timeout of ${timeoutMs} ms`);
+  }
+  if (thrown !== undefined) return fail(p, agent, claimed, leaseOwner, recorder.calls ? recorder.kind : null, coerceError(thrown), recorder.usage);
+
+  const checked = checkResult(agent, claimed.step, result);
+  if (checked instanceof BatonError) return fail(p, agent, claimed, leaseOwner, recorder.kind, checked, recorder.usage);
+  return commit(p, agent, claimed, leaseOwner, checked, recorder.kind, recorder.usage);
+}
+
+async function commit(
+  p: Platform,
+  agent: Agent,
+  claimed: ClaimedStep,
+  leaseOwner: string,
+  result: StepResult,
+  callKind: StepKind,
+  usage: { model: string | null; inputTokens: number | null; outputTokens: number | null },
+): Promise<StepOutcome> {
+  const patch = result.patch;
+  const terminal = result.type === 'done';
+  const snapshotDue = terminal || (claimed.seq + 1) % p.config.snapshotEvery === 0;
+  const kind: StepKind = callKind !== 'compute' ? callKind : result.type === 'wait' ? 'wait' : 'compute';
+  const outcome =
+    result.type === 'next'
+      ? { type: 'next' as const, step: result.step }
+      : result.type === 'done'
+        ? { type: 'done' as const, output: result.output }
+        : {
+            type: 'wait' as const,
+            step: result.step ?? claimed.step,
+            signal: result.signal,
+            timeoutMs: result.timeoutMs ?? null,
+          };
+  faultPoint('before-commit', claimed);
+  const committed = await p.withDb(
+    () =>
+      commitStep(p.db, {
+        runId: claimed.runId,
+        seq: claimed.seq,
+        leaseOwner,
+        kind,
+        patch,
+        usage,
+        outcome,
+        snapshot: snapshotDue ? applyPatch(claimed.state, patch) : null,
+      }),
+    COMMIT_BUDGET_MS,
+  );
+  if (!committed) return count(p, agent, kind, { status: 'fenced' });
+  faultPoint('after-commit', claimed);
+  // Hand on. A crash before this line is repaired by the claim of a duplicate or by the sweeper.
+  const nextSeq = claimed.seq + 1;
+  if (result.type === 'next') await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq });
+  else if (result.type === 'wait' && committed.wakeInMs !== null) {
+    await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq }, Math.max(1, committed.wakeInMs));
+  }
+  p.events.publish(claimed.runId, { type: 'changed' });
+  return count(p, agent, kind, { status: 'committed', result: result.type, nextSeq });
+}
+
+async function fail(
+  p: Platform,
+  agent: Agent,
+  claimed: ClaimedStep,
+  leaseOwner: string,
+  kind: StepKind | null,
+  err: BatonError,
+  usage: { model: string | null; inputTokens: number | null; outputTokens: number | null },
+): Promise<StepOutcome> {
+  const step = agent.steps.get(claimed.step);
+  const maxAttempts = step?.maxAttempts ?? agent.maxAttempts ?? p.config.maxAttempts;
+  const retry = err.retryable && claimed.attempt < maxAttempts;
+  const delayMs = retry ? Math.max(1, backoffMs(claimed.attempt, p.config.retryBaseMs, p.config.retryMaxMs)) : null;
+  const error = { ...err.toJSON(), attempt: claimed.attempt };
+  const recorded = await p.withDb(
+    () =>
+      recordFailure(p.db, {
+        runId: claimed.runId,
+        seq: claimed.seq,
+        leaseOwner,
+        kind,
+        error,
+        usage,
+        retryInMs: delayMs,
+        runError: { ...err.toJSON(), step: claimed.step, seq: claimed.seq, attempt: claimed.attempt },
+      }),
+    COMMIT_BUDGET_MS,
+  );
+  if (!recorded) return count(p, agent, kind ?? 'compute', { status: 'fenced' });
+  p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, attempt: claimed.attempt, err: err.message, retry }, 'step failed');
+  if (delayMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq }, delayMs);
+  p.events.publish(claimed.runId, { type: 'changed' });
+  return count(
+    p,
+    agent,
+    kind ?? 'compute',
+    delayMs !== null ? { status: 'retrying', delayMs, error: err.message } : { status: 'failed', error: err.message },
+  );
+}
+
+function count(p: Platform, agent: Agent, kind: string, outcome: StepOutcome): StepOutcome {
+  p.metrics.steps.inc({ function: agent.name, kind, outcome: outcome.status });
+  return outcome;
+}
+
+/** Resolves with the body's result, or rejects as soon as the signal aborts (a body may ignore it). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+/** Validates what a step returned; a bad result is a bug in the function, so it is not retried. */
+function checkResult(agent: Agent, stepName: string, result: unknown): StepResult | BatonError {
+  const bad = (why: string) => new BatonError('invalid_step_result', `step "${stepName}" ${why}`);
+  const r = result as StepResult | undefined;
+  if (!r || typeof r !== 'object' || !['next', 'done', 'wait'].includes(r.type)) {
+    return bad('must return next(step, patch), done(output) or wait(signal)');
+  }
+  if (r.type === 'next' && !agent.steps.has(r.step)) return bad(`handed on to "${r.step}", which is not a step of "${agent.name}"`);
+  if (r.type === 'wait' && r.step !== undefined && !agent.steps.has(r.step)) return bad(`waits to resume "${r.step}", which is not a step`);
+  if (r.type === 'wait' && (typeof r.signal !== 'string' || !/^[A-Za-z0-9_.-]{1,100}$/.test(r.signal))) {
+    return bad('waits for a signal whose name is not 1-100 letters, digits, "_", "." or "-"');
+  }
+  if (r.patch === null || typeof r.patch !== 'object' || Array.isArray(r.patch)) return bad('returned a patch that is not an object');
+  let patch: Patch;
+  let output: unknown;
+  try {
+    patch = JSON.parse(JSON.stringify(r.patch)) as Patch;
+    output = r.type === 'done' ? JSON.parse(JSON.stringify(r.output ?? null)) : undefined;
+  } catch (err) {
+    return bad(`returned something that is not JSON: ${(err as Error).message}`);
+  }
+  return r.type === 'done' ? { ...r, patch, output } : { ...r, patch };
+}

@@ -1,0 +1,93 @@
+/**
+ * `ctx.llm`: the AI SDK's generateText / streamText with the step's model, abort
+ * signal and bookkeeping filled in. Usage is recorded on the step row; a streaming
+ * call publishes its token deltas to the run's event stream as they arrive.
+ */
+import { generateText, streamText } from 'ai';
+import type { LanguageModel, LanguageModelUsage } from 'ai';
+
+type GenerateParams = Parameters<typeof generateText>[0];
+type StreamParams = Parameters<typeof streamText>[0];
+
+/** Options as for the AI SDK, minus what the runtime supplies (`model` may still be overridden). */
+export type GenerateOptions = Omit<GenerateParams, 'model' | 'abortSignal'> & { model?: LanguageModel };
+export type StreamOptions = Omit<StreamParams, 'model' | 'abortSignal'> & { model?: LanguageModel };
+
+export type GenerateResult = Awaited<ReturnType<typeof generateText>>;
+
+export interface StreamedText {
+  text: string;
+  usage: LanguageModelUsage;
+  finishReason: string;
+  toolCalls: Array<{ toolCallId: string; toolName: string; input: unknown }>;
+}
+
+export interface LlmClient {
+  /** The model's id, e.g. `gpt-4o-mini` or `baton-offline`. */
+  readonly modelId: string;
+  generateText(options: GenerateOptions): Promise<GenerateResult>;
+  /** Streams (deltas go to the run's event stream) and resolves with the whole answer. */
+  streamText(options: StreamOptions): Promise<StreamedText>;
+}
+
+export interface LlmHooks {
+  model: LanguageModel;
+  modelId: string;
+  abortSignal: AbortSignal;
+  /** Called before the call is made (enforces one external call per step). */
+  beforeCall(): void;
+  onUsage(usage: LanguageModelUsage, modelId: string): void;
+  onDelta(text: string): void;
+}
+
+export function createLlmClient(h: LlmHooks): LlmClient {
+  const idOf = (m: LanguageModel | undefined) => (m === undefined ? h.modelId : typeof m === 'string' ? m : m.modelId);
+  return {
+    modelId: h.modelId,
+    async generateText(options) {
+      h.beforeCall();
+      const result = await generateText({ ...options, model: options.model ?? h.model, abortSignal: h.abortSignal } as GenerateParams);
+      h.onUsage(result.usage, idOf(options.model));
+      return result;
+    },
+    async streamText(options) {
+      h.beforeCall();
+      let failure: unknown;
+      const result = streamText({
+        ...options,
+        model: options.model ?? h.model,
+        abortSignal: h.abortSignal,
+        onError: ({ error }: { error: unknown }) => {
+          failure = error;
+        },
+      } as StreamParams);
+      // Batch deltas (~50 ms) so a fast model does not send one message per token.
+      let buffer = '';
+      let last = Date.now();
+      for await (const delta of result.textStream) {
+        buffer += delta;
+        if (Date.now() - last >= 50) {
+          h.onDelta(buffer);
+          buffer = '';
+          last = Date.now();
+        }
+      }
+      if (buffer) h.onDelta(buffer);
+      if (failure) throw failure;
+      h.abortSignal.throwIfAborted();
+      const [text, usage, finishReason, toolCalls] = await Promise.all([
+        result.text,
+        result.usage,
+        result.finishReason,
+        result.toolCalls,
+      ]);
+      h.onUsage(usage, idOf(options.model));
+      return {
+        text,
+        usage,
+        finishReason,
+        toolCalls: toolCalls.map((c) => ({ toolCallId: c.toolCallId, toolName: c.toolName, input: c.input })),
+      };
+    },
+  };
+}

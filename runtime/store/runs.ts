@@ -1,0 +1,124 @@
+/**
+ * Creating and reading runs (README: tables `runs` and `steps`).
+ */
+import { and, asc, desc, eq, lt, sql } from 'drizzle-orm';
+import { type Run, type RunStatus, type Step, runs, steps } from '../../schema/tables.ts';
+import { type Db, query } from '../db/connect.ts';
+
+export interface NewRun {
+  id: string;
+  function: string;
+  tenant: string;
+  input: unknown;
+  start: string;
+  idempotencyKey?: string | undefined;
+  replayOf?: string | undefined;
+}
+
+export type CreateRunResult =
+  | { created: true; id: string }
+  /** An earlier request used the same Idempotency-Key; `sameInput` says whether its input matched. */
+  | { created: false; id: string; sameInput: boolean; status: RunStatus };
+
+export async function createRun(db: Db, r: NewRun): Promise<CreateRunResult> {
+  const input = JSON.stringify(r.input);
+  const inserted = await query<{ id: string }>(
+    db,
+    sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of)
+        values (${r.id}, ${r.function}, ${r.tenant}, ${input}::jsonb, ${r.start}, ${r.idempotencyKey ?? null}, ${r.replayOf ?? null})
+        on conflict (tenant, function, idempotency_key) do nothing
+        returning id`,
+  );
+  if (inserted[0]) return { created: true, id: inserted[0].id };
+  const [existing] = await query<{ id: string; same: boolean; status: RunStatus }>(
+    db,
+    sql`select id, input = ${input}::jsonb as same, status::text as status from runs
+        where tenant = ${r.tenant} and function = ${r.function} and idempotency_key = ${r.idempotencyKey ?? null}`,
+  );
+  if (!existing) throw new Error('createRun: conflicting row vanished');
+  return { created: false, id: existing.id, sameInput: existing.same, status: existing.status };
+}
+
+export interface RunWithSteps {
+  run: Run;
+  steps: Step[];
+}
+
+export async function getRun(db: Db, id: string): Promise<Run | null> {
+  const [run] = await db.select().from(runs).where(eq(runs.id, id));
+  return run ?? null;
+}
+
+export async function getRunWithSteps(db: Db, id: string): Promise<RunWithSteps | null> {
+  const run = await getRun(db, id);
+  if (!run) return null;
+  const rows = await db.select().from(steps).where(eq(steps.runId, id)).orderBy(asc(steps.seq));
+  return { run, steps: rows };
+}
+
+export interface ListRunsFilter {
+  tenant?: string | undefined;
+  function?: string | undefined;
+  status?: RunStatus | undefined;
+  /** Runs created before this one (cursor). */
+  before?: Date | undefined;
+  limit: number;
+}
+
+export async function listRuns(db: Db, f: ListRunsFilter): Promise<Run[]> {
+  const where = and(
+    f.tenant ? eq(runs.tenant, f.tenant) : undefined,
+    f.function ? eq(runs.function, f.function) : undefined,
+    f.status ? eq(runs.status, f.status) : undefined,
+    f.before ? lt(runs.createdAt, f.before) : undefined,
+  );
+  return db.select().from(runs).where(where).orderBy(desc(runs.createdAt)).limit(f.limit);
+}
+
+/** The API's view of a run (GET /v1/runs/:id). */
+export function runView(r: RunWithSteps) {
+  const { run } = r;
+  return {
+    id: run.id,
+    function: run.function,
+    status: run.status,
+    input: run.input,
+    output: run.output,
+    error: run.error,
+    nextStep: run.nextStep,
+    waitingFor: run.status === 'waiting' ? run.waitSignal : null,
+    replayOf: run.replayOf,
+    createdAt: run.createdAt,
+    updatedAt: run.updatedAt,
+    finishedAt: run.finishedAt,
+    steps: r.steps.map(stepView),
+  };
+}
+
+export function stepView(s: Step) {
+  return {
+    seq: s.seq,
+    name: s.name,
+    kind: s.kind,
+    status: s.status,
+    attempt: s.attempt,
+    durationMs: s.durationMs,
+    startedAt: s.startedAt,
+    finishedAt: s.finishedAt,
+    nextStep: s.nextStep,
+    error: s.error,
+    usage: s.model ? { model: s.model, inputTokens: s.inputTokens, outputTokens: s.outputTokens } : null,
+  };
+}
+
+/** A short summary for lists. */
+export function runSummary(run: Run) {
+  return {
+    id: run.id,
+    function: run.function,
+    status: run.status,
+    nextStep: run.nextStep,
+    createdAt: run.createdAt,
+    finishedAt: run.finishedAt,
+  };
+}

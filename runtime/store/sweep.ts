@@ -1,0 +1,55 @@
+/**
+ * The sweeper: Redis holds only wake-ups, so if it loses them (flush, failover) the
+ * runs in PostgreSQL are still live. This finds live runs that made no progress for
+ * `staleMs` and hands them back to the caller to re-publish.
+ *
+ * One sweeper at a time, through a transaction-scoped advisory lock
+ * (pg_try_advisory_xact_lock): a session lock would not survive PgBouncer's
+ * transaction pooling. Touching updated_at throttles re-publishing to once per
+ * staleMs per run. A duplicate wake-up is harmless: the claim admits one step runner.
+ */
+import { sql } from 'drizzle-orm';
+import { type Db, query } from '../db/connect.ts';
+
+const SWEEP_LOCK = 0x6261746f6e01;
+
+export interface SweptRun {
+  id: string;
+  function: string;
+  next_seq: number;
+  /** Wait this long before running (a backoff or a wait's timeout still pending). */
+  delay_ms: number;
+}
+
+export interface SweepOptions {
+  staleMs: number;
+  limit?: number;
+  /** Also take runs whose lease is still live (embedded mode at start: no other process can hold one). */
+  ignoreLeases?: boolean;
+}
+
+/** Returns the runs to re-publish, or null when another sweeper holds the lock. */
+export async function sweep(db: Db, opts: SweepOptions): Promise<SweptRun[] | null> {
+  return db.transaction(async (tx) => {
+    const [lock] = await query<{ ok: boolean }>(tx as unknown as Db, sql`select pg_try_advisory_xact_lock(${SWEEP_LOCK}) as ok`);
+    if (!lock?.ok) return null;
+    const leaseFree = opts.ignoreLeases ? sql`true` : sql`(lease_owner is null or lease_expires_at < now())`;
+    return query<SweptRun>(
+      tx as unknown as Db,
+      sql`
+      update runs set updated_at = now(), lease_owner = case when ${opts.ignoreLeases ?? false} then null else lease_owner end
+      where id in (
+        select id from runs
+        where status in ('queued', 'running', 'waiting')
+          and updated_at < now() - ${opts.staleMs}::int * interval '1 millisecond'
+          and ${leaseFree}
+          and not (status = 'waiting' and wake_at is null)
+        order by updated_at
+        limit ${opts.limit ?? 500}
+        for update skip locked
+      )
+      returning id, function, next_seq,
+        greatest(0, coalesce(extract(epoch from wake_at - now()) * 1000, 0))::float8 as delay_ms`,
+    );
+  });
+}

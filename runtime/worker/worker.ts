@@ -1,0 +1,177 @@
+/**
+ * The worker: drains the functions' streams and runs up to `concurrency` steps at
+ * once (steps mostly wait on LLMs, so one process runs many). Beside the read loop
+ * it runs four small loops:
+ *   reclaim — takes over messages a dead consumer left pending for longer than a lease;
+ *   mover   — promotes delayed messages (backoff, wait timeouts, re-checks) when due;
+ *   sweeper — re-publishes live runs that made no progress (Redis lost a wake-up);
+ *   control — aborts in-flight calls of cancelled runs.
+ * stop() drains: no new messages, in-flight steps get `graceMs` to finish, the rest
+ * release their leases and are re-published for another worker.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type StepOutcome, executeStep } from '../engine/execute-step.ts';
+import { BatonError } from '../errors.ts';
+import type { Platform } from '../platform.ts';
+import type { Delivery } from '../queue/queue.ts';
+import { sweep } from '../store/sweep.ts';
+
+export interface WorkerOptions {
+  /** Functions to serve (default: all in the registry). */
+  functions?: readonly string[];
+  concurrency?: number;
+  /** How a delivery is executed (default: in-process; the Knative dispatcher POSTs it instead). */
+  execute?: (delivery: Delivery, shutdown: AbortSignal) => Promise<StepOutcome>;
+  /** Re-publish every live run once at start (the embedded mode rebuilds its in-process queue). */
+  rebuildAtStart?: boolean;
+  onOutcome?: (delivery: Delivery, outcome: StepOutcome) => void;
+}
+
+export interface Worker {
+  readonly consumer: string;
+  readonly active: number;
+  start(): Promise<void>;
+  /** Drains and stops; resolves when every loop has ended. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const MOVER_INTERVAL_MS = 100;
+
+export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
+  const functions = opts.functions ?? [...p.functions.keys()];
+  const consumer = `${p.config.workerName}-${randomUUID().slice(0, 6)}`;
+  const concurrency = opts.concurrency ?? p.config.concurrency;
+  const shutdown = new AbortController(); // aborts in-flight steps after the grace period
+  const stopLoops = new AbortController(); // ends the loops at once
+  const active = new Set<Promise<void>>();
+  let slotFreed: (() => void) | null = null;
+  const loops: Promise<void>[] = [];
+  let unsubscribe: (() => Promise<void>) | undefined;
+  const log = p.log.child({ worker: consumer });
+
+  const execute =
+    opts.execute ?? ((d: Delivery, stop: AbortSignal) => executeStep(p, d.function, d.message, { worker: consumer, shutdown: stop }));
+
+  async function ack(d: Delivery) {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        return await p.queue.ack(d);
+      } catch {
+        await sleep(100 * 2 ** attempt);
+      }
+    }
+    // Left pending: reclaimed later, and then dropped by the claim as stale.
+    log.warn({ runId: d.message.runId, seq: d.message.seq }, 'could not ack; the message will be reclaimed');
+  }
+
+  function handle(d: Delivery) {
+    const task = (async () => {
+      try {
+        const outcome = await execute(d, shutdown.signal);
+        await ack(d);
+        opts.onOutcome?.(d, outcome);
+      } catch (err) {
+        if (err instanceof BatonError && err.code === 'function_not_found') await ack(d);
+        // Otherwise not acked: nothing was committed, so the message is reclaimed after a lease.
+        log.warn({ err: (err as Error).message, runId: d.message.runId, seq: d.message.seq }, 'step not completed');
+      }
+    })().finally(() => {
+      active.delete(task);
+      slotFreed?.();
+    });
+    active.add(task);
+  }
+
+  const stopped = () => stopLoops.signal.aborted;
+  const pause = (ms: number) => sleep(ms, undefined, { signal: stopLoops.signal }).catch(() => {});
+
+  async function readLoop() {
+    let backoff = 100;
+    while (!stopped()) {
+      const free = concurrency - active.size;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => {
+          slotFreed = resolve;
+          stopLoops.signal.addEventListener('abort', () => resolve(), { once: true });
+        });
+        slotFreed = null;
+        continue;
+      }
+      try {
+        const deliveries = await p.queue.read(functions, consumer, free, 1000);
+        if (stopped()) {
+          // Read while stopping: hand them back by not acking; they are reclaimed.
+          break;
+        }
+        for (const d of deliveries) handle(d);
+        backoff = 100;
+      } catch (err) {
+        if (stopped()) break;
+        log.warn({ err: (err as Error).message }, 'queue read failed; backing off');
+        await pause(backoff);
+        backoff = Math.min(2000, backoff * 2);
+      }
+    }
+  }
+
+  function every(name: string, intervalMs: number, fn: () => Promise<unknown>) {
+    return (async () => {
+      while (!stopped()) {
+        try {
+          await fn();
+        } catch (err) {
+          log.debug({ err: (err as Error).message, loop: name }, 'loop iteration failed');
+        }
+        await pause(intervalMs);
+      }
+    })();
+  }
+
+  async function republishStale(staleMs: number, ignoreLeases: boolean) {
+    const runs = await sweep(p.db, { staleMs, ignoreLeases });
+    for (const run of runs ?? []) await p.queue.publish(run.function, { runId: run.id, seq: run.next_seq }, run.delay_ms);
+    if (runs?.length) log.info({ count: runs.length }, 'sweeper re-published live runs');
+  }
+
+  return {
+    consumer,
+    get active() {
+      return active.size;
+    },
+
+    async start() {
+      await p.queue.prepare(functions);
+      if (opts.rebuildAtStart) await p.withDb(() => republishStale(0, true));
+      unsubscribe = await p.events.onControl((m) => {
+        if (m.type === 'cancel') p.inflight.cancel(m.runId);
+      });
+      loops.push(
+        readLoop(),
+        every('reclaim', Math.max(100, Math.floor(p.config.leaseMs / 4)), async () => {
+          const free = concurrency - active.size;
+          if (free <= 0) return;
+          for (const d of await p.queue.reclaim(functions, consumer, p.config.leaseMs, free)) handle(d);
+        }),
+        every('mover', MOVER_INTERVAL_MS, () => p.queue.promoteDue()),
+        every('sweeper', Math.max(100, Math.floor(p.config.sweepAfterMs / 2)), () => republishStale(p.config.sweepAfterMs, false)),
+      );
+      log.info({ functions, concurrency }, 'worker started');
+    },
+
+    async stop(graceMs = p.config.graceMs) {
+      stopLoops.abort();
+      slotFreed?.();
+      const drained = Promise.allSettled([...active]);
+      const graceOver = sleep(graceMs).then(() => 'timeout' as const);
+      if ((await Promise.race([drained, graceOver])) === 'timeout') {
+        log.warn({ inflight: active.size }, 'grace period over; releasing the leases of unfinished steps');
+        shutdown.abort(new Error('the worker is shutting down'));
+        await Promise.race([Promise.allSettled([...active]), sleep(5000)]);
+      }
+      await unsubscribe?.().catch(() => {});
+      await Promise.allSettled(loops);
+      log.info('worker stopped');
+    },
+  };
+}

@@ -1,0 +1,47 @@
+/**
+ * Serves a Hono app on Node and stops it cleanly: close() stops accepting, then ends
+ * idle keep-alive and long-lived (SSE) connections after a short grace.
+ */
+import { serve } from '@hono/node-server';
+import type { Hono } from 'hono';
+
+export interface Served {
+  port: number;
+  url: string;
+  close(graceMs?: number): Promise<void>;
+}
+
+export function serveApp(app: Hono<any>, port: number, hostname: string): Promise<Served> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, port, hostname }, (info) => {
+      const host = hostname === '0.0.0.0' || hostname === '::' ? '127.0.0.1' : hostname;
+      resolve({
+        port: info.port,
+        url: `http://${host}:${info.port}`,
+        close: (graceMs = 2000) =>
+          new Promise<void>((done) => {
+            const http = server as import('node:http').Server;
+            http.close(() => done());
+            http.closeIdleConnections?.();
+            setTimeout(() => http.closeAllConnections?.(), graceMs).unref();
+          }),
+      });
+    });
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(err.code === 'EADDRINUSE' ? new Error(`port ${port} is in use; set PORT to another port`) : err);
+    });
+  });
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(signal);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}

@@ -1,0 +1,101 @@
+/**
+ * `git` tool server (read-only): lists the files changed and returns the diff of a
+ * commit or a commit range in one configured repository (GIT_REPO, default: the
+ * repository of the working directory). Run: `node tools/git/server.ts`.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { z } from 'zod';
+import { createToolServerApp, isMain, listen, toolServerEnv } from '../lib/server.ts';
+
+const run = promisify(execFile);
+
+// A revision or `a..b`; never starting with '-', so it cannot smuggle an option into git.
+const REV = /^(?!-)[A-Za-z0-9._/~^@{}-]{1,200}$/;
+const RangeSchema = z
+  .string()
+  .refine((r) => r.split('..').length <= 2 && r.split('..').every((part) => REV.test(part)), {
+    message: 'range must be a revision (e.g. HEAD) or a range a..b of revisions',
+  })
+  .default('HEAD');
+
+async function git(repo: string, args: string[]): Promise<string> {
+  const { stdout } = await run('git', ['-C', repo, ...args], { maxBuffer: 64 * 1024 * 1024 });
+  return stdout;
+}
+
+/** `HEAD` → the changes of that commit; `a..b` → the changes between a and b. */
+function diffArgs(range: string, extra: string[]): string[] {
+  const [from, to] = range.split('..');
+  return to === undefined ? ['show', '--format=', ...extra, from, '--'] : ['diff', ...extra, from, to, '--'];
+}
+
+export function registerGitTools(repo: string) {
+  return (server: McpServer, only: ReadonlySet<string> | null) => {
+    const allowed = (name: string) => !only || only.has(name);
+    if (allowed('list_changed_files')) {
+      server.registerTool(
+        'list_changed_files',
+        {
+          description: 'Files changed by a commit (default HEAD) or a range a..b, with their status (A, M, D, R).',
+          inputSchema: { range: RangeSchema },
+          outputSchema: { range: z.string(), files: z.array(z.object({ status: z.string(), path: z.string() })) },
+        },
+        async ({ range }) => {
+          const out = await git(repo, diffArgs(range, ['--name-status']));
+          const files = out
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => {
+              const [status, ...paths] = line.split('\t');
+              return { status, path: paths.at(-1) ?? '' };
+            });
+          const structured = { range, files };
+          return { content: [{ type: 'text', text: JSON.stringify(structured) }], structuredContent: structured };
+        },
+      );
+    }
+    if (allowed('get_diff')) {
+      server.registerTool(
+        'get_diff',
+        {
+          description: 'The unified diff of a commit (default HEAD) or a range a..b, cut at maxBytes.',
+          inputSchema: { range: RangeSchema, maxBytes: z.number().int().min(1).max(4_000_000).default(200_000) },
+          outputSchema: { range: z.string(), commit: z.string(), diff: z.string(), truncated: z.boolean() },
+        },
+        async ({ range, maxBytes }) => {
+          const [diff, commit] = await Promise.all([
+            git(repo, diffArgs(range, ['--patch', '--no-color'])),
+            git(repo, ['rev-parse', range.split('..').at(-1) ?? range]),
+          ]);
+          const truncated = Buffer.byteLength(diff) > maxBytes;
+          const structured = {
+            range,
+            commit: commit.trim(),
+            diff: truncated ? Buffer.from(diff).subarray(0, maxBytes).toString('utf8') : diff,
+            truncated,
+          };
+          return { content: [{ type: 'text', text: JSON.stringify(structured) }], structuredContent: structured };
+        },
+      );
+    }
+  };
+}
+
+export async function findRepo(dir: string): Promise<string | null> {
+  try {
+    return (await run('git', ['-C', dir, 'rev-parse', '--show-toplevel'])).stdout.trim();
+  } catch {
+    return null;
+  }
+}
+
+if (isMain(import.meta.url)) {
+  const env = toolServerEnv();
+  const repo = process.env.GIT_REPO ?? (await findRepo(process.cwd()));
+  if (!repo) throw new Error('GIT_REPO is not set and the working directory is not in a git repository');
+  const app = createToolServerApp({ name: 'git', publicKey: env.publicKey, allowedHosts: env.allowedHosts, register: registerGitTools(repo) });
+  const { url } = await listen(app, env.port, env.host);
+  console.log(JSON.stringify({ server: 'git', url: `${url}/mcp`, repo }));
+}
