@@ -112,7 +112,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     dataDir: path.resolve(e.BATON_DATA_DIR),
     logLevel: e.BATON_LOG_LEVEL,
     workerName: e.BATON_WORKER_NAME ?? `${os.hostname()}-${process.pid}`,
-    revision: e.BATON_REVISION,
+    // Knative sets K_REVISION in every revision's pods.
+    revision: e.BATON_REVISION ?? env.K_REVISION,
     ...overrides,
   };
 }

@@ -4,7 +4,7 @@
  * code path the in-process worker uses, and answers the outcome. The dispatcher acks
  * its stream message on any 2xx; on a 5xx it leaves it pending to be retried.
  */
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import * as v from 'valibot';
 import { executeStep } from '../engine/execute-step.ts';
 import { BatonError, ERROR_CODES } from '../errors.ts';
@@ -19,7 +19,7 @@ const Envelope = v.object({
 export function createInvokeApp(p: Platform, opts: { worker: string; shutdown?: AbortSignal }): Hono {
   const app = new Hono();
   app.get('/healthz', (c) => c.json({ ok: true, functions: [...p.functions.keys()] }));
-  const invoke = (fn: string) => async (c: import('hono').Context) => {
+  const invoke = (fn: string) => async (c: Context) => {
     const envelope = validate(Envelope, await readJson(c), 'body');
     const outcome = await executeStep(p, fn, { runId: envelope.run_id, seq: envelope.seq }, opts);
     return c.json({ outcome });

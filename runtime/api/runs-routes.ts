@@ -31,7 +31,7 @@ const ListQuery = v.object({
 const ReplayBody = v.optional(v.object({ fromSeq: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }), {});
 
 export function describeFunction(agent: Agent) {
-  let inputSchema: unknown = null;
+  let inputSchema: unknown;
   try {
     inputSchema = toJsonSchema(agent.input, { errorMode: 'ignore' });
   } catch {

@@ -48,7 +48,14 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
   if (!agent) throw new BatonError('function_not_found', `this process does not serve function "${fn}"`);
   const leaseOwner = `${opts.worker}/${randomUUID().slice(0, 8)}`;
   const claimed = await p.withDb(() =>
-    claimStep(p.db, { runId: msg.runId, seq: msg.seq, leaseOwner, worker: opts.worker, leaseMs: p.config.leaseMs }),
+    claimStep(p.db, {
+      runId: msg.runId,
+      seq: msg.seq,
+      leaseOwner,
+      worker: opts.worker,
+      leaseMs: p.config.leaseMs,
+      revision: p.config.revision ?? null,
+    }),
   );
   if (!claimed) {
     const verdict = diagnose(await p.withDb(() => probeRun(p.db, msg.runId)), msg.seq);

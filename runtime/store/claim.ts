@@ -20,6 +20,8 @@ export interface ClaimInput {
   leaseOwner: string;
   worker: string;
   leaseMs: number;
+  /** Code revision of this process; recorded on the run by its first claim (Knative pins later steps to it). */
+  revision?: string | null;
 }
 
 export interface ClaimedStep {
@@ -60,7 +62,8 @@ export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | nu
       update runs r set
         status = 'running', lease_owner = ${c.leaseOwner},
         lease_expires_at = now() + ${c.leaseMs}::int * interval '1 millisecond',
-        wake_at = null, wait_signal = null, updated_at = now()
+        wake_at = null, wait_signal = null, updated_at = now(),
+        revision = coalesce(r.revision, ${c.revision ?? null})
       from old
       where r.id = old.id and r.next_seq = ${c.seq}
         and ((r.status in ('queued', 'running') and (r.wake_at is null or r.wake_at <= now()))

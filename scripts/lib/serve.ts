@@ -3,7 +3,7 @@
  * idle keep-alive and long-lived (SSE) connections after a short grace.
  */
 import { serve } from '@hono/node-server';
-import type { Hono } from 'hono';
+import type { Server } from 'node:http';
 
 export interface Served {
   port: number;
@@ -11,7 +11,7 @@ export interface Served {
   close(graceMs?: number): Promise<void>;
 }
 
-export function serveApp(app: Hono<any>, port: number, hostname: string): Promise<Served> {
+export function serveApp(app: { fetch: (request: Request) => Response | Promise<Response> }, port: number, hostname: string): Promise<Served> {
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, port, hostname }, (info) => {
       const host = hostname === '0.0.0.0' || hostname === '::' ? '127.0.0.1' : hostname;
@@ -20,7 +20,7 @@ export function serveApp(app: Hono<any>, port: number, hostname: string): Promis
         url: `http://${host}:${info.port}`,
         close: (graceMs = 2000) =>
           new Promise<void>((done) => {
-            const http = server as import('node:http').Server;
+            const http = server as Server;
             http.close(() => done());
             http.closeIdleConnections?.();
             setTimeout(() => http.closeAllConnections?.(), graceMs).unref();

@@ -48,7 +48,7 @@ export function verifyCapability(publicKey: KeyObject, token: string, audience: 
   const parts = token.split('.');
   if (parts.length !== 3 || parts[0] !== PREFIX) return { ok: false, status: 401, reason: 'malformed token' };
   const body = `${parts[0]}.${parts[1]}`;
-  let valid = false;
+  let valid: boolean;
   try {
     valid = crypto.verify(null, Buffer.from(body), publicKey, Buffer.from(parts[2], 'base64url'));
   } catch {
