@@ -1,0 +1,103 @@
+/**
+ * An OpenAI-compatible stub (POST /v1/chat/completions, JSON and SSE streaming) for
+ * tests: the real @ai-sdk/openai provider talks to it over real HTTP. Each call's
+ * answer comes from `reply` (default: echo the last user message's first line);
+ * `delayMs` makes it slow, `failFirst` makes the first N calls answer 500.
+ */
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import { Hono } from 'hono';
+import { streamSSE } from 'hono/streaming';
+
+export interface ChatRequest {
+  model: string;
+  messages: Array<{ role: string; content: unknown }>;
+  stream?: boolean;
+  tools?: unknown[];
+}
+
+export type StubReply = string | { toolCalls: Array<{ name: string; arguments: Record<string, unknown> }> };
+
+export interface LlmStubOptions {
+  reply?: (req: ChatRequest, call: number) => StubReply;
+  /** Fixed delay, or [min, max] uniformly, before answering (ms). */
+  delayMs?: number | [number, number];
+  failFirst?: number;
+}
+
+export interface LlmStub {
+  url: string;
+  /** Requests seen, in order. */
+  calls: ChatRequest[];
+  close(): Promise<void>;
+}
+
+function lastUserText(req: ChatRequest): string {
+  const user = [...req.messages].reverse().find((m) => m.role === 'user');
+  const content = user?.content;
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) return content.map((p) => (p as { text?: string }).text ?? '').join('');
+  return '';
+}
+
+export async function startLlmStub(opts: LlmStubOptions = {}): Promise<LlmStub> {
+  const calls: ChatRequest[] = [];
+  const app = new Hono();
+  const delay = () => {
+    const d = opts.delayMs;
+    const ms = d === undefined ? 0 : typeof d === 'number' ? d : d[0] + Math.random() * (d[1] - d[0]);
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  };
+  app.post('/v1/chat/completions', async (c) => {
+    const req = (await c.req.json()) as ChatRequest;
+    calls.push(req);
+    const n = calls.length;
+    await delay();
+    if (opts.failFirst && n <= opts.failFirst) return c.json({ error: { message: 'stub failure', type: 'server_error' } }, 500);
+    const reply = opts.reply?.(req, n) ?? `stub answer: ${lastUserText(req).split('\n')[0].slice(0, 80)}`;
+    const usage = { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 };
+    const id = `chatcmpl-${n}`;
+    const created = Math.floor(Date.now() / 1000);
+    const toolCalls =
+      typeof reply === 'string'
+        ? undefined
+        : reply.toolCalls.map((t, i) => ({ id: `call_${i}`, type: 'function', function: { name: t.name, arguments: JSON.stringify(t.arguments) } }));
+    const text = typeof reply === 'string' ? reply : null;
+    const finish = toolCalls ? 'tool_calls' : 'stop';
+    if (!req.stream) {
+      return c.json({
+        id,
+        object: 'chat.completion',
+        created,
+        model: req.model,
+        choices: [{ index: 0, message: { role: 'assistant', content: text, tool_calls: toolCalls }, finish_reason: finish }],
+        usage,
+      });
+    }
+    return streamSSE(c, async (s) => {
+      const chunk = (delta: unknown, finishReason: string | null, extra: Record<string, unknown> = {}) =>
+        s.writeSSE({
+          data: JSON.stringify({ id, object: 'chat.completion.chunk', created, model: req.model, choices: [{ index: 0, delta, finish_reason: finishReason }], ...extra }),
+        });
+      await chunk({ role: 'assistant', content: '' }, null);
+      if (text) for (const piece of text.match(/\S+\s*/g) ?? []) await chunk({ content: piece }, null);
+      if (toolCalls) await chunk({ tool_calls: toolCalls.map((t, index) => ({ index, ...t })) }, null);
+      await chunk({}, finish);
+      await s.writeSSE({ data: JSON.stringify({ id, object: 'chat.completion.chunk', created, model: req.model, choices: [], usage }) });
+      await s.writeSSE({ data: '[DONE]' });
+    });
+  });
+  return new Promise((resolve) => {
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info) => {
+      resolve({
+        url: `http://127.0.0.1:${info.port}/v1`,
+        calls,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            (server as Server).closeAllConnections?.();
+          }),
+      });
+    });
+  });
+}
