@@ -162,12 +162,17 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
     async stop(graceMs = p.config.graceMs) {
       stopLoops.abort();
       slotFreed?.();
-      const drained = Promise.allSettled([...active]);
-      const graceOver = sleep(graceMs).then(() => 'timeout' as const);
-      if ((await Promise.race([drained, graceOver])) === 'timeout') {
+      const grace = new AbortController();
+      const drained = Promise.allSettled([...active]).then(() => 'drained' as const);
+      const graceOver = sleep(graceMs, 'timeout' as const, { signal: grace.signal }).catch(() => 'drained' as const);
+      const first = await Promise.race([drained, graceOver]);
+      grace.abort(); // a pending timer would keep the process alive for the whole grace period
+      if (first === 'timeout') {
         log.warn({ inflight: active.size }, 'grace period over; releasing the leases of unfinished steps');
         shutdown.abort(new Error('the worker is shutting down'));
-        await Promise.race([Promise.allSettled([...active]), sleep(5000)]);
+        const settle = new AbortController();
+        await Promise.race([Promise.allSettled([...active]), sleep(5000, undefined, { signal: settle.signal }).catch(() => {})]);
+        settle.abort();
       }
       await unsubscribe?.().catch(() => {});
       await Promise.allSettled(loops);
