@@ -5,6 +5,8 @@ import { createPlatform } from '../../runtime/platform.ts';
 import { serveApp, untilSignal } from '../lib/serve.ts';
 
 export async function main(): Promise<number> {
+  // Listen first: a SIGTERM that arrives while starting must still stop cleanly.
+  const stopSignal = untilSignal();
   const config = loadConfig();
   if (!config.databaseUrl) throw new Error('DATABASE_URL is not set (the embedded mode is `baton dev`, i.e. `npm start`)');
   const p = await createPlatform(config);
@@ -12,7 +14,7 @@ export async function main(): Promise<number> {
   const served = await serveApp(createApi(p), config.port, config.host);
   p.log.info({ url: served.url, functions: [...p.functions.keys()] }, 'api listening');
   console.error(`baton api listening on ${served.url}`);
-  await untilSignal();
+  await stopSignal;
   await served.close();
   await p.close();
   return 0;

@@ -30,6 +30,9 @@ export async function main(argv: string[]): Promise<number> {
   const config = loadConfig(env, { host: process.env.HOST ?? '127.0.0.1' });
   const unlock = takeLock(config.dataDir);
   const cleanup: Array<() => Promise<unknown>> = [];
+  let stopping = false;
+  // Listen before anything is printed: a Ctrl-C right after "Ready" must find the handler.
+  const stopSignal = untilSignal();
   try {
     const keys = signingKeys(config.dataDir, config.toolSigningKey);
     const tools = await startLocalTools(config.dataDir, keys.publicKeyPem);
@@ -56,12 +59,14 @@ export async function main(argv: string[]): Promise<number> {
     if (!values['no-demo'] && p.functions.has(DEMO)) demoOk = await demoRun(p, api.url, apiKey);
     if (values.once) return demoOk ? 0 : 1;
     console.log('\nReady. Ctrl-C to stop.');
-    await untilSignal();
+    await stopSignal;
     console.log('\nStopping…');
+    stopping = true;
     return 0;
   } finally {
     for (const close of cleanup.reverse()) await close().catch(() => {});
     unlock();
+    if (stopping) console.log('Stopped.');
   }
 }
 

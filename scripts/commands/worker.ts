@@ -11,6 +11,8 @@ import { untilSignal } from '../lib/serve.ts';
 
 export async function main(argv: string[]): Promise<number> {
   const { positionals } = parseArgs({ args: argv, allowPositionals: true, options: {} });
+  // Listen first: a SIGTERM that arrives while starting must still stop cleanly.
+  const stopSignal = untilSignal();
   const config = loadConfig();
   if (!config.databaseUrl || !config.redisUrl) {
     throw new Error('DATABASE_URL and REDIS_URL must be set (the embedded mode is `baton dev`, i.e. `npm start`)');
@@ -20,7 +22,7 @@ export async function main(argv: string[]): Promise<number> {
   const worker = createWorker(p);
   await worker.start();
   console.error(`baton worker ${worker.consumer}: ${[...functions.keys()].join(', ')} (concurrency ${config.concurrency})`);
-  await untilSignal();
+  await stopSignal;
   await worker.stop();
   await p.close();
   return 0;

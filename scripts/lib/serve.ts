@@ -33,13 +33,22 @@ export function serveApp(app: { fetch: (request: Request) => Response | Promise<
   });
 }
 
-/** Resolves on the first SIGINT or SIGTERM. */
+/**
+ * Resolves on the first SIGINT or SIGTERM. A repeat within a second is ignored (a
+ * terminal's Ctrl-C reaches both npm and us, and npm forwards it again); a later one
+ * forces the exit, for when a clean stop takes too long.
+ */
 export function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
+    let first = 0;
     const on = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', on);
-      process.off('SIGTERM', on);
-      resolve(signal);
+      if (!first) {
+        first = Date.now();
+        resolve(signal);
+      } else if (Date.now() - first > 1000) {
+        process.stderr.write(`${signal} again: exiting without a clean stop\n`);
+        process.exit(130);
+      }
     };
     process.on('SIGINT', on);
     process.on('SIGTERM', on);

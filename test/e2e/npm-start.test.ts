@@ -1,0 +1,79 @@
+/**
+ * The README's first command, for real: `npm start` in a fresh directory (a copy of the
+ * project without .baton/ or .git) runs the demo to completion on the embedded default;
+ * a second start finds the earlier run; Ctrl-C (SIGINT) stops it cleanly.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { ROOT } from '../helpers/processes.ts';
+
+let dir: string;
+
+before(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'baton-start-'));
+  for (const entry of ['package.json', 'tsconfig.json', 'functions', 'runtime', 'schema', 'scripts', 'tools']) {
+    fs.cpSync(path.join(ROOT, entry), path.join(dir, entry), { recursive: true });
+  }
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+});
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function npmStart(args: string[], stopWhen?: RegExp) {
+  let until = stopWhen;
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0' };
+  for (const key of ['DATABASE_URL', 'REDIS_URL', 'OPENAI_API_KEY', 'BATON_AUTH', 'BATON_DATA_DIR']) delete env[key];
+  // Its own process group, so Ctrl-C can be sent as a terminal sends it: to the whole group.
+  const child = spawn('npm', ['start', '--silent', '--', ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const signal = (s: NodeJS.Signals) => {
+    try {
+      process.kill(-(child.pid as number), s);
+    } catch {
+      // already gone
+    }
+  };
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+    if (until?.test(out)) {
+      until = undefined;
+      signal('SIGINT');
+    }
+  });
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const timer = setTimeout(() => signal('SIGKILL'), 120_000);
+  return new Promise<{ code: number | null; signal: string | null; out: string; err: string }>((resolve) =>
+    child.on('close', (code, sig) => {
+      clearTimeout(timer);
+      resolve({ code, signal: sig, out, err });
+    }),
+  );
+}
+
+test('npm start runs the demo to completion on the embedded default, keeps its runs, stops on Ctrl-C', async () => {
+  const first = await npmStart(['--once']);
+  assert.equal(first.code, 0, `${first.out}\n${first.err}`);
+  assert.match(first.out, /embedded PGlite/);
+  assert.match(first.out, /offline model baton-offline/);
+  assert.match(first.out, /curl -sS -X POST http:\/\/127\.0\.0\.1:\d+\/v1\/functions\/pr-review\/runs/);
+  assert.match(first.out, /✓ +0 fetch_diff +tool +\d+ ms/);
+  assert.match(first.out, /✓ +1 review +llm +\d+ ms/);
+  assert.match(first.out, /✓ +2 post +tool +\d+ ms/);
+  assert.match(first.out, /Run succeeded in \d+ ms/);
+  assert.match(first.out, /reviewed by the offline model baton-offline/);
+  assert.ok(fs.existsSync(path.join(dir, '.baton/pgdata')), 'the database lives under .baton/');
+
+  // Second start: the first run is still there; Ctrl-C once ready stops it with exit 0.
+  const second = await npmStart([], /Ready\. Ctrl-C to stop\./);
+  // npm itself dies of the SIGINT (as in a terminal); Baton finishes its shutdown and says so.
+  assert.ok(second.code === 0 || second.signal === 'SIGINT', `${second.code} ${second.signal}\n${second.out}\n${second.err}`);
+  assert.match(second.out, /Stopping…\nStopped\.\n$/, second.err);
+  assert.doesNotMatch(second.err, /Error|error/);
+  assert.match(second.out, /1 earlier run\(s\)/);
+  assert.match(second.out, /Run succeeded/);
+  assert.ok(!fs.existsSync(path.join(dir, '.baton/lock')), 'the lock is released on exit');
+});
