@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadConfig } from './config.ts';
+
+test('defaults follow the documented contract', () => {
+  const c = loadConfig({});
+  assert.equal(c.port, 8080);
+  assert.equal(c.concurrency, 32);
+  assert.equal(c.auth, true);
+  assert.equal(c.leaseMs, 4000);
+  assert.ok(c.heartbeatMs < c.leaseMs);
+  assert.equal(c.redisPrefix, 'baton:');
+  assert.equal(c.databaseUrl, undefined);
+});
+
+test('reads values, tool URLs and the revision', () => {
+  const c = loadConfig({ PORT: '9000', BATON_AUTH: 'off', BATON_CONCURRENCY: '4', BATON_TOOL_GIT_URL: 'http://g/mcp', BATON_TOOL_MY_TOOL_URL: 'http://m/mcp', K_REVISION: 'pr-review-00002' });
+  assert.equal(c.port, 9000);
+  assert.equal(c.auth, false);
+  assert.equal(c.concurrency, 4);
+  assert.deepEqual(c.toolUrls, { git: 'http://g/mcp', 'my-tool': 'http://m/mcp' });
+  assert.equal(c.revision, 'pr-review-00002');
+});
+
+test('a bad value names its variable', () => {
+  assert.throws(() => loadConfig({ BATON_CONCURRENCY: 'many' }), /BATON_CONCURRENCY: must be a whole number/);
+  assert.throws(() => loadConfig({ BATON_CONCURRENCY: '0' }), /BATON_CONCURRENCY/);
+  assert.throws(() => loadConfig({ BATON_AUTH: 'maybe' }), /BATON_AUTH/);
+  assert.throws(() => loadConfig({ BATON_LEASE_MS: '1000', BATON_HEARTBEAT_MS: '2000' }), /BATON_HEARTBEAT_MS/);
+});

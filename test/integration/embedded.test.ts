@@ -1,0 +1,96 @@
+/**
+ * The embedded default in-process: PGlite on disk, the in-process queue and bus, the
+ * offline model. Same engine, same statements as on PostgreSQL + Redis.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import * as v from 'valibot';
+import { createApi } from '../../runtime/api/app.ts';
+import { loadConfig } from '../../runtime/config.ts';
+import { openDatabase, type Database } from '../../runtime/db/connect.ts';
+import { migrate } from '../../runtime/db/migrate.ts';
+import { defineAgent, done, next, wait } from '../../runtime/define.ts';
+import { loadFunctions, registryOf } from '../../runtime/functions.ts';
+import { createPlatform, type Platform } from '../../runtime/platform.ts';
+import { createWorker, type Worker } from '../../runtime/worker/worker.ts';
+import { generateKeyPair, loadPrivateKey } from '../../tools/lib/capability.ts';
+import { type LocalTools, startLocalTools } from '../../scripts/lib/embedded.ts';
+import { trigger, waitForRun } from '../helpers/platform.ts';
+
+const approval = defineAgent({
+  name: 'approval',
+  input: v.object({ failTimes: v.number() }),
+  start: 'flaky',
+  steps: {
+    flaky: (ctx) => {
+      if (ctx.attempt <= ctx.input.failTimes) throw new Error(`attempt ${ctx.attempt} fails`);
+      return next('ask', { tries: ctx.attempt });
+    },
+    ask: (ctx) => (ctx.signal ? done({ approved: ctx.signal.payload, tries: ctx.state.tries }) : wait('approve')),
+  },
+});
+
+let dir: string;
+let database: Database;
+let p: Platform;
+let worker: Worker;
+let tools: LocalTools;
+let api: ReturnType<typeof createApi>;
+
+before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'baton-embedded-'));
+  const keys = generateKeyPair();
+  tools = await startLocalTools(dir, keys.publicKeyPem);
+  database = await openDatabase({ dataDir: path.join(dir, 'pgdata') });
+  await migrate(database.db);
+  const demo = await loadFunctions(path.resolve(import.meta.dirname, '../../functions'));
+  const config = loadConfig({ BATON_AUTH: 'off', BATON_LOG_LEVEL: 'error', BATON_RETRY_BASE_MS: '20' }, { toolUrls: tools.urls, dataDir: dir });
+  p = await createPlatform(config, {
+    database,
+    allowMemoryQueue: true,
+    signingKey: loadPrivateKey(keys.privateKeyPem),
+    functions: registryOf(...demo.values(), approval),
+  });
+  worker = createWorker(p, { rebuildAtStart: true });
+  await worker.start();
+  api = createApi(p);
+});
+after(async () => {
+  await worker.stop(1000);
+  await p.close();
+  await database.close();
+  await tools.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('the demo runs on PGlite with the in-process queue and the offline model', async () => {
+  assert.equal(p.queue.kind, 'memory');
+  assert.equal(p.model.id, 'baton-offline');
+  const id = await trigger(api, 'pr-review', { repo: 'acme/shop', pr: 1 });
+  const { run, steps } = await waitForRun(p, id);
+  assert.equal(run.status, 'succeeded', JSON.stringify(run.error));
+  assert.deepEqual(steps.map((s) => s.kind), ['tool', 'llm', 'tool']);
+  assert.match((run.output as { review: string }).review, /offline model baton-offline/);
+});
+
+test('retries wait on the in-process timer list; a waiting run resumes on its signal', async () => {
+  const id = await trigger(api, 'approval', { failTimes: 2 });
+  await waitForRun(p, id, ['waiting']);
+  const res = await api.request(`/v1/runs/${id}/signals/approve`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ by: 'ops' }),
+  });
+  assert.equal(res.status, 202);
+  const { run, steps } = await waitForRun(p, id);
+  assert.deepEqual(run.output, { approved: { by: 'ops' }, tries: 3 });
+  assert.deepEqual(steps.map((s) => [s.name, s.kind, s.attempt]), [
+    ['flaky', 'compute', 3],
+    ['ask', 'wait', 1],
+    ['ask', 'compute', 1],
+  ]);
+  assert.match(JSON.stringify(steps[0].error), /attempt 2 fails/, 'the last error is kept');
+});
