@@ -50,7 +50,7 @@ const prefix = testPrefix();
 
 before(async () => {
   db = await scratchDatabase();
-  const config = loadConfig({ DATABASE_URL: db.url, REDIS_URL, BATON_REDIS_PREFIX: prefix, BATON_AUTH: 'off', BATON_LOG_LEVEL: 'silent', BATON_LEASE_MS: '5000' });
+  const config = loadConfig({ DATABASE_URL: db.runtimeUrl, REDIS_URL, BATON_REDIS_PREFIX: prefix, BATON_AUTH: 'off', BATON_LOG_LEVEL: 'silent', BATON_LEASE_MS: '5000' });
   p = await createPlatform(config, { functions: registryOf(agent) });
   redis = createClient({ url: REDIS_URL });
   await redis.connect();

@@ -96,6 +96,9 @@ export async function startPgBouncer(upstream: string, opts: { poolSize?: number
   });
   child.stdout?.resume();
   child.stderr?.resume();
+  // A shared bouncer must not keep a finished test process alive; it is killed at exit.
+  child.unref();
+  for (const stream of [child.stdout, child.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
   const kill = () => child.kill('SIGTERM');
   process.once('exit', kill);
   return {

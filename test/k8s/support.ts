@@ -9,6 +9,7 @@ import pg from 'pg';
 import { createClient } from 'redis';
 import { openDatabase } from '../../runtime/db/connect.ts';
 import { migrate } from '../../runtime/db/migrate.ts';
+import { maybeViaPgBouncer } from './pgbouncer.ts';
 
 export const SERVER_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -33,6 +34,8 @@ export interface ScratchDatabase {
   name: string;
   /** Direct URL. */
   url: string;
+  /** What the runtime should use: through PgBouncer when BATON_TEST_PGBOUNCER=1, else `url`. */
+  runtimeUrl: string;
   drop(): Promise<void>;
 }
 
@@ -48,7 +51,7 @@ export async function scratchDatabase(opts: { migrateUrl?: (url: string) => Prom
   } finally {
     await db.close();
   }
-  return { name, url, migrated, drop: () => admin(`drop database if exists "${name}" with (force)`) };
+  return { name, url, runtimeUrl: await maybeViaPgBouncer(url), migrated, drop: () => admin(`drop database if exists "${name}" with (force)`) };
 }
 
 export function testPrefix(): string {
