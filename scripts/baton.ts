@@ -7,7 +7,7 @@
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main(argv: string[]): Promise<number | void> }> }> = {
   dev: { summary: 'everything in one process (embedded PostgreSQL, in-process queue) and a demo run', load: () => import('./commands/dev.ts') },
   api: { summary: 'serve the HTTP API (needs DATABASE_URL and REDIS_URL)', load: () => import('./commands/api.ts') },
-  worker: { summary: 'run steps from the queue (needs DATABASE_URL and REDIS_URL)', load: () => import('./commands/worker.ts') },
+  worker: { summary: 'run steps from the queue (needs DATABASE_URL and REDIS_URL); --serve, --dispatch URL, --housekeeping for Kubernetes roles', load: () => import('./commands/worker.ts') },
   migrate: { summary: 'apply database migrations', load: () => import('./commands/migrate.ts') },
   deploy: { summary: 'render and apply the Kubernetes objects (see `baton deploy --help`)', load: () => import('./commands/deploy.ts') },
   run: { summary: 'trigger a run: baton run FUNCTION [INPUT.json|-] [--follow]', load: () => import('./commands/run.ts') },

@@ -1,5 +1,86 @@
-/** `baton deploy`: Kubernetes rendering lands with the deploy work; until then this says so. */
-export async function main(): Promise<number> {
-  console.error('baton deploy: not available in this build');
-  return 2;
+/**
+ * `baton deploy [FUNCTION...] --namespace NS --image IMAGE [--dry-run] [-o yaml|json] [--mode knative|worker]`
+ * `baton deploy diff [FUNCTION...] ...`
+ *
+ * Renders every object the platform needs from functions/ and baton.config.ts (flags
+ * override it), validates all of them (CRD and Kubernetes schemas, cross-references),
+ * then applies them phase by phase and waits for each (docs/kubernetes.md).
+ * --dry-run prints the manifests instead; `diff` shows what would change.
+ * --retire REVISION stops routing a Knative revision no live run needs any more.
+ */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../../runtime/config.ts';
+import { loadFunctions } from '../../runtime/functions.ts';
+import { applyPhases, checkPrerequisites, diff, kubectl, routedRevisions } from '../deploy/apply.ts';
+import { checkReferences } from '../deploy/check-references.ts';
+import { type DeployConfig, loadDeployConfig } from '../deploy/config.ts';
+import { formatManifests } from '../deploy/output.ts';
+import { planDeploy } from '../deploy/plan.ts';
+import { type Rendered, allObjects, render } from '../deploy/render.ts';
+import { createValidator, formatProblems } from '../deploy/validate.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+const USAGE = `usage: baton deploy [diff] [FUNCTION...] [--namespace NS] [--image IMAGE] [--mode knative|worker]
+                    [--config FILE] [--dry-run] [-o yaml|json] [--retire REVISION]... [--context CTX]`;
+
+/** Renders and validates; throws with every problem listed. Exported for tests. */
+export async function renderValidated(config: DeployConfig, only: readonly string[], retain: Record<string, string[]> = {}): Promise<Rendered> {
+  const registry = await loadFunctions(loadConfig({}).functionsDir);
+  const rendered = render(planDeploy(config, registry, only), { retain });
+  const objects = allObjects(rendered);
+  const problems = [...(await createValidator().validate(objects)), ...checkReferences(config, objects)];
+  if (problems.length) throw new Error(`the rendered manifests are invalid (nothing was applied):\n${formatProblems(problems)}`);
+  return rendered;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      namespace: { type: 'string', short: 'n' },
+      image: { type: 'string' },
+      mode: { type: 'string' },
+      config: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      output: { type: 'string', short: 'o' },
+      retire: { type: 'string', multiple: true },
+      context: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const isDiff = positionals[0] === 'diff';
+  const only = isDiff ? positionals.slice(1) : positionals;
+  const format = values.output ?? 'yaml';
+  if (format !== 'yaml' && format !== 'json') throw new Error(`-o must be yaml or json\n${USAGE}`);
+  if (values.output && !values['dry-run']) throw new Error('-o goes with --dry-run');
+  const config = await loadDeployConfig(ROOT, { namespace: values.namespace, image: values.image, mode: values.mode }, values.config);
+
+  if (values['dry-run']) {
+    const rendered = await renderValidated(config, only);
+    process.stdout.write(formatManifests(allObjects(rendered), format));
+    return 0;
+  }
+  const k = kubectl(values.context ? ['--context', values.context] : []);
+  await checkPrerequisites(k, config);
+  const registry = await loadFunctions(loadConfig({}).functionsDir);
+  const fnNames = planDeploy(config, registry, only).functions.map((f) => f.name);
+  const retain = await routedRevisions(k, config, fnNames, values.retire ?? []);
+  const rendered = await renderValidated(config, only, retain);
+  if (isDiff) {
+    const result = await diff(k, allObjects(rendered));
+    process.stdout.write(result.output);
+    console.error(result.changed ? 'baton deploy diff: changes above' : 'baton deploy diff: no changes');
+    return 0;
+  }
+  const started = performance.now();
+  await applyPhases(k, config, rendered, (line) => console.error(line));
+  console.error(`deployed to namespace ${config.namespace} in ${((performance.now() - started) / 1000).toFixed(0)} s (mode ${config.mode})`);
+  return 0;
 }

@@ -1,27 +1,74 @@
 /**
  * `baton worker [FUNCTION...]`: runs steps from the queue. On SIGTERM it stops taking
  * messages, gives in-flight steps BATON_GRACE_MS to finish, releases the rest, exits 0.
+ *
+ * The same verb has three more shapes, one per Kubernetes role (`baton deploy`):
+ *   --serve FUNCTION            serve the function's invoke app on PORT (a Knative Service)
+ *   --dispatch URL [--pinned T] drain FUNCTION's stream and POST each step to URL; with
+ *                               --pinned, steps of a started run go to its revision's route
+ *   --housekeeping              no steps: promote delayed wake-ups and sweep stale runs,
+ *                               so backoffs and timeouts fire while the workers are at zero
  */
 import { parseArgs } from 'node:util';
+import { createInvokeApp } from '../../runtime/api/invoke-app.ts';
 import { loadConfig } from '../../runtime/config.ts';
 import { loadFunctions } from '../../runtime/functions.ts';
 import { createPlatform } from '../../runtime/platform.ts';
 import { createWorker } from '../../runtime/worker/worker.ts';
-import { untilSignal } from '../lib/serve.ts';
+import { createDispatch, longestStepMs } from '../lib/dispatch.ts';
+import { serveApp, untilSignal } from '../lib/serve.ts';
+
+/** Time for the claim, the commit and the network around a step's own timeout. */
+const DISPATCH_MARGIN_MS = 30_000;
 
 export async function main(argv: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args: argv, allowPositionals: true, options: {} });
   // Listen first: a SIGTERM that arrives while starting must still stop cleanly.
   const stopSignal = untilSignal();
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      serve: { type: 'boolean' },
+      dispatch: { type: 'string' },
+      pinned: { type: 'string' },
+      housekeeping: { type: 'boolean' },
+    },
+  });
+  const modes = [values.serve, values.dispatch !== undefined, values.housekeeping].filter(Boolean).length;
+  if (modes > 1) throw new Error('--serve, --dispatch and --housekeeping exclude each other');
+  if (values.pinned && values.dispatch === undefined) throw new Error('--pinned goes with --dispatch');
+  if (values.dispatch !== undefined && positionals.length !== 1) throw new Error('--dispatch URL takes exactly one FUNCTION');
   const config = loadConfig();
   if (!config.databaseUrl || !config.redisUrl) {
     throw new Error('DATABASE_URL and REDIS_URL must be set (the embedded mode is `baton dev`, i.e. `npm start`)');
   }
   const functions = await loadFunctions(config.functionsDir, positionals.length ? positionals : undefined);
   const p = await createPlatform(config, { functions });
-  const worker = createWorker(p);
+
+  if (values.serve) {
+    const shutdown = new AbortController();
+    const served = await serveApp(createInvokeApp(p, { worker: config.workerName, shutdown: shutdown.signal }), config.port, config.host);
+    console.error(`baton worker --serve: ${[...functions.keys()].join(', ')} on ${served.url} (revision ${config.revision ?? 'unknown'})`);
+    await stopSignal;
+    // In-flight requests finish within the grace period; then their steps are aborted and released.
+    const timer = setTimeout(() => shutdown.abort(new Error('the function is shutting down')), config.graceMs);
+    await served.close(config.graceMs + 5000);
+    clearTimeout(timer);
+    await p.close();
+    return 0;
+  }
+
+  const fn = positionals[0];
+  const worker = values.housekeeping
+    ? createWorker(p, { functions: [] })
+    : values.dispatch !== undefined
+      ? createWorker(p, {
+          execute: createDispatch(p, { url: values.dispatch, pinned: values.pinned, timeoutMs: longestStepMs(p, fn) + DISPATCH_MARGIN_MS }),
+        })
+      : createWorker(p);
   await worker.start();
-  console.error(`baton worker ${worker.consumer}: ${[...functions.keys()].join(', ')} (concurrency ${config.concurrency})`);
+  const role = values.housekeeping ? 'housekeeping' : values.dispatch !== undefined ? `dispatching to ${values.dispatch}` : 'running steps';
+  console.error(`baton worker ${worker.consumer}: ${role}${values.housekeeping ? '' : ` for ${[...functions.keys()].join(', ')} (concurrency ${config.concurrency})`}`);
   await stopSignal;
   await worker.stop();
   await p.close();

@@ -1,0 +1,66 @@
+/**
+ * Environment of Baton's pods. Credentials only ever arrive as `secretKeyRef`s
+ * (never rendered inline); URLs that carry them are assembled in the pod with
+ * Kubernetes' `$(VAR)` expansion, which reads variables defined earlier in the list.
+ *
+ *   DATABASE_URL → the CNPG Pooler's Service (PgBouncer, transaction mode), from the
+ *   `<cluster>-app` Secret's username, password and dbname. The Secret's own `uri`
+ *   points at the cluster, not at the pooler, so it is not used.
+ *   REDIS_URL    → the Redis Service, password from its Secret.
+ */
+import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
+import type { DeployConfig } from './config.ts';
+import { names, toolUrlEnv } from './names.ts';
+
+const secretRef = (name: string, key: string, optional?: boolean): IEnvVar['valueFrom'] => ({
+  secretKeyRef: optional ? { name, key, optional } : { name, key },
+});
+
+export function databaseEnv(c: DeployConfig): IEnvVar[] {
+  const n = names(c);
+  return [
+    { name: 'PGUSER', valueFrom: secretRef(n.appSecret, 'username') },
+    { name: 'PGPASSWORD', valueFrom: secretRef(n.appSecret, 'password') },
+    { name: 'PGDATABASE', valueFrom: secretRef(n.appSecret, 'dbname') },
+    { name: 'DATABASE_URL', value: `postgresql://$(PGUSER):$(PGPASSWORD)@${n.pooler}:5432/$(PGDATABASE)` },
+  ];
+}
+
+export function redisEnv(c: DeployConfig): IEnvVar[] {
+  const n = names(c);
+  if ('external' in c.redis) {
+    const r = c.redis.external;
+    return [
+      { name: 'REDIS_PASSWORD', valueFrom: secretRef(r.passwordSecret.name, r.passwordSecret.key) },
+      { name: 'REDIS_URL', value: `${r.tls ? 'rediss' : 'redis'}://:$(REDIS_PASSWORD)@${r.address}/${r.database}` },
+      { name: 'BATON_REDIS_PREFIX', value: c.redisPrefix },
+    ];
+  }
+  return [
+    { name: 'REDIS_PASSWORD', valueFrom: secretRef(n.redisSecret, n.redisPasswordKey) },
+    { name: 'REDIS_URL', value: `redis://:$(REDIS_PASSWORD)@${n.redis}:6379/0` },
+    { name: 'BATON_REDIS_PREFIX', value: c.redisPrefix },
+  ];
+}
+
+export function commonEnv(c: DeployConfig): IEnvVar[] {
+  return [
+    { name: 'BATON_LOG_LEVEL', value: c.logLevel },
+    { name: 'BATON_GRACE_MS', value: String(c.drainSeconds * 1000) },
+  ];
+}
+
+/** Only pods that run steps: the key that mints capability tokens, and where the tool servers are. */
+export function stepEnv(c: DeployConfig, tools: readonly string[]): IEnvVar[] {
+  const n = names(c);
+  const env: IEnvVar[] = [{ name: 'BATON_TOOL_SIGNING_KEY', valueFrom: secretRef(n.signingSecret, n.signingKey) }];
+  for (const server of tools) env.push({ name: toolUrlEnv(server), value: n.toolUrl(server) });
+  if (c.llm.secret) {
+    env.push(
+      { name: 'OPENAI_API_KEY', valueFrom: secretRef(c.llm.secret, 'OPENAI_API_KEY') },
+      { name: 'OPENAI_BASE_URL', valueFrom: secretRef(c.llm.secret, 'OPENAI_BASE_URL', true) },
+    );
+  }
+  if (c.llm.model) env.push({ name: 'BATON_MODEL', value: c.llm.model });
+  return env;
+}
