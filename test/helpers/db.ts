@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import pg from 'pg';
 import { type Database, openDatabase } from '../../runtime/db/connect.ts';
 import { MIGRATIONS_FOLDER, migrate } from '../../runtime/db/migrate.ts';
+import { maybeViaPgBouncer } from './pgbouncer.ts';
 
 export const SERVER_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -82,7 +83,8 @@ export async function createTestDatabase(opts: { open?: boolean } = {}): Promise
   const tpl = await ensureTemplate();
   const name = `baton_t_${Math.floor(Date.now() / 1000)}_${crypto.randomBytes(4).toString('hex')}`;
   await admin((c) => c.query(`create database "${name}" template "${tpl}"`));
-  const url = urlFor(name);
+  // BATON_TEST_PGBOUNCER=1: the suite's connections go through PgBouncer in transaction mode.
+  const url = await maybeViaPgBouncer(urlFor(name));
   const database = opts.open === false ? (null as unknown as Database) : await openDatabase({ url, poolSize: 10 });
   return {
     name,

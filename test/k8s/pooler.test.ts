@@ -21,7 +21,7 @@ import { type Platform, createPlatform } from '../../runtime/platform.ts';
 import { getRunWithSteps } from '../../runtime/store/runs.ts';
 import { sweep } from '../../runtime/store/sweep.ts';
 import { type Worker, createWorker } from '../../runtime/worker/worker.ts';
-import { type PgBouncer, pgBouncerBinary, startPgBouncer } from './pgbouncer.ts';
+import { type PgBouncer, pgBouncerBinary, startPgBouncer } from '../helpers/pgbouncer.ts';
 import { REDIS_URL, SERVER_URL, type ScratchDatabase, databaseUrl, dropPrefix, scratchDatabase, testPrefix, until } from './support.ts';
 
 const POOL_SIZE = 2;

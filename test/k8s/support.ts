@@ -9,7 +9,7 @@ import pg from 'pg';
 import { createClient } from 'redis';
 import { openDatabase } from '../../runtime/db/connect.ts';
 import { migrate } from '../../runtime/db/migrate.ts';
-import { maybeViaPgBouncer } from './pgbouncer.ts';
+import { maybeViaPgBouncer } from '../helpers/pgbouncer.ts';
 
 export const SERVER_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';

@@ -28,7 +28,8 @@ async function git(repo: string, args: string[]): Promise<string> {
 /** `HEAD` → the changes of that commit; `a..b` → the changes between a and b. */
 function diffArgs(range: string, extra: string[]): string[] {
   const [from, to] = range.split('..');
-  return to === undefined ? ['show', '--format=', ...extra, from, '--'] : ['diff', ...extra, from, to, '--'];
+  // A merge commit's changes are those against its first parent (what the merge brought in).
+  return to === undefined ? ['show', '--format=', '--diff-merges=first-parent', ...extra, from, '--'] : ['diff', ...extra, from, to, '--'];
 }
 
 export function registerGitTools(repo: string) {
