@@ -55,16 +55,34 @@ export function verifyCapability(publicKey: KeyObject, token: string, audience: 
     valid = false;
   }
   if (!valid) return { ok: false, status: 401, reason: 'bad signature' };
-  let claims: CapabilityClaims;
+  let claims: unknown;
   try {
-    claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')) as CapabilityClaims;
+    claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
   } catch {
     return { ok: false, status: 401, reason: 'malformed claims' };
   }
-  if (typeof claims.exp !== 'number' || claims.exp * 1000 <= nowMs) return { ok: false, status: 401, reason: 'token expired' };
+  // A valid signature over odd claims can only come from a buggy minter; refuse it all the same.
+  if (!isClaims(claims)) return { ok: false, status: 401, reason: 'malformed claims' };
+  if (claims.exp * 1000 <= nowMs) return { ok: false, status: 401, reason: 'token expired' };
   if (claims.aud !== audience) return { ok: false, status: 403, reason: `token is for "${claims.aud}", not "${audience}"` };
-  if (!Array.isArray(claims.tools)) return { ok: false, status: 401, reason: 'malformed claims' };
   return { ok: true, claims };
+}
+
+function isClaims(c: unknown): c is CapabilityClaims {
+  const x = c as Partial<CapabilityClaims> | null;
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof x.aud === 'string' &&
+    typeof x.run === 'string' &&
+    typeof x.fn === 'string' &&
+    typeof x.jti === 'string' &&
+    Number.isInteger(x.seq) &&
+    Number.isFinite(x.iat) &&
+    Number.isFinite(x.exp) &&
+    Array.isArray(x.tools) &&
+    x.tools.every((t) => typeof t === 'string')
+  );
 }
 
 /** Accepts a PEM key or the base64 of one (handy in environment variables). */
