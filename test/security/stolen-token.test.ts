@@ -27,7 +27,7 @@ let runA: string;
 let runB: string;
 
 const claimsOf = (token: string) =>
-  JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { run: string; seq: number; aud: string; tools: string[]; iat: number; exp: number };
+  JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { run: string; seq: number; aud: string; fn: string; tools: string[]; iat: number; exp: number };
 
 /** Re-encodes a token's claims and keeps its signature: all an attacker can do without the private key. */
 function tamper(token: string, change: (c: Record<string, unknown>) => void): string {
