@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { test } from 'node:test';
-import { generateKeyPair, loadPrivateKey, loadPublicKey, mintCapability, verifyCapability } from './capability.ts';
+import { generateKeyPair, loadPrivateKey, loadPublicKey, loadPublicKeys, mintCapability, verifyCapability } from './capability.ts';
 
 const pair = generateKeyPair();
 const privateKey = loadPrivateKey(pair.privateKeyPem);
@@ -89,4 +89,19 @@ test('a tool server holds only the public key, which cannot sign', () => {
   // Keys are accepted as PEM or as base64 of the PEM (environment variables).
   const fromBase64 = loadPrivateKey(Buffer.from(pair.privateKeyPem).toString('base64'));
   assert.ok(verifyCapability(publicKey, mintCapability(fromBase64, claims()), 'review').ok);
+});
+
+test('during a rotation a server accepts tokens of the old and the new key, and no other', () => {
+  const next = generateKeyPair();
+  const both = [
+    loadPublicKeys(`${pair.publicKeyPem}\n${next.publicKeyPem}`),
+    loadPublicKeys([pair.publicKeyPem, next.publicKeyPem].map((k) => Buffer.from(k).toString('base64')).join(',')),
+  ];
+  for (const keys of both) {
+    assert.equal(keys.length, 2);
+    assert.ok(verifyCapability(keys, mintCapability(privateKey, claims()), 'review').ok);
+    assert.ok(verifyCapability(keys, mintCapability(loadPrivateKey(next.privateKeyPem), claims()), 'review').ok);
+    assert.equal(verifyCapability(keys, mintCapability(loadPrivateKey(generateKeyPair().privateKeyPem), claims()), 'review').ok, false);
+  }
+  assert.throws(() => loadPublicKeys(' '), /no public key/);
 });

@@ -42,18 +42,26 @@ export type VerifyResult =
 
 /**
  * Checks signature, expiry and audience. The caller then checks the tool name
- * (`claims.tools`) and the idempotency key against the request.
+ * (`claims.tools`) and the idempotency key against the request. Several public keys
+ * are accepted while the signing key is rotated.
  */
-export function verifyCapability(publicKey: KeyObject, token: string, audience: string, nowMs = Date.now()): VerifyResult {
+export function verifyCapability(
+  publicKey: KeyObject | readonly KeyObject[],
+  token: string,
+  audience: string,
+  nowMs = Date.now(),
+): VerifyResult {
   const parts = token.split('.');
   if (parts.length !== 3 || parts[0] !== PREFIX) return { ok: false, status: 401, reason: 'malformed token' };
   const body = `${parts[0]}.${parts[1]}`;
-  let valid: boolean;
-  try {
-    valid = crypto.verify(null, Buffer.from(body), publicKey, Buffer.from(parts[2], 'base64url'));
-  } catch {
-    valid = false;
-  }
+  const signature = Buffer.from(parts[2], 'base64url');
+  const valid = (Array.isArray(publicKey) ? publicKey : [publicKey]).some((key: KeyObject) => {
+    try {
+      return crypto.verify(null, Buffer.from(body), key, signature);
+    } catch {
+      return false;
+    }
+  });
   if (!valid) return { ok: false, status: 401, reason: 'bad signature' };
   let claims: unknown;
   try {
@@ -97,6 +105,14 @@ export function loadPrivateKey(text: string): KeyObject {
 
 export function loadPublicKey(text: string): KeyObject {
   return crypto.createPublicKey(pem(text));
+}
+
+/** One or more public keys: concatenated PEM blocks, or base64 PEMs separated by commas. */
+export function loadPublicKeys(text: string): KeyObject[] {
+  const blocks = text.includes('-----BEGIN') ? (text.match(/-----BEGIN [^-]+-----[\s\S]*?-----END [^-]+-----/g) ?? []) : text.split(',');
+  const keys = blocks.map((b) => b.trim()).filter(Boolean).map(loadPublicKey);
+  if (keys.length === 0) throw new Error('no public key found');
+  return keys;
 }
 
 export function generateKeyPair(): { privateKeyPem: string; publicKeyPem: string } {

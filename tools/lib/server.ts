@@ -15,7 +15,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
-import { type CapabilityClaims, loadPublicKey, verifyCapability } from './capability.ts';
+import { type CapabilityClaims, loadPublicKeys, verifyCapability } from './capability.ts';
 
 export const IDEMPOTENCY_META_KEY = 'baton/idempotency-key';
 
@@ -32,8 +32,8 @@ export interface ToolCaller {
 export interface ToolServerOptions {
   name: string;
   version?: string;
-  /** Verifies capability tokens. null disables auth (only for local experiments; it is logged). */
-  publicKey: KeyObject | null;
+  /** Verifies capability tokens (several during a key rotation). null disables auth (local experiments only). */
+  publicKey: KeyObject | readonly KeyObject[] | null;
   /** Host names accepted in the Host header. */
   allowedHosts: string[];
   /** Registers the server's tools; `only` limits registration to the token's scope. */
@@ -122,7 +122,7 @@ export function toolServerEnv(env: NodeJS.ProcessEnv = process.env) {
   return {
     port: Number(env.PORT ?? 0),
     host: env.HOST ?? '127.0.0.1',
-    publicKey: key ? loadPublicKey(key) : null,
+    publicKey: key ? loadPublicKeys(key) : null,
     allowedHosts: (env.BATON_TOOL_ALLOWED_HOSTS ?? 'localhost,127.0.0.1,[::1]').split(',').map((h) => h.trim()),
   };
 }
