@@ -113,6 +113,12 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
       if (!scope?.includes(tool)) await refuse(`function "${req.function}" did not declare ${server}.${tool}`);
       const url = deps.urls[server];
       if (!url) await refuse(`no URL is configured for tool server "${server}" (set BATON_TOOL_${server.toUpperCase().replaceAll('-', '_')}_URL)`);
+      let endpoint: URL | undefined;
+      try {
+        endpoint = new URL(url as string);
+      } catch {
+        await refuse(`the URL configured for tool server "${server}" is not a URL`);
+      }
       const sendToken = !deps.withoutToken?.includes(server);
       if (sendToken && !deps.signingKey) await refuse('no signing key is configured for capability tokens (BATON_TOOL_SIGNING_KEY)');
 
@@ -130,7 +136,7 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
       }
       const auditId = await deps.withDb(() => insertToolCall(deps.db, { ...base, decision: 'allowed' }));
       const client = new Client({ name: 'baton-gateway', version: '1.0.0' });
-      const transport = new StreamableHTTPClientTransport(new URL(url as string), { requestInit: { headers } });
+      const transport = new StreamableHTTPClientTransport(endpoint as URL, { requestInit: { headers } });
       try {
         const timeout = Math.max(1, req.deadline - Date.now());
         await client.connect(transport, { signal: req.abortSignal, timeout });
