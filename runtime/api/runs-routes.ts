@@ -26,7 +26,15 @@ const ListQuery = v.object({
   function: v.optional(v.pipe(v.string(), v.regex(/^[a-z][a-z0-9-]{0,39}$/, 'must be a function name'))),
   status: v.optional(v.picklist(RUN_STATUS)),
   limit: v.optional(v.pipe(v.string(), v.regex(/^\d{1,4}$/, 'must be a number from 1 to 1000'), v.transform(Number), v.minValue(1), v.maxValue(1000)), '50'),
-  before: v.optional(v.pipe(v.string(), v.isoTimestamp('must be an ISO 8601 timestamp'), v.transform((s) => new Date(s)))),
+  before: v.optional(
+    v.pipe(
+      v.string(),
+      v.isoTimestamp('must be an ISO 8601 timestamp'),
+      v.transform((s) => new Date(s)),
+      // PostgreSQL has no year 0 (and JavaScript dates reach past 9999).
+      v.check((d) => d.getUTCFullYear() >= 1 && d.getUTCFullYear() <= 9999, 'must be a date from year 1 to 9999'),
+    ),
+  ),
 });
 
 const ReplayBody = v.optional(v.object({ fromSeq: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }), {});

@@ -159,4 +159,10 @@ test('bodies: over 1 MiB is 413, not JSON is 415, broken JSON 400, a wrong field
   const wrong = await call('POST', '/v1/functions/holder/runs', keyA, { n: 'one' });
   assert.equal(wrong.status, 400);
   assert.match(((await wrong.json()) as { error: { message: string } }).error.message, /^input\.n: /);
+  // Query strings too: a date PostgreSQL cannot hold is the client's mistake, not a 500.
+  for (const q of ['before=0000-01-01T00:00:00Z', 'before=yesterday', 'limit=0', 'status=nope', 'function=%00']) {
+    const res = await call('GET', `/v1/runs?${q}`, keyA);
+    assert.equal(res.status, 400, q);
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /^query\./, q);
+  }
 });
