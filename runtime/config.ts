@@ -65,6 +65,8 @@ export interface Config {
   toolSigningKey: string | undefined;
   /** Tool server URLs by server name, from BATON_TOOL_<NAME>_URL. */
   toolUrls: Record<string, string>;
+  /** Servers sent no capability token (BATON_TOOL_<NAME>_TOKEN=off): third-party servers with their own auth. */
+  toolsWithoutToken: string[];
   functionsDir: string;
   dataDir: string;
   logLevel: string;
@@ -108,6 +110,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     auth: e.BATON_AUTH === 'on',
     toolSigningKey: e.BATON_TOOL_SIGNING_KEY,
     toolUrls: toolUrlsFrom(env),
+    toolsWithoutToken: toolsWithoutTokenFrom(env),
     functionsDir: path.resolve(e.BATON_FUNCTIONS_DIR ?? path.join(ROOT, 'functions')),
     dataDir: path.resolve(e.BATON_DATA_DIR),
     logLevel: e.BATON_LOG_LEVEL,
@@ -118,12 +121,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   };
 }
 
+const serverName = (envName: string) => envName.toLowerCase().replaceAll('_', '-');
+
 /** BATON_TOOL_GIT_URL=http://… → { git: 'http://…' }. Server names are lower-cased, `_` becomes `-`. */
 function toolUrlsFrom(env: NodeJS.ProcessEnv): Record<string, string> {
   const urls: Record<string, string> = {};
   for (const [key, value] of Object.entries(env)) {
     const m = /^BATON_TOOL_([A-Z0-9_]+)_URL$/.exec(key);
-    if (m && value) urls[m[1].toLowerCase().replaceAll('_', '-')] = value;
+    if (m && value) urls[serverName(m[1])] = value;
   }
   return urls;
+}
+
+/** BATON_TOOL_EVERYTHING_TOKEN=off → ['everything']; any other value is a mistake worth stopping for. */
+function toolsWithoutTokenFrom(env: NodeJS.ProcessEnv): string[] {
+  const names: string[] = [];
+  for (const [key, value] of Object.entries(env)) {
+    const m = /^BATON_TOOL_([A-Z0-9_]+)_TOKEN$/.exec(key);
+    if (!m || !value) continue;
+    if (value !== 'off' && value !== 'on') throw new Error(`invalid environment: ${key}: must be "on" or "off"`);
+    if (value === 'off') names.push(serverName(m[1]));
+  }
+  return names;
 }

@@ -98,7 +98,7 @@ export async function createPlatform(config: Config, opts: PlatformOptions = {})
       events,
       functions,
       model: resolveModel(config),
-      tools: createToolGateway({ db: database.db, urls: config.toolUrls, signingKey, withDb }),
+      tools: createToolGateway({ db: database.db, urls: config.toolUrls, withoutToken: config.toolsWithoutToken, signingKey, withDb }),
       metrics,
       log,
       inflight: createInflight(),

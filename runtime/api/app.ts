@@ -61,6 +61,11 @@ export function createApi(p: Platform): Hono<ApiEnv> {
 
   app.use(
     '/v1/*',
+    // Runs hold inputs and outputs: no shared cache may keep them, errors included.
+    async function noStore(c, next) {
+      await next();
+      c.header('Cache-Control', 'no-store');
+    },
     bodyLimit({
       maxSize: MAX_BODY_BYTES,
       onError: () => {

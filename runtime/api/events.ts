@@ -69,6 +69,9 @@ export function runEvents(p: Platform, c: Context, runId: string) {
       closed = true;
       wakeUp?.();
     });
+    // A client that left while we subscribed aborted before the listener existed;
+    // without this the loop would poll for the rest of the run's life.
+    if (stream.aborted) closed = true;
     let lastWrite = Date.now();
     try {
       while (!closed) {

@@ -22,10 +22,19 @@ const SIGNAL_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
 export const runUrls = (id: string) => ({ statusUrl: `/v1/runs/${id}`, eventsUrl: `/v1/runs/${id}/events` });
 
 const ListQuery = v.object({
-  function: v.optional(v.pipe(v.string(), v.maxLength(100))),
+  // Shaped like a function name (defineAgent's rule), so no odd byte reaches SQL.
+  function: v.optional(v.pipe(v.string(), v.regex(/^[a-z][a-z0-9-]{0,39}$/, 'must be a function name'))),
   status: v.optional(v.picklist(RUN_STATUS)),
   limit: v.optional(v.pipe(v.string(), v.regex(/^\d{1,4}$/, 'must be a number from 1 to 1000'), v.transform(Number), v.minValue(1), v.maxValue(1000)), '50'),
-  before: v.optional(v.pipe(v.string(), v.isoTimestamp('must be an ISO 8601 timestamp'), v.transform((s) => new Date(s)))),
+  before: v.optional(
+    v.pipe(
+      v.string(),
+      v.isoTimestamp('must be an ISO 8601 timestamp'),
+      v.transform((s) => new Date(s)),
+      // PostgreSQL has no year 0 (and JavaScript dates reach past 9999).
+      v.check((d) => d.getUTCFullYear() >= 1 && d.getUTCFullYear() <= 9999, 'must be a date from year 1 to 9999'),
+    ),
+  ),
 });
 
 const ReplayBody = v.optional(v.object({ fromSeq: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }), {});
@@ -114,6 +123,9 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
 
   app.get('/runs/:id/events', async (c) => {
     const run = await ownRun(c.req.param('id'), c.get('tenant'));
+    // HEAD is routed here too, and Hono drops a HEAD response's body without
+    // cancelling it: a stream opened for it would poll for the life of the run.
+    if (c.req.method === 'HEAD') return c.body(null, 200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
     return runEvents(p, c, run.id);
   });
 

@@ -6,9 +6,13 @@
  * 2. A capability token is minted for this step: audience = the server, the
  *    function's declared tools of that server, the run and seq, expiry = the step's
  *    deadline plus a margin. The worker holds no tool credential; the server does.
+ *    A third-party MCP server (any server reached by URL) does not check the token;
+ *    it is harmless there (it names only that server and expires with the step), and
+ *    BATON_TOOL_<NAME>_TOKEN=off withholds it from servers that have their own auth.
  * 3. The call goes out over Streamable HTTP with the step's AbortSignal and the
  *    idempotency key `run_id:seq` in `_meta`.
- * 4. Every call is a `tool_calls` row, allowed or denied.
+ * 4. Every call is a `tool_calls` row, allowed or denied; a 401/403 from the tool
+ *    server turns the row into a denial with the server's reason.
  */
 import type { KeyObject } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -40,6 +44,8 @@ export interface ToolGateway {
 export interface GatewayDeps {
   db: Db;
   urls: Readonly<Record<string, string>>;
+  /** Servers that are sent no capability token. */
+  withoutToken?: readonly string[];
   signingKey: KeyObject | null;
   /** Retries audit writes through short database blips. */
   withDb<T>(fn: () => Promise<T>): Promise<T>;
@@ -63,6 +69,18 @@ function resultValue(result: { structuredContent?: unknown; content?: unknown })
   } catch {
     return texts[0];
   }
+}
+
+/** The reason a tool server gave for a 401/403 (its JSON-RPC error message), else the transport's message. */
+function refusalReason(message: string): string {
+  const json = /\{.*\}/s.exec(message)?.[0];
+  try {
+    const reason = (JSON.parse(json ?? '') as { error?: { message?: unknown } }).error?.message;
+    if (typeof reason === 'string') return reason.slice(0, 500);
+  } catch {
+    // not the shape a Baton tool server answers with
+  }
+  return message.slice(0, 500);
 }
 
 function errorText(result: { content?: unknown }): string {
@@ -95,22 +113,31 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
       if (!scope?.includes(tool)) await refuse(`function "${req.function}" did not declare ${server}.${tool}`);
       const url = deps.urls[server];
       if (!url) await refuse(`no URL is configured for tool server "${server}" (set BATON_TOOL_${server.toUpperCase().replaceAll('-', '_')}_URL)`);
-      if (!deps.signingKey) await refuse('no signing key is configured for capability tokens (BATON_TOOL_SIGNING_KEY)');
+      let endpoint: URL | undefined;
+      try {
+        endpoint = new URL(url as string);
+      } catch {
+        await refuse(`the URL configured for tool server "${server}" is not a URL`);
+      }
+      const sendToken = !deps.withoutToken?.includes(server);
+      if (sendToken && !deps.signingKey) await refuse('no signing key is configured for capability tokens (BATON_TOOL_SIGNING_KEY)');
 
-      const token = mintCapability(deps.signingKey as KeyObject, {
-        aud: server,
-        run: req.runId,
-        seq: req.seq,
-        fn: req.function,
-        tools: [...(scope ?? [])],
-        exp: Math.ceil(req.deadline / 1000) + TOKEN_MARGIN_S,
-      });
+      const headers: Record<string, string> = {};
+      if (sendToken) {
+        const token = mintCapability(deps.signingKey as KeyObject, {
+          aud: server,
+          run: req.runId,
+          seq: req.seq,
+          fn: req.function,
+          tools: [...(scope ?? [])],
+          exp: Math.ceil(req.deadline / 1000) + TOKEN_MARGIN_S,
+        });
+        headers.Authorization = `Bearer ${token}`;
+      }
       const auditId = await deps.withDb(() => insertToolCall(deps.db, { ...base, decision: 'allowed' }));
       const client = new Client({ name: 'baton-gateway', version: '1.0.0' });
+      const transport = new StreamableHTTPClientTransport(endpoint as URL, { requestInit: { headers } });
       try {
-        const transport = new StreamableHTTPClientTransport(new URL(url as string), {
-          requestInit: { headers: { Authorization: `Bearer ${token}` } },
-        });
         const timeout = Math.max(1, req.deadline - Date.now());
         await client.connect(transport, { signal: req.abortSignal, timeout });
         const result = (await client.callTool(
@@ -136,7 +163,7 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
               outcome: denied ? 'denied' : 'error',
               error: message.slice(0, 2000),
               durationMs: Date.now() - started,
-              ...(denied ? { decision: 'denied' as const, reason: `tool server answered ${String(code)}` } : {}),
+              ...(denied ? { decision: 'denied' as const, reason: `the tool server answered ${String(code)}: ${refusalReason(message)}` } : {}),
             }),
           )
           .catch(() => {});
@@ -144,6 +171,10 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
         if (denied) throw new BatonError('tool_denied', `${req.name}: the tool server refused the call: ${message}`, { cause: err });
         throw new BatonError('tool_unavailable', `${req.name}: ${message}`, { cause: err });
       } finally {
+        // A stateful server (one that gave a session id) is told the session is over.
+        if (transport.sessionId) {
+          await Promise.race([transport.terminateSession().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+        }
         await client.close().catch(() => {});
       }
     },

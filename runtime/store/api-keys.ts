@@ -8,6 +8,13 @@ import { and, eq, isNull, sql } from 'drizzle-orm';
 import { apiKeys } from '../../schema/tables.ts';
 import type { Db } from '../db/connect.ts';
 
+/** What `createApiKey` makes: anything else is refused without a database round trip. */
+const KEY_SHAPE = /^bk_[0-9a-f]{8}_[A-Za-z0-9_-]{32}$/;
+
+export function isKeyShaped(key: string): boolean {
+  return KEY_SHAPE.test(key);
+}
+
 export function hashKey(key: string): string {
   return crypto.createHash('sha256').update(key).digest('hex');
 }

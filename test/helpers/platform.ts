@@ -28,6 +28,8 @@ export interface TestPlatformOptions {
   tools?: boolean;
   /** Start a worker (default true). */
   worker?: boolean | WorkerOptions;
+  /** The capability-token key pair (default: a fresh one), for tests that run their own tool servers. */
+  keys?: { privateKeyPem: string; publicKeyPem: string };
 }
 
 export interface TestPlatform {
@@ -39,6 +41,8 @@ export interface TestPlatform {
   worker: Worker | null;
   llm: LlmStub | null;
   tools: LocalTools | null;
+  /** The capability-token key pair: the gateway signs with the private key, tool servers verify with the public one. */
+  keys: { privateKeyPem: string; publicKeyPem: string };
   /** Environment that points a child process at the same database, Redis prefix, tools and LLM. */
   env: Record<string, string>;
   close(): Promise<void>;
@@ -48,7 +52,7 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
   const db = await createTestDatabase();
   const prefix = testPrefix();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'baton-test-'));
-  const keys = generateKeyPair();
+  const keys = opts.keys ?? generateKeyPair();
   const tools = opts.tools === false ? null : await startLocalTools(dir, keys.publicKeyPem);
   const llm = opts.llm === 'offline' ? null : await startLlmStub(opts.llm ?? {});
   const env: Record<string, string> = {
@@ -85,6 +89,7 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
     worker,
     llm,
     tools,
+    keys,
     env,
     async close() {
       await worker?.stop(2000).catch(() => {});

@@ -1,71 +1,60 @@
+/**
+ * The git tool server validates its arguments (a revision can never smuggle an option
+ * into git) and answers a clear MCP error otherwise.
+ */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { createToolServerApp, listen } from '../lib/server.ts';
+import { answerText, rpc, toolsCall } from '../../test/helpers/mcp.ts';
+import { makeRepo } from '../../test/helpers/tool-servers.ts';
+import { generateKeyPair, loadPrivateKey, loadPublicKey, mintCapability } from '../lib/capability.ts';
+import { createToolServerApp } from '../lib/server.ts';
 import { registerGitTools } from './server.ts';
 
-let repo: string;
-let server: { url: string; close: () => Promise<void> };
+const pair = generateKeyPair();
+let dir: string;
+let call: (body: unknown) => ReturnType<typeof rpc>;
 
-before(async () => {
-  repo = fs.mkdtempSync(path.join(os.tmpdir(), 'baton-git-'));
-  const git = (...args: string[]) => execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { stdio: 'ignore' });
-  git('init', '-q', '-b', 'main');
-  fs.writeFileSync(path.join(repo, 'a.txt'), 'one\n');
-  git('add', '.');
-  git('commit', '-q', '-m', 'first');
-  git('checkout', '-q', '-b', 'feature');
-  fs.writeFileSync(path.join(repo, 'b.txt'), 'two\n');
-  git('add', '.');
-  git('commit', '-q', '-m', 'feature');
-  git('checkout', '-q', 'main');
-  fs.writeFileSync(path.join(repo, 'a.txt'), 'one\nmore\n');
-  git('commit', '-q', '-am', 'main moves');
-  git('merge', '-q', '--no-ff', '-m', 'merge feature', 'feature');
-  const app = createToolServerApp({ name: 'git', publicKey: null, allowedHosts: ['127.0.0.1'], register: registerGitTools(repo) });
-  server = await listen(app, 0, '127.0.0.1');
+before(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'baton-git-'));
+  const repo = makeRepo(path.join(dir, 'repo'), [
+    { message: 'one', files: { 'a.txt': 'a\n' } },
+    { message: 'two', files: { 'a.txt': 'a\nb\n', 'b.txt': 'b\n' } },
+  ]);
+  const app = createToolServerApp({ name: 'git', publicKey: loadPublicKey(pair.publicKeyPem), allowedHosts: ['127.0.0.1'], register: registerGitTools(repo) });
+  const token = mintCapability(loadPrivateKey(pair.privateKeyPem), {
+    aud: 'git', run: 'r', seq: 0, fn: 'f', tools: ['get_diff', 'list_changed_files'], exp: Math.floor(Date.now() / 1000) + 60,
+  });
+  call = (body) => rpc('/mcp', body, { token, fetcher: (url, init) => app.request(url, init), headers: { host: '127.0.0.1' } });
 });
-after(async () => {
-  await server.close();
-  fs.rmSync(repo, { recursive: true, force: true });
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+test('lists the changed files and returns the diff of a commit or range', async () => {
+  const files = await call(toolsCall('list_changed_files', { range: 'HEAD' }));
+  assert.deepEqual((files.body?.result?.structuredContent as { files: unknown }).files, [
+    { status: 'M', path: 'a.txt' },
+    { status: 'A', path: 'b.txt' },
+  ]);
+  const diff = await call(toolsCall('get_diff', { range: 'HEAD~1..HEAD', maxBytes: 1000 }));
+  assert.match((diff.body?.result?.structuredContent as { diff: string }).diff, /^\+b$/m);
 });
 
-async function call(name: string, args: Record<string, unknown>) {
-  const client = new Client({ name: 't', version: '1' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`)));
-  try {
-    return (await client.callTool({ name, arguments: args })) as { structuredContent?: Record<string, unknown>; isError?: boolean; content: Array<{ text: string }> };
-  } finally {
-    await client.close();
+test('options disguised as revisions, and out-of-range sizes, are MCP errors; git never sees them', async () => {
+  for (const args of [
+    { range: '--output=/tmp/pwned' },
+    { range: 'HEAD..--exec=id' },
+    { range: 'a..b..c' },
+    { range: 'HEAD; rm -rf /' },
+    { range: 'x'.repeat(300) },
+    { range: 42 },
+    { range: 'HEAD', maxBytes: 0 },
+    { range: 'HEAD', maxBytes: 'all' },
+  ]) {
+    const a = await call(toolsCall('get_diff', args));
+    assert.equal(a.body?.result?.isError, true, JSON.stringify(args));
+    assert.match(answerText(a), /Input validation error/, JSON.stringify(args));
   }
-}
-
-test('a merge commit shows what it brought in (against its first parent)', async () => {
-  const res = await call('get_diff', { range: 'HEAD' });
-  assert.match(String(res.structuredContent?.diff), /^diff --git a\/b\.txt b\/b\.txt/m);
-  const files = await call('list_changed_files', { range: 'HEAD' });
-  assert.deepEqual(files.structuredContent?.files, [{ status: 'A', path: 'b.txt' }]);
-});
-
-test('a range, and the root commit', async () => {
-  const range = await call('list_changed_files', { range: 'HEAD~1..HEAD' });
-  assert.deepEqual(range.structuredContent?.files, [{ status: 'A', path: 'b.txt' }]);
-  const root = await call('get_diff', { range: 'HEAD~2' });
-  assert.match(String(root.structuredContent?.diff), /\+one/);
-});
-
-test('bad arguments are MCP errors, and an option cannot be smuggled in as a range', async () => {
-  for (const range of ['--output=/tmp/x', 'a..b..c', 'HEAD; rm -rf /', '']) {
-    const res = await call('get_diff', { range });
-    assert.equal(res.isError, true, range);
-  }
-  const tooBig = await call('get_diff', { range: 'HEAD', maxBytes: 0 });
-  assert.equal(tooBig.isError, true);
-  const cut = await call('get_diff', { range: 'HEAD', maxBytes: 10 });
-  assert.equal(cut.structuredContent?.truncated, true);
+  assert.ok(!fs.existsSync('/tmp/pwned'));
 });

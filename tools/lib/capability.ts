@@ -42,29 +42,55 @@ export type VerifyResult =
 
 /**
  * Checks signature, expiry and audience. The caller then checks the tool name
- * (`claims.tools`) and the idempotency key against the request.
+ * (`claims.tools`) and the idempotency key against the request. Several public keys
+ * are accepted while the signing key is rotated.
  */
-export function verifyCapability(publicKey: KeyObject, token: string, audience: string, nowMs = Date.now()): VerifyResult {
+export function verifyCapability(
+  publicKey: KeyObject | readonly KeyObject[],
+  token: string,
+  audience: string,
+  nowMs = Date.now(),
+): VerifyResult {
   const parts = token.split('.');
   if (parts.length !== 3 || parts[0] !== PREFIX) return { ok: false, status: 401, reason: 'malformed token' };
   const body = `${parts[0]}.${parts[1]}`;
-  let valid: boolean;
-  try {
-    valid = crypto.verify(null, Buffer.from(body), publicKey, Buffer.from(parts[2], 'base64url'));
-  } catch {
-    valid = false;
-  }
+  const signature = Buffer.from(parts[2], 'base64url');
+  const valid = (Array.isArray(publicKey) ? publicKey : [publicKey]).some((key: KeyObject) => {
+    try {
+      return crypto.verify(null, Buffer.from(body), key, signature);
+    } catch {
+      return false;
+    }
+  });
   if (!valid) return { ok: false, status: 401, reason: 'bad signature' };
-  let claims: CapabilityClaims;
+  let claims: unknown;
   try {
-    claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')) as CapabilityClaims;
+    claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
   } catch {
     return { ok: false, status: 401, reason: 'malformed claims' };
   }
-  if (typeof claims.exp !== 'number' || claims.exp * 1000 <= nowMs) return { ok: false, status: 401, reason: 'token expired' };
+  // A valid signature over odd claims can only come from a buggy minter; refuse it all the same.
+  if (!isClaims(claims)) return { ok: false, status: 401, reason: 'malformed claims' };
+  if (claims.exp * 1000 <= nowMs) return { ok: false, status: 401, reason: 'token expired' };
   if (claims.aud !== audience) return { ok: false, status: 403, reason: `token is for "${claims.aud}", not "${audience}"` };
-  if (!Array.isArray(claims.tools)) return { ok: false, status: 401, reason: 'malformed claims' };
   return { ok: true, claims };
+}
+
+function isClaims(c: unknown): c is CapabilityClaims {
+  const x = c as Partial<CapabilityClaims> | null;
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof x.aud === 'string' &&
+    typeof x.run === 'string' &&
+    typeof x.fn === 'string' &&
+    typeof x.jti === 'string' &&
+    Number.isInteger(x.seq) &&
+    Number.isFinite(x.iat) &&
+    Number.isFinite(x.exp) &&
+    Array.isArray(x.tools) &&
+    x.tools.every((t) => typeof t === 'string')
+  );
 }
 
 /** Accepts a PEM key or the base64 of one (handy in environment variables). */
@@ -79,6 +105,14 @@ export function loadPrivateKey(text: string): KeyObject {
 
 export function loadPublicKey(text: string): KeyObject {
   return crypto.createPublicKey(pem(text));
+}
+
+/** One or more public keys: concatenated PEM blocks, or base64 PEMs separated by commas. */
+export function loadPublicKeys(text: string): KeyObject[] {
+  const blocks = text.includes('-----BEGIN') ? (text.match(/-----BEGIN [^-]+-----[\s\S]*?-----END [^-]+-----/g) ?? []) : text.split(',');
+  const keys = blocks.map((b) => b.trim()).filter(Boolean).map(loadPublicKey);
+  if (keys.length === 0) throw new Error('no public key found');
+  return keys;
 }
 
 export function generateKeyPair(): { privateKeyPem: string; publicKeyPem: string } {

@@ -12,11 +12,15 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
-import { type CapabilityClaims, loadPublicKey, verifyCapability } from './capability.ts';
+import { type CapabilityClaims, loadPublicKeys, verifyCapability } from './capability.ts';
 
 export const IDEMPOTENCY_META_KEY = 'baton/idempotency-key';
+
+/** Tool arguments are small; a bigger body is refused before it is parsed. */
+export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
 /** What a tool handler knows about its caller. */
 export interface ToolCaller {
@@ -28,15 +32,15 @@ export interface ToolCaller {
 export interface ToolServerOptions {
   name: string;
   version?: string;
-  /** Verifies capability tokens. null disables auth (only for local experiments; it is logged). */
-  publicKey: KeyObject | null;
+  /** Verifies capability tokens (several during a key rotation). null disables auth (local experiments only). */
+  publicKey: KeyObject | readonly KeyObject[] | null;
   /** Host names accepted in the Host header. */
   allowedHosts: string[];
   /** Registers the server's tools; `only` limits registration to the token's scope. */
   register(server: McpServer, only: ReadonlySet<string> | null): void;
 }
 
-function deny(status: 401 | 403 | 400, message: string): Response {
+function deny(status: 400 | 401 | 403 | 413, message: string): Response {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (status === 401) headers['www-authenticate'] = 'Bearer error="invalid_token"';
   return new Response(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32001, message } }), { status, headers });
@@ -67,6 +71,7 @@ export function createToolServerApp(opts: ToolServerOptions): Hono {
 
   app.get('/healthz', (c) => c.json({ ok: true, server: opts.name }));
 
+  app.use('/mcp', bodyLimit({ maxSize: MAX_REQUEST_BYTES, onError: () => deny(413, `the request is over ${MAX_REQUEST_BYTES} bytes`) }));
   app.all('/mcp', async (c) => {
     const host = (c.req.header('host') ?? '').toLowerCase().replace(/:\d+$/, '');
     if (!allowed.has(host)) return deny(403, `host "${host}" is not allowed`);
@@ -117,7 +122,7 @@ export function toolServerEnv(env: NodeJS.ProcessEnv = process.env) {
   return {
     port: Number(env.PORT ?? 0),
     host: env.HOST ?? '127.0.0.1',
-    publicKey: key ? loadPublicKey(key) : null,
+    publicKey: key ? loadPublicKeys(key) : null,
     allowedHosts: (env.BATON_TOOL_ALLOWED_HOSTS ?? 'localhost,127.0.0.1,[::1]').split(',').map((h) => h.trim()),
   };
 }

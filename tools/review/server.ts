@@ -1,5 +1,6 @@
 /**
- * `review` tool server: posts and lists review comments. Posting is a side effect,
+ * `review` tool server: posts and lists review comments (and, for operators, deletes
+ * them: `delete_all`, which no agent should be granted). Posting is a side effect,
  * deduplicated by the caller's idempotency key (the token's run_id:seq), so a step
  * that runs again after a crash never posts twice. Run: `node tools/review/server.ts`
  * (REVIEW_STORE_FILE keeps comments across restarts).
@@ -73,6 +74,23 @@ export function registerReviewTools(store: CommentStore) {
         },
         async (args) => {
           const structured = { comments: store.list(args).map(view) };
+          return { content: [{ type: 'text', text: JSON.stringify(structured) }], structuredContent: structured };
+        },
+      );
+    }
+    if (allowed('delete_all')) {
+      // Administrative and destructive: it exists so that operators can clean up, and so
+      // that an agent's scope (which never includes it) is what stands between a
+      // prompt-injected model and this tool.
+      server.registerTool(
+        'delete_all',
+        {
+          description: 'Deletes every review comment of a pull request (or, without pr, of a repository). Administrative.',
+          inputSchema: { repo: z.string().min(1).max(200), pr: z.number().int().min(1).optional() },
+          outputSchema: { deleted: z.number() },
+        },
+        async (args) => {
+          const structured = { deleted: store.deleteAll(args) };
           return { content: [{ type: 'text', text: JSON.stringify(structured) }], structuredContent: structured };
         },
       );

@@ -1,7 +1,7 @@
 /**
- * Review comments, stored once per idempotency key. With a file, each new comment is
- * appended as one JSON line and fsynced before the tool answers, so a restarted
- * server still knows every key it has seen (and never posts twice).
+ * Review comments, stored once per idempotency key. With a file, each new comment (and
+ * each deletion) is appended as one JSON line and fsynced before the tool answers, so a
+ * restarted server still knows every key it has seen (and never posts twice).
  */
 import fs from 'node:fs';
 
@@ -22,19 +22,47 @@ export interface CommentStore {
   /** Posts once per key; a repeat returns the stored comment with `created: false`. */
   post(c: Omit<Comment, 'id' | 'postedAt' | 'deliveries'>): { comment: Comment; created: boolean };
   list(filter: { repo?: string; pr?: number }): Comment[];
+  /** Deletes the comments of one pull request (or of a whole repository); returns how many. */
+  deleteAll(filter: { repo: string; pr?: number }): number;
 }
 
+interface Deletion {
+  op: 'delete_all';
+  repo: string;
+  pr?: number;
+}
+
+const matches = (filter: { repo?: string; pr?: number }) => (c: Comment) =>
+  (filter.repo === undefined || c.repo === filter.repo) && (filter.pr === undefined || c.pr === filter.pr);
+
 export function createCommentStore(file?: string): CommentStore {
-  const comments: Comment[] = [];
+  let comments: Comment[] = [];
   const byKey = new Map<string, Comment>();
+  let nextId = 1;
   let fd: number | undefined;
+  const remove = (filter: Deletion) => {
+    const gone = comments.filter(matches(filter));
+    comments = comments.filter((c) => !gone.includes(c));
+    for (const c of gone) if (c.idempotencyKey) byKey.delete(c.idempotencyKey);
+    return gone.length;
+  };
+  const write = (record: Comment | Deletion) => {
+    if (fd === undefined) return;
+    fs.writeSync(fd, `${JSON.stringify(record)}\n`);
+    fs.fsyncSync(fd);
+  };
   if (file) {
     if (fs.existsSync(file)) {
       for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
         if (!line.trim()) continue;
-        const c = JSON.parse(line) as Comment;
-        comments.push(c);
-        if (c.idempotencyKey) byKey.set(c.idempotencyKey, c);
+        const record = JSON.parse(line) as Comment | Deletion;
+        if ('op' in record) {
+          remove(record);
+          continue;
+        }
+        comments.push(record);
+        nextId = Math.max(nextId, record.id + 1);
+        if (record.idempotencyKey) byKey.set(record.idempotencyKey, record);
       }
     }
     fd = fs.openSync(file, 'a');
@@ -46,17 +74,19 @@ export function createCommentStore(file?: string): CommentStore {
         seen.deliveries++;
         return { comment: seen, created: false };
       }
-      const comment: Comment = { ...input, id: comments.length + 1, postedAt: new Date().toISOString(), deliveries: 1 };
-      if (fd !== undefined) {
-        fs.writeSync(fd, `${JSON.stringify(comment)}\n`);
-        fs.fsyncSync(fd);
-      }
+      const comment: Comment = { ...input, id: nextId++, postedAt: new Date().toISOString(), deliveries: 1 };
+      write(comment);
       comments.push(comment);
       if (comment.idempotencyKey) byKey.set(comment.idempotencyKey, comment);
       return { comment, created: true };
     },
     list(filter) {
-      return comments.filter((c) => (filter.repo === undefined || c.repo === filter.repo) && (filter.pr === undefined || c.pr === filter.pr));
+      return comments.filter(matches(filter));
+    },
+    deleteAll(filter) {
+      const deletion: Deletion = { op: 'delete_all', repo: filter.repo, ...(filter.pr === undefined ? {} : { pr: filter.pr }) };
+      write(deletion);
+      return remove(deletion);
     },
   };
 }

@@ -1,0 +1,145 @@
+/**
+ * `github` tool server: the review operations (post and list comments on a pull
+ * request) against the GitHub REST API, with a token that only this process holds:
+ * GITHUB_TOKEN, or GITHUB_TOKEN_FILE (a mounted Secret; read on every call, so a
+ * rotated token is used without a restart). GITHUB_API_URL (default
+ * https://api.github.com) points it at GitHub Enterprise or a test stub.
+ * Run: `node tools/github/server.ts`.
+ *
+ * Idempotency: a posted comment carries a hidden marker `<!-- baton:<run_id>:<seq> -->`
+ * and, before posting, the pull request's comments are searched for it. The state
+ * that dedupes is therefore GitHub itself: it survives restarts of this server and is
+ * shared by all its replicas, which a local table would not be. Markers that arrive
+ * in a caller's text are defused, so nobody can pre-empt another step's comment.
+ */
+import fs from 'node:fs';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { z } from 'zod';
+import { callerOf, createToolServerApp, isMain, listen, toolServerEnv } from '../lib/server.ts';
+import { createGitHubClient, type GitHubClient, type GitHubComment, type RepoRef } from './client.ts';
+
+const OWNER = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
+// `.` and `..` would walk out of /repos/{owner}/{repo} once the URL is normalised.
+const NAME = /^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,100}$/;
+
+const RepoSchema = z
+  .string()
+  .max(140)
+  .refine((s) => {
+    const [owner, name, ...rest] = s.split('/');
+    return rest.length === 0 && OWNER.test(owner ?? '') && NAME.test(name ?? '');
+  }, 'repo must be "owner/name"');
+
+const marker = (key: string) => `<!-- baton:${key} -->`;
+const MARKER_ANYWHERE = /<!--\s*baton:/gi;
+const MARKER_TRAILER = /\n*<!-- baton:[^\s>]+ -->\s*$/;
+
+const split = (repo: string): RepoRef => {
+  const [owner, name] = repo.split('/');
+  return { owner, name };
+};
+
+const CommentShape = {
+  id: z.number(),
+  url: z.string(),
+  body: z.string(),
+  author: z.string().nullable(),
+  createdAt: z.string(),
+};
+
+const view = (c: GitHubComment) => ({
+  id: c.id,
+  url: c.html_url,
+  body: (c.body ?? '').replace(MARKER_TRAILER, ''),
+  author: c.user?.login ?? null,
+  createdAt: c.created_at,
+});
+
+/** Runs calls for the same key one after another (a retried step racing its first delivery). */
+function keyedQueue() {
+  const tails = new Map<string, Promise<unknown>>();
+  return async <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+    const prev = tails.get(key) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => {});
+    tails.set(key, tail);
+    try {
+      return await run;
+    } finally {
+      if (tails.get(key) === tail) tails.delete(key);
+    }
+  };
+}
+
+export function registerGitHubTools(github: GitHubClient) {
+  const serial = keyedQueue();
+  return (server: McpServer, only: ReadonlySet<string> | null) => {
+    const allowed = (name: string) => !only || only.has(name);
+    if (allowed('post_comment')) {
+      server.registerTool(
+        'post_comment',
+        {
+          description: 'Posts a comment on a GitHub pull request. Idempotent per step: a repeat returns the first comment.',
+          inputSchema: {
+            repo: RepoSchema,
+            pr: z.number().int().min(1).max(1_000_000_000),
+            body: z.string().min(1).max(65_000),
+          },
+          outputSchema: { comment: z.object(CommentShape), created: z.boolean() },
+        },
+        async (args, extra) => {
+          const { idempotencyKey } = callerOf(extra);
+          const repo = split(args.repo);
+          const body = args.body.replace(MARKER_ANYWHERE, '&lt;!-- baton:');
+          const post = async () => {
+            if (idempotencyKey) {
+              const existing = (await github.listComments(repo, args.pr, extra.signal)).find((c) => c.body?.includes(marker(idempotencyKey)));
+              if (existing) return { comment: view(existing), created: false };
+            }
+            const text = idempotencyKey ? `${body}\n\n${marker(idempotencyKey)}` : body;
+            return { comment: view(await github.postComment(repo, args.pr, text, extra.signal)), created: true };
+          };
+          const structured = idempotencyKey ? await serial(idempotencyKey, post) : await post();
+          return { content: [{ type: 'text', text: JSON.stringify(structured) }], structuredContent: structured };
+        },
+      );
+    }
+    if (allowed('list_comments')) {
+      server.registerTool(
+        'list_comments',
+        {
+          description: 'Lists the comments of a GitHub pull request.',
+          inputSchema: { repo: RepoSchema, pr: z.number().int().min(1).max(1_000_000_000) },
+          outputSchema: { comments: z.array(z.object(CommentShape)) },
+        },
+        async (args, extra) => {
+          const structured = { comments: (await github.listComments(split(args.repo), args.pr, extra.signal)).map(view) };
+          return { content: [{ type: 'text', text: JSON.stringify(structured) }], structuredContent: structured };
+        },
+      );
+    }
+  };
+}
+
+/** The GitHub settings of this process's environment; the token is only ever read here. */
+export function githubEnv(env: NodeJS.ProcessEnv = process.env): { apiUrl: string; token: () => string } {
+  const file = env.GITHUB_TOKEN_FILE;
+  const inline = env.GITHUB_TOKEN;
+  if (!file && !inline) throw new Error('GITHUB_TOKEN or GITHUB_TOKEN_FILE (a mounted secret) is required');
+  const token = file ? () => fs.readFileSync(file, 'utf8').trim() : () => inline as string;
+  if (!token()) throw new Error('the GitHub token is empty');
+  return { apiUrl: env.GITHUB_API_URL ?? 'https://api.github.com', token };
+}
+
+if (isMain(import.meta.url)) {
+  const env = toolServerEnv();
+  const gh = githubEnv();
+  const app = createToolServerApp({
+    name: 'github',
+    publicKey: env.publicKey,
+    allowedHosts: env.allowedHosts,
+    register: registerGitHubTools(createGitHubClient(gh)),
+  });
+  const { url } = await listen(app, env.port, env.host);
+  console.log(JSON.stringify({ server: 'github', url: `${url}/mcp`, api: gh.apiUrl }));
+}
