@@ -67,8 +67,13 @@ export async function main(argv: string[]): Promise<number> {
         })
       : createWorker(p);
   await worker.start();
-  const role = values.housekeeping ? 'housekeeping' : values.dispatch !== undefined ? `dispatching to ${values.dispatch}` : 'running steps';
-  console.error(`baton worker ${worker.consumer}: ${role}${values.housekeeping ? '' : ` for ${[...functions.keys()].join(', ')} (concurrency ${config.concurrency})`}`);
+  // "baton worker <consumer>: <functions> (…)" — scripts and tests wait for this line.
+  const names = [...functions.keys()].join(', ');
+  console.error(
+    values.housekeeping
+      ? `baton worker ${worker.consumer}: housekeeping (delayed wake-ups, sweeper)`
+      : `baton worker ${worker.consumer}: ${names} (concurrency ${config.concurrency}${values.dispatch !== undefined ? `, dispatching to ${values.dispatch}` : ''})`,
+  );
   await stopSignal;
   await worker.stop();
   await p.close();

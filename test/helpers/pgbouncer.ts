@@ -112,6 +112,8 @@ export async function startPgBouncer(upstream: string, opts: { poolSize?: number
           fs.rmSync(dir, { recursive: true, force: true });
           resolve();
         });
+        // Unref'd while it served; held again so its exit is awaited before the loop may end.
+        child.ref();
         child.kill('SIGTERM');
       }),
   };
