@@ -147,7 +147,7 @@ test("an injected call to another repository's tool (github, not declared) is re
 });
 
 test('the documented "denied tool calls in the last hour" query lists both refusals', async () => {
-  const result = await t.p.db.execute(sql.raw(documentedSql('docs/security.md', 'Denied tool calls in the last hour')));
+  const result = await t.p.db.execute(sql.raw(documentedSql('README.md', 'Denied tool calls in the last hour')));
   const rows = (result as unknown as { rows: Array<{ server: string; tool: string; function: string; reason: string }> }).rows;
   assert.deepEqual(rows.map((r) => `${r.function} ${r.server}.${r.tool}`).sort(), ['pr-agent github.post_comment', 'pr-agent review.delete_all']);
 });
