@@ -4,7 +4,7 @@
  *
  * Renders every object the platform needs from functions/ and baton.config.ts (flags
  * override it), validates all of them (CRD and Kubernetes schemas, cross-references),
- * then applies them phase by phase and waits for each (docs/kubernetes.md).
+ * then applies them phase by phase and waits for each (README "Run on Kubernetes").
  * --dry-run prints the manifests instead; `diff` shows what would change.
  * --retire REVISION stops routing a Knative revision no live run needs any more.
  */

@@ -67,7 +67,7 @@ export async function checkPrerequisites(k: Kubectl, c: DeployConfig): Promise<v
   if (missing.length) {
     const lines = missing.map((p) => `  ${p.crd}: install ${p.what}`);
     const hint = c.mode === 'knative' && missing.some((p) => p.knativeOnly) ? '\n(or deploy without Knative: --mode worker)' : '';
-    throw new Error(`the cluster lacks CRDs Baton needs (see docs/kubernetes.md "Prerequisites"):\n${lines.join('\n')}${hint}`);
+    throw new Error(`the cluster lacks CRDs Baton needs (see the README, "Run on Kubernetes" → "Prerequisites"):\n${lines.join('\n')}${hint}`);
   }
 }
 

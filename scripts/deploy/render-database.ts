@@ -5,7 +5,7 @@
  * is why the runtime keeps no session state (no SET, LISTEN, session advisory locks or
  * startup parameters); test/k8s/pooler.test.ts proves it against a real PgBouncer.
  *
- * Sizing (docs/kubernetes.md "Capacity"): pods hold a connection only for a claim or a
+ * Sizing (README "Run on Kubernetes" → "Capacity"): pods hold a connection only for a claim or a
  * commit, so `default_pool_size` server connections serve many more clients;
  * `max_connections` must cover pooler instances × default_pool_size plus headroom.
  */

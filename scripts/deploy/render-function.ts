@@ -15,7 +15,7 @@
  * Knative revisions are named `<function>-<hash of the template>`, and each one is
  * routed under the tag `r-<hash>`, so a run's later steps can reach the revision that
  * ran its first step (scripts/lib/revision-tag.ts). `retain` keeps older revisions'
- * tags routable until no live run needs them (docs/kubernetes.md "Revisions").
+ * tags routable until no live run needs them (README "Run on Kubernetes" → "Revisions").
  */
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
