@@ -83,6 +83,15 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
     active.add(task);
   }
 
+  async function handBack(d: Delivery) {
+    try {
+      await p.queue.publish(d.function, d.message);
+      await ack(d);
+    } catch {
+      // Still pending: reclaimed after a lease.
+    }
+  }
+
   const stopped = () => stopLoops.signal.aborted;
   const pause = (ms: number) => sleep(ms, undefined, { signal: stopLoops.signal }).catch(() => {});
 
@@ -101,7 +110,10 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
       try {
         const deliveries = await p.queue.read(functions, consumer, free, 1000);
         if (stopped()) {
-          // Read while stopping: hand them back by not acking; they are reclaimed.
+          // Read while stopping (the blocking read cannot be interrupted): hand them back
+          // now rather than leave them pending for a lease. Publish before ack, so a crash
+          // in between leaves a duplicate, never a loss.
+          for (const d of deliveries) await handBack(d);
           break;
         }
         for (const d of deliveries) handle(d);
@@ -162,12 +174,19 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
     async stop(graceMs = p.config.graceMs) {
       stopLoops.abort();
       slotFreed?.();
-      const drained = Promise.allSettled([...active]);
-      const graceOver = sleep(graceMs).then(() => 'timeout' as const);
-      if ((await Promise.race([drained, graceOver])) === 'timeout') {
-        log.warn({ inflight: active.size }, 'grace period over; releasing the leases of unfinished steps');
-        shutdown.abort(new Error('the worker is shutting down'));
-        await Promise.race([Promise.allSettled([...active]), sleep(5000)]);
+      // Timers are cancelled once the race is decided: a pending grace timer would keep
+      // the process alive for the whole grace period after a quick drain.
+      const timers = new AbortController();
+      const timer = (ms: number) => sleep(ms, 'timeout' as const, { signal: timers.signal }).catch(() => 'cancelled' as const);
+      try {
+        const drained = Promise.allSettled([...active]);
+        if ((await Promise.race([drained, timer(graceMs)])) === 'timeout') {
+          log.warn({ inflight: active.size }, 'grace period over; releasing the leases of unfinished steps');
+          shutdown.abort(new Error('the worker is shutting down'));
+          await Promise.race([Promise.allSettled([...active]), timer(5000)]);
+        }
+      } finally {
+        timers.abort();
       }
       await unsubscribe?.().catch(() => {});
       await Promise.allSettled(loops);
