@@ -47,7 +47,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     });
 
   await listen();
-  return {
+  const proxy: TcpProxy = {
     get port() {
       return port;
     },
@@ -75,7 +75,8 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       return accepted;
     },
     async close() {
-      await this.down();
+      await proxy.down();
     },
   };
+  return proxy;
 }
