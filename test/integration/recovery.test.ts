@@ -85,7 +85,7 @@ test('commit → publish gap: a duplicate message for the committed step re-publ
   });
   await t.p.queue.ack(first);
 
-  const worker = await startWorker(t.p);
+  await startWorker(t.p);
   const { run, steps } = await waitForRun(t.p, id);
   assert.equal(run.status, 'succeeded');
   assert.deepEqual(run.output, { log: ['a', 'b', 'c'] });
@@ -150,7 +150,7 @@ test('Redis data loss: the sweeper re-publishes live runs, including one in back
   assert.equal(retrying.status, 'retrying');
 
   await dropPrefix(t.prefix); // streams, consumer groups and the delayed set: gone
-  const worker = await startWorker(t.p);
+  await startWorker(t.p);
   for (const id of [...ids, flaky]) assert.equal((await waitForRun(t.p, id)).run.status, 'succeeded');
   assert.equal((await waitForRun(t.p, flaky)).steps[1].attempt, 2);
 });
