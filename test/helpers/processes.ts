@@ -35,7 +35,7 @@ function baseEnv(): Record<string, string> {
   return env;
 }
 
-export function spawnBaton(verb: 'worker' | 'api', env: Record<string, string>, name = verb): BatonProcess {
+export function spawnBaton(verb: 'worker' | 'api', env: Record<string, string>, name: string = verb): BatonProcess {
   const child = spawn(process.execPath, [path.join(ROOT, 'scripts/baton.ts'), verb], {
     cwd: ROOT,
     env: { ...baseEnv(), HOST: '127.0.0.1', PORT: '0', BATON_WORKER_NAME: name, ...env },
