@@ -50,7 +50,11 @@ export function spawnBaton(verb: 'worker' | 'api', env: Record<string, string>, 
     partial = parts.pop() ?? '';
     for (const line of parts) {
       lines.push(line);
-      for (const w of waiters) if (w.pattern.test(line)) (waiters.delete(w), w.resolve(line));
+      for (const w of waiters) {
+        if (!w.pattern.test(line)) continue;
+        waiters.delete(w);
+        w.resolve(line);
+      }
     }
   });
   let alive = true;
@@ -73,7 +77,13 @@ export function spawnBaton(verb: 'worker' | 'api', env: Record<string, string>, 
       const seen = lines.find((l) => pattern.test(l));
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const w = { pattern, resolve: (line: string) => (clearTimeout(timer), resolve(line)) };
+        const w = {
+          pattern,
+          resolve: (line: string) => {
+            clearTimeout(timer);
+            resolve(line);
+          },
+        };
         const timer = setTimeout(() => {
           waiters.delete(w);
           reject(new Error(`${name}: no line matching ${pattern} in ${timeoutMs} ms; last lines:\n${lines.slice(-10).join('\n')}`));
