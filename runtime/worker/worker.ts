@@ -65,7 +65,12 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
     log.warn({ runId: d.message.runId, seq: d.message.seq }, 'could not ack; the message will be reclaimed');
   }
 
+  // Deliveries this process is running now, by stream entry.
+  const running = new Set<string>();
+  const entry = (d: Delivery) => `${d.function}|${d.id}`;
+
   function handle(d: Delivery) {
+    running.add(entry(d));
     const task = (async () => {
       try {
         const outcome = await execute(d, shutdown.signal);
@@ -77,6 +82,7 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
         log.warn({ err: (err as Error).message, runId: d.message.runId, seq: d.message.seq }, 'step not completed');
       }
     })().finally(() => {
+      running.delete(entry(d));
       active.delete(task);
       slotFreed?.();
     });
@@ -163,7 +169,14 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
         every('reclaim', Math.max(100, Math.floor(p.config.leaseMs / 4)), async () => {
           const free = concurrency - active.size;
           if (free <= 0) return;
-          for (const d of await p.queue.reclaim(functions, consumer, p.config.leaseMs, free)) handle(d);
+          // A message's idle time counts from its delivery, not from the last heartbeat, so
+          // a step running longer than a lease comes back here while we still run it.
+          // Running it twice in one process would only race our own commit (and, if our
+          // heartbeats failed during a database outage, discard a finished result); the
+          // reclaim has reset its idle time, which is all it needed.
+          for (const d of await p.queue.reclaim(functions, consumer, p.config.leaseMs, free)) {
+            if (!running.has(entry(d))) handle(d);
+          }
         }),
         every('mover', MOVER_INTERVAL_MS, () => p.queue.promoteDue()),
         every('sweeper', Math.max(100, Math.floor(p.config.sweepAfterMs / 2)), () => republishStale(p.config.sweepAfterMs, false)),
