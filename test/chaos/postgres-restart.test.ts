@@ -15,29 +15,29 @@ import pg from 'pg';
 import { runs } from '../../schema/tables.ts';
 import { submitRun, verifyReviewRuns, waitForRuns } from '../helpers/chaos.ts';
 import { startTestPlatform } from '../helpers/platform.ts';
-import { exclusive, startApiProcess, startWorkerProcess, stopAll } from '../helpers/processes.ts';
+import { exclusive, startApiProcess, startWorkerProcess, stopAll, teardown } from '../helpers/processes.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 const RUNS = 100;
 const OUTAGE_MS = 4000;
 
 test('Postgres restart during a 100-run load: the API never answers 500, all runs succeed', { timeout: 180_000 }, async (tc) => {
-  const release = await exclusive();
-  tc.after(release);
+  const defer = teardown(tc);
+  defer(await exclusive());
   const proxy = await startTcpProxy({ host: '127.0.0.1', port: 5432 });
-  tc.after(() => proxy.close());
+  defer(() => proxy.close());
   const t = await startTestPlatform({
     worker: false,
     connectVia: (url) => proxy.via(url),
     llm: { delayMs: [200, 800] },
     env: { BATON_LEASE_MS: '1000', BATON_SWEEP_AFTER_MS: '3000' },
   });
-  tc.after(async () => {
+  defer(async () => {
     await proxy.up();
     await t.close();
   });
   const procs = await Promise.all([startApiProcess(t.env), ...[1, 2, 3].map((i) => startWorkerProcess(t.env, `pg${i}`))]);
-  tc.after(() => stopAll(procs));
+  defer(() => stopAll(procs));
   const api = procs[0] as Awaited<ReturnType<typeof startApiProcess>>;
 
   const statuses: number[] = [];

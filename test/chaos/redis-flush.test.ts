@@ -12,26 +12,26 @@ import { createClient } from 'redis';
 import { runs } from '../../schema/tables.ts';
 import { verifyReviewRuns, waitForRuns } from '../helpers/chaos.ts';
 import { startTestPlatform, trigger, waitFor } from '../helpers/platform.ts';
-import { exclusive, startWorkerProcess, stopAll } from '../helpers/processes.ts';
+import { exclusive, startWorkerProcess, stopAll, teardown } from '../helpers/processes.ts';
 import { startRedisServer } from '../helpers/redis-server.ts';
 
 const RUNS = 100;
 
 test('Redis flush: FLUSHALL during a 100-run load, all runs still succeed', { timeout: 180_000 }, async (tc) => {
-  const release = await exclusive();
-  tc.after(release);
+  const defer = teardown(tc);
+  defer(await exclusive());
   const redis = await startRedisServer();
-  tc.after(() => redis.stop());
+  defer(() => redis.stop());
   const t = await startTestPlatform({
     worker: false,
     llm: { delayMs: [200, 800] },
     env: { REDIS_URL: redis.url, BATON_LEASE_MS: '1000', BATON_SWEEP_AFTER_MS: '2000' },
   });
-  tc.after(() => t.close());
+  defer(() => t.close());
   // 3 × 8 slots for 100 runs: most wake-ups wait in the stream, so the flush loses them.
   const env = { ...t.env, BATON_LOG_LEVEL: 'info', BATON_CONCURRENCY: '8' };
   const workers = await Promise.all([1, 2, 3].map((i) => startWorkerProcess(env, `flush${i}`)));
-  tc.after(() => stopAll(workers));
+  defer(() => stopAll(workers));
 
   const started = Date.now();
   const ids = await Promise.all(Array.from({ length: RUNS }, (_, i) => trigger(t.api, 'pr-review', { repo: 'acme/shop', pr: i + 1 })));

@@ -11,14 +11,14 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { loadFunctions } from '../../runtime/functions.ts';
 import { startTestPlatform, trigger, waitFor, waitForRun } from '../helpers/platform.ts';
-import { exclusive, startWorkerProcess, stopAll } from '../helpers/processes.ts';
+import { exclusive, startWorkerProcess, stopAll, teardown } from '../helpers/processes.ts';
 import { getRunWithSteps } from '../../runtime/store/runs.ts';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/functions');
 
 test('retries and dead ends on worker processes', { timeout: 120_000 }, async (tc) => {
-  const release = await exclusive();
-  tc.after(release);
+  const defer = teardown(tc);
+  defer(await exclusive());
   const t = await startTestPlatform({
     worker: false,
     tools: false,
@@ -26,12 +26,12 @@ test('retries and dead ends on worker processes', { timeout: 120_000 }, async (t
     functions: await loadFunctions(FIXTURES, ['flaky']),
     env: { BATON_RETRY_BASE_MS: '400', BATON_RETRY_MAX_MS: '1000', BATON_LEASE_MS: '1000' },
   });
-  tc.after(() => t.close());
+  defer(() => t.close());
   const env = { ...t.env, BATON_FUNCTIONS_DIR: FIXTURES };
   const workers = await Promise.all(['r1', 'r2'].map((n) => startWorkerProcess(env, n)));
-  tc.after(() => stopAll(workers));
+  defer(() => stopAll(workers));
   const healed = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'baton-flaky-')), 'healed');
-  tc.after(() => fs.rmSync(path.dirname(healed), { recursive: true, force: true }));
+  defer(() => fs.rmSync(path.dirname(healed), { recursive: true, force: true }));
 
   const twice = await trigger(t.api, 'flaky', { mode: 'twice' });
   const always = await trigger(t.api, 'flaky', { mode: 'always', healedFile: healed });

@@ -9,19 +9,19 @@ import { inArray } from 'drizzle-orm';
 import { steps } from '../../schema/tables.ts';
 import { submitRun, verifyReviewRuns, waitForRuns } from '../helpers/chaos.ts';
 import { startTestPlatform } from '../helpers/platform.ts';
-import { exclusive, startApiProcess, startWorkerProcess, stopAll } from '../helpers/processes.ts';
+import { exclusive, startApiProcess, startWorkerProcess, stopAll, teardown } from '../helpers/processes.ts';
 
 const RUNS = 200;
 const STEP_TIMEOUT_MS = 120_000; // pr-review's function default
 
 test('spike: 200 runs at once through the API on 3 workers all succeed', { timeout: 180_000 }, async (tc) => {
-  const release = await exclusive();
-  tc.after(release);
+  const defer = teardown(tc);
+  defer(await exclusive());
   const t = await startTestPlatform({ worker: false, llm: { delayMs: [200, 800] } });
-  tc.after(() => t.close());
+  defer(() => t.close());
   const env = { ...t.env, BATON_CONCURRENCY: '32' };
   const procs = await Promise.all([startApiProcess(env), ...[1, 2, 3].map((i) => startWorkerProcess(env, `spike${i}`))]);
-  tc.after(() => stopAll(procs));
+  defer(() => stopAll(procs));
   const api = procs[0] as Awaited<ReturnType<typeof startApiProcess>>;
 
   const started = Date.now();

@@ -13,13 +13,13 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { loadFunctions } from '../../runtime/functions.ts';
 import { startTestPlatform, trigger, waitFor, waitForRun } from '../helpers/platform.ts';
-import { exclusive, startWorkerProcess, stopAll, type BatonProcess } from '../helpers/processes.ts';
+import { exclusive, startWorkerProcess, stopAll, type BatonProcess, teardown } from '../helpers/processes.ts';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/functions');
 
 test('zombie: a worker thawed after losing its lease cannot overwrite the new owner\'s result', { timeout: 120_000 }, async (tc) => {
-  const release = await exclusive();
-  tc.after(release);
+  const defer = teardown(tc);
+  defer(await exclusive());
   const held = new Map<number, () => void>();
   const hold = new Set([2, 3]); // the new owner's call in scene 1, the zombie's call in scene 2
   const t = await startTestPlatform({
@@ -28,10 +28,10 @@ test('zombie: a worker thawed after losing its lease cannot overwrite the new ow
     functions: await loadFunctions(FIXTURES, ['zombie']),
     llm: { gate: (n) => (hold.has(n) ? new Promise<void>((resolve) => held.set(n, resolve)) : undefined) },
   });
-  tc.after(() => t.close());
+  defer(() => t.close());
   const env = { ...t.env, BATON_FUNCTIONS_DIR: FIXTURES, BATON_LEASE_MS: '1000', BATON_LOG_LEVEL: 'warn' };
   const procs: BatonProcess[] = [];
-  tc.after(() => stopAll(procs));
+  defer(() => stopAll(procs));
   const start = async (name: string, extra: Record<string, string> = {}) => {
     const w = await startWorkerProcess({ ...env, ...extra }, name);
     procs.push(w);

@@ -141,3 +141,24 @@ export async function exclusive(): Promise<() => Promise<void>> {
     await client.end().catch(() => {});
   };
 }
+
+/**
+ * Cleanups that run last-registered-first, as one after-hook (node:test runs hooks
+ * first-registered-first): processes stop before the platform they use is closed,
+ * and the platform before the chaos lock is released.
+ */
+export function teardown(tc: { after(fn: () => Promise<void>): void }): (fn: () => unknown) => void {
+  const fns: Array<() => unknown> = [];
+  tc.after(async () => {
+    for (const fn of fns.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        console.error('cleanup failed:', err);
+      }
+    }
+  });
+  return (fn) => {
+    fns.push(fn);
+  };
+}
