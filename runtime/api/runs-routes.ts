@@ -92,8 +92,10 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     }
     const input = validate(agent.input, await readJson(c), 'input', 'invalid_input');
     const tenant = c.get('tenant');
+    // One id for every retry of the insert, so a retried insert cannot create a second run.
+    const id = uuidv7();
     const created = await p.withDb(
-      () => createRun(p.db, { id: uuidv7(), function: agent.name, tenant, input, start: agent.start, idempotencyKey: key }),
+      () => createRun(p.db, { id, function: agent.name, tenant, input, start: agent.start, idempotencyKey: key }),
       3000,
     );
     if (!created.created && !created.sameInput) {
@@ -102,7 +104,12 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     if (created.created) {
       p.metrics.runsCreated.inc({ function: agent.name });
       await wake({ id: created.id, function: agent.name, next_seq: 0 });
-    } else c.header('Idempotent-Replayed', 'true');
+    } else {
+      c.header('Idempotent-Replayed', 'true');
+      // A client retrying after a 503 may have created the run on its first try without
+      // the wake-up going out: wake a still-queued run again (the claim admits one runner).
+      if (created.status === 'queued') await wake({ id: created.id, function: agent.name, next_seq: 0 });
+    }
     const urls = runUrls(created.id);
     c.header('Location', urls.statusUrl);
     return c.json({ id: created.id, status: created.created ? 'queued' : created.status, ...urls }, 202);

@@ -30,7 +30,7 @@ export type StepOutcome =
   /** Not claimed: a duplicate, stale or early message (see Verdict). */
   | { status: 'skipped'; verdict: Verdict }
   /** The lease was lost while the step ran: its result was discarded. */
-  | { status: 'fenced' }
+  | { status: 'fenced'; verdict?: Verdict }
   | { status: 'cancelled' }
   /** The process is shutting down: lease released, step re-published for another worker. */
   | { status: 'released' };
@@ -58,8 +58,7 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
     }),
   );
   if (!claimed) {
-    const verdict = diagnose(await p.withDb(() => probeRun(p.db, msg.runId)), msg.seq);
-    if (verdict.action !== 'drop') await p.queue.publish(verdict.function, { runId: msg.runId, seq: verdict.seq }, verdict.delayMs);
+    const verdict = await settleStale(p, msg);
     p.log.debug({ runId: msg.runId, seq: msg.seq, verdict }, 'message not claimed');
     p.metrics.steps.inc({ function: fn, kind: 'none', outcome: 'skipped' });
     return { status: 'skipped', verdict };
@@ -116,10 +115,15 @@ async function runClaimed(
   if (signal.aborted) {
     const reason = signal.reason as unknown;
     if (reason instanceof BatonError && reason.code === 'cancelled') return count(p, agent, recorder.kind, { status: 'cancelled' });
-    if (reason instanceof BatonError && reason.code === 'lease_lost') return count(p, agent, recorder.kind, { status: 'fenced' });
+    if (reason instanceof BatonError && reason.code === 'lease_lost') {
+      p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step }, 'lease lost during the step: call aborted');
+      return count(p, agent, recorder.kind, { status: 'fenced' });
+    }
     if (opts.shutdown?.aborted && !timeout.aborted) {
+      // Released, another worker can claim the step at once; if this fails, the lease just expires.
       await p.withDb(() => releaseLease(p.db, claimed.runId, leaseOwner)).catch(() => {});
-      await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq }).catch(() => {});
+      // Not caught: a step that could not be handed back must leave its message pending (unacked) for reclaim.
+      await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq });
       return count(p, agent, recorder.kind, { status: 'released' });
     }
     if (timeout.aborted) thrown = new BatonError('step_timeout', `step "${claimed.step}" exceeded its timeout of ${timeoutMs} ms`);
@@ -170,7 +174,7 @@ async function commit(
       }),
     COMMIT_BUDGET_MS,
   );
-  if (!committed) return count(p, agent, kind, { status: 'fenced' });
+  if (!committed) return count(p, agent, kind, await fenced(p, claimed, 'commit'));
   faultPoint('after-commit', claimed);
   // Hand on. A crash before this line is repaired by the claim of a duplicate or by the sweeper.
   const nextSeq = claimed.seq + 1;
@@ -210,7 +214,7 @@ async function fail(
       }),
     COMMIT_BUDGET_MS,
   );
-  if (!recorded) return count(p, agent, kind ?? 'compute', { status: 'fenced' });
+  if (!recorded) return count(p, agent, kind ?? 'compute', await fenced(p, claimed, 'failure'));
   p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, attempt: claimed.attempt, err: err.message, retry }, 'step failed');
   if (delayMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq }, delayMs);
   p.events.publish(claimed.runId, { type: 'changed' });
@@ -220,6 +224,31 @@ async function fail(
     kind ?? 'compute',
     delayMs !== null ? { status: 'retrying', delayMs, error: err.message } : { status: 'failed', error: err.message },
   );
+}
+
+/**
+ * A message that cannot (or can no longer) run its step: probe the run and do what
+ * `diagnose` says (drop it, re-publish the run's current step, or look again later).
+ */
+async function settleStale(p: Platform, msg: StepMessage): Promise<Verdict> {
+  const verdict = diagnose(await p.withDb(() => probeRun(p.db, msg.runId)), msg.seq);
+  if (verdict.action !== 'drop') await p.queue.publish(verdict.function, { runId: msg.runId, seq: verdict.seq }, verdict.delayMs);
+  return verdict;
+}
+
+/**
+ * The fence rejected our commit or failure record. Usually another worker owns the
+ * step now (this one was paused or partitioned past its lease) and the result is
+ * simply discarded. But a rejection is also what a retried statement sees when its
+ * first try committed and only the answer was lost (the connection dropped during a
+ * database restart): then nobody has published the next step. Settling the message
+ * like an unclaimable one covers both: the repair re-publishes the run's current
+ * step if the run is idle past this seq, and drops or re-checks it otherwise.
+ */
+async function fenced(p: Platform, claimed: ClaimedStep, what: 'commit' | 'failure'): Promise<StepOutcome> {
+  p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, what }, 'fence rejected the write (lease lost): result discarded');
+  const verdict = await settleStale(p, claimed);
+  return { status: 'fenced', verdict };
 }
 
 function count(p: Platform, agent: Agent, kind: string, outcome: StepOutcome): StepOutcome {

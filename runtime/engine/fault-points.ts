@@ -1,27 +1,43 @@
 /**
  * Named moments inside a step where chaos tests make the process die (DBOS's
  * debugpoints). Armed only by BATON_FAULTS, e.g. `after-commit=0.05,during-call=0.1`:
- * at that point the process SIGKILLs itself with that probability. Unset, a fault
- * point costs one Map lookup.
+ * at that point the process SIGKILLs itself with that probability. `name=stop`
+ * instead freezes the process (SIGSTOP) the first time it gets there, so a test can
+ * hold a worker exactly at that moment, past its lease, and SIGCONT it later (a
+ * zombie). Each fault is announced as one JSON line on stderr before it happens.
+ * Unset, a fault point costs one Map lookup.
  */
 export const FAULT_POINTS = ['claimed', 'during-call', 'after-call', 'before-commit', 'after-commit'] as const;
 export type FaultPoint = (typeof FAULT_POINTS)[number];
 
-let armed: Map<string, number> | undefined;
+export interface Fault {
+  probability: number;
+  signal: 'SIGKILL' | 'SIGSTOP';
+}
 
-function parse(spec: string | undefined): Map<string, number> {
-  const map = new Map<string, number>();
+let armed: Map<string, Fault> | undefined;
+
+export function parseFaults(spec: string | undefined): Map<string, Fault> {
+  const map = new Map<string, Fault>();
   for (const part of (spec ?? '').split(',')) {
-    const [name, p] = part.split('=');
-    if (name && FAULT_POINTS.includes(name.trim() as FaultPoint)) map.set(name.trim(), Number(p ?? 1));
+    const [rawName, rawValue] = part.split('=');
+    const name = rawName?.trim();
+    if (!name || !FAULT_POINTS.includes(name as FaultPoint)) continue;
+    const value = (rawValue ?? '1').trim();
+    if (value === 'stop') map.set(name, { probability: 1, signal: 'SIGSTOP' });
+    else if (Number.isFinite(Number(value))) map.set(name, { probability: Number(value), signal: 'SIGKILL' });
   }
   return map;
 }
 
 export function faultPoint(name: FaultPoint, where: { runId: string; seq: number }): void {
-  armed ??= parse(process.env.BATON_FAULTS);
-  const p = armed.get(name);
-  if (p === undefined || Math.random() >= p) return;
-  process.stderr.write(`${JSON.stringify({ fault: name, runId: where.runId, seq: where.seq, pid: process.pid })}\n`);
-  process.kill(process.pid, 'SIGKILL');
+  armed ??= parseFaults(process.env.BATON_FAULTS);
+  const fault = armed.get(name);
+  if (fault === undefined || Math.random() >= fault.probability) return;
+  // A stop happens once: after SIGCONT the process carries on like any zombie would.
+  if (fault.signal === 'SIGSTOP') armed.delete(name);
+  process.stderr.write(
+    `${JSON.stringify({ fault: name, signal: fault.signal, runId: where.runId, seq: where.seq, pid: process.pid })}\n`,
+  );
+  process.kill(process.pid, fault.signal);
 }

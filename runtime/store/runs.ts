@@ -20,22 +20,30 @@ export type CreateRunResult =
   /** An earlier request used the same Idempotency-Key; `sameInput` says whether its input matched. */
   | { created: false; id: string; sameInput: boolean; status: RunStatus };
 
+/**
+ * Inserts the run. Safe to retry with the same `id`: when a first try committed but
+ * its answer was lost (the connection dropped during a database restart), the retry
+ * finds its own row and reports it created, rather than inserting a second run.
+ */
 export async function createRun(db: Db, r: NewRun): Promise<CreateRunResult> {
   const input = JSON.stringify(r.input);
   const inserted = await query<{ id: string }>(
     db,
     sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of)
         values (${r.id}, ${r.function}, ${r.tenant}, ${input}::jsonb, ${r.start}, ${r.idempotencyKey ?? null}, ${r.replayOf ?? null})
-        on conflict (tenant, function, idempotency_key) do nothing
+        on conflict do nothing
         returning id`,
   );
   if (inserted[0]) return { created: true, id: inserted[0].id };
   const [existing] = await query<{ id: string; same: boolean; status: RunStatus }>(
     db,
     sql`select id, input = ${input}::jsonb as same, status::text as status from runs
-        where tenant = ${r.tenant} and function = ${r.function} and idempotency_key = ${r.idempotencyKey ?? null}`,
+        where id = ${r.id}
+           or (tenant = ${r.tenant} and function = ${r.function} and idempotency_key = ${r.idempotencyKey ?? null})
+        order by (id = ${r.id}) desc limit 1`,
   );
   if (!existing) throw new Error('createRun: conflicting row vanished');
+  if (existing.id === r.id) return { created: true, id: existing.id };
   return { created: false, id: existing.id, sameInput: existing.same, status: existing.status };
 }
 

@@ -65,7 +65,12 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
     log.warn({ runId: d.message.runId, seq: d.message.seq }, 'could not ack; the message will be reclaimed');
   }
 
+  // Deliveries this process is running now, by stream entry.
+  const running = new Set<string>();
+  const entry = (d: Delivery) => `${d.function}|${d.id}`;
+
   function handle(d: Delivery) {
+    running.add(entry(d));
     const task = (async () => {
       try {
         const outcome = await execute(d, shutdown.signal);
@@ -77,10 +82,20 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
         log.warn({ err: (err as Error).message, runId: d.message.runId, seq: d.message.seq }, 'step not completed');
       }
     })().finally(() => {
+      running.delete(entry(d));
       active.delete(task);
       slotFreed?.();
     });
     active.add(task);
+  }
+
+  async function handBack(d: Delivery) {
+    try {
+      await p.queue.publish(d.function, d.message);
+      await ack(d);
+    } catch {
+      // Still pending: reclaimed after a lease.
+    }
   }
 
   const stopped = () => stopLoops.signal.aborted;
@@ -101,7 +116,10 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
       try {
         const deliveries = await p.queue.read(functions, consumer, free, 1000);
         if (stopped()) {
-          // Read while stopping: hand them back by not acking; they are reclaimed.
+          // Read while stopping (the blocking read cannot be interrupted): hand them back
+          // now rather than leave them pending for a lease. Publish before ack, so a crash
+          // in between leaves a duplicate, never a loss.
+          for (const d of deliveries) await handBack(d);
           break;
         }
         for (const d of deliveries) handle(d);
@@ -151,7 +169,14 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
         every('reclaim', Math.max(100, Math.floor(p.config.leaseMs / 4)), async () => {
           const free = concurrency - active.size;
           if (free <= 0) return;
-          for (const d of await p.queue.reclaim(functions, consumer, p.config.leaseMs, free)) handle(d);
+          // A message's idle time counts from its delivery, not from the last heartbeat, so
+          // a step running longer than a lease comes back here while we still run it.
+          // Running it twice in one process would only race our own commit (and, if our
+          // heartbeats failed during a database outage, discard a finished result); the
+          // reclaim has reset its idle time, which is all it needed.
+          for (const d of await p.queue.reclaim(functions, consumer, p.config.leaseMs, free)) {
+            if (!running.has(entry(d))) handle(d);
+          }
         }),
         every('mover', MOVER_INTERVAL_MS, () => p.queue.promoteDue()),
         every('sweeper', Math.max(100, Math.floor(p.config.sweepAfterMs / 2)), () => republishStale(p.config.sweepAfterMs, false)),
@@ -162,17 +187,19 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
     async stop(graceMs = p.config.graceMs) {
       stopLoops.abort();
       slotFreed?.();
-      const grace = new AbortController();
-      const drained = Promise.allSettled([...active]).then(() => 'drained' as const);
-      const graceOver = sleep(graceMs, 'timeout' as const, { signal: grace.signal }).catch(() => 'drained' as const);
-      const first = await Promise.race([drained, graceOver]);
-      grace.abort(); // a pending timer would keep the process alive for the whole grace period
-      if (first === 'timeout') {
-        log.warn({ inflight: active.size }, 'grace period over; releasing the leases of unfinished steps');
-        shutdown.abort(new Error('the worker is shutting down'));
-        const settle = new AbortController();
-        await Promise.race([Promise.allSettled([...active]), sleep(5000, undefined, { signal: settle.signal }).catch(() => {})]);
-        settle.abort();
+      // Timers are cancelled once the race is decided: a pending grace timer would keep
+      // the process alive for the whole grace period after a quick drain.
+      const timers = new AbortController();
+      const timer = (ms: number) => sleep(ms, 'timeout' as const, { signal: timers.signal }).catch(() => 'cancelled' as const);
+      try {
+        const drained = Promise.allSettled([...active]);
+        if ((await Promise.race([drained, timer(graceMs)])) === 'timeout') {
+          log.warn({ inflight: active.size }, 'grace period over; releasing the leases of unfinished steps');
+          shutdown.abort(new Error('the worker is shutting down'));
+          await Promise.race([Promise.allSettled([...active]), timer(5000)]);
+        }
+      } finally {
+        timers.abort();
       }
       await unsubscribe?.().catch(() => {});
       await Promise.allSettled(loops);

@@ -10,7 +10,7 @@ import { generateKeyPair, loadPublicKey } from '../../tools/lib/capability.ts';
 import { createToolServerApp, listen } from '../../tools/lib/server.ts';
 import { findRepo, registerGitTools } from '../../tools/git/server.ts';
 import { registerReviewTools } from '../../tools/review/server.ts';
-import { createCommentStore } from '../../tools/review/store.ts';
+import { type CommentStore, createCommentStore } from '../../tools/review/store.ts';
 import type { Db } from '../../runtime/db/connect.ts';
 import { createApiKey, tenantOfKey } from '../../runtime/store/api-keys.ts';
 
@@ -98,6 +98,8 @@ export async function demoRepository(dir: string): Promise<string> {
 export interface LocalTools {
   urls: Record<string, string>;
   repo: string;
+  /** The review server's comments (tests count side effects per idempotency key). */
+  reviews: CommentStore;
   close(): Promise<void>;
 }
 
@@ -116,6 +118,7 @@ export async function startLocalTools(dir: string, publicKeyPem: string): Promis
   return {
     urls: { git: `${git.url}/mcp`, review: `${review.url}/mcp` },
     repo,
+    reviews: store,
     close: async () => {
       await Promise.all([git.close(), review.close()]);
     },

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { type TestPlatform, startTestPlatform, waitFor } from '../helpers/platform.ts';
-import { type BatonProcess, ROOT, spawnBaton } from '../helpers/processes.ts';
+import { type BatonProcess, ROOT, startApiProcess, startWorkerProcess, stopAll } from '../helpers/processes.ts';
 
 let t: TestPlatform;
 const procs: BatonProcess[] = [];
@@ -18,15 +18,17 @@ let base = '';
 before(async () => {
   // The test process hosts the tool servers and the LLM stub; API and workers are children.
   t = await startTestPlatform({ worker: false, llm: { delayMs: [20, 80] } });
-  const api = spawnBaton(['api'], { ...t.env, PORT: '0', HOST: '127.0.0.1' });
-  procs.push(api, spawnBaton(['worker'], t.env), spawnBaton(['worker'], t.env));
-  base = (await api.waitFor(/listening on (http:\/\/\S+)/))[1];
-  await Promise.all(procs.slice(1).map((w) => w.waitFor(/baton worker .*: pr-review/)));
+  const [api, ...workers] = await Promise.all([
+    startApiProcess(t.env),
+    startWorkerProcess(t.env, 'worker-a'),
+    startWorkerProcess(t.env, 'worker-b'),
+  ]);
+  procs.push(api, ...workers);
+  base = api.url;
 });
 
 after(async () => {
-  for (const p of procs) p.kill('SIGTERM');
-  await Promise.all(procs.map((p) => p.exited));
+  await stopAll(procs, 'SIGTERM');
   await t.close();
 });
 

@@ -20,8 +20,10 @@ export type StubReply = string | { toolCalls: Array<{ name: string; arguments: R
 
 export interface LlmStubOptions {
   reply?: (req: ChatRequest, call: number) => StubReply;
-  /** Fixed delay, or [min, max] uniformly, before answering (ms). */
-  delayMs?: number | [number, number];
+  /** Fixed delay, or [min, max] uniformly, or per call (1-based), before answering (ms). */
+  delayMs?: number | [number, number] | ((call: number, req: ChatRequest) => number);
+  /** Awaited after the delay, before answering: lets a test hold a call until it says so. */
+  gate?: (call: number, req: ChatRequest) => Promise<void> | void;
   failFirst?: number;
 }
 
@@ -29,6 +31,10 @@ export interface LlmStub {
   url: string;
   /** Requests seen, in order. */
   calls: ChatRequest[];
+  /** Calls whose client went away before the answer (aborted), by call number, with when (epoch ms). */
+  aborted: Map<number, number>;
+  /** Calls received and not yet answered or aborted. */
+  readonly inflight: number;
   close(): Promise<void>;
 }
 
@@ -42,17 +48,31 @@ function lastUserText(req: ChatRequest): string {
 
 export async function startLlmStub(opts: LlmStubOptions = {}): Promise<LlmStub> {
   const calls: ChatRequest[] = [];
+  const aborted = new Map<number, number>();
+  let inflight = 0;
   const app = new Hono();
-  const delay = () => {
+  const delay = (n: number, req: ChatRequest, signal: AbortSignal) => {
     const d = opts.delayMs;
-    const ms = d === undefined ? 0 : typeof d === 'number' ? d : d[0] + Math.random() * (d[1] - d[0]);
-    return new Promise((resolve) => setTimeout(resolve, ms));
+    const ms = d === undefined ? 0 : typeof d === 'number' ? d : typeof d === 'function' ? d(n, req) : d[0] + Math.random() * (d[1] - d[0]);
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    });
   };
   app.post('/v1/chat/completions', async (c) => {
     const req = (await c.req.json()) as ChatRequest;
     calls.push(req);
     const n = calls.length;
-    await delay();
+    const signal = c.req.raw.signal;
+    inflight++;
+    signal.addEventListener('abort', () => aborted.set(n, Date.now()), { once: true });
+    try {
+      await delay(n, req, signal);
+      await opts.gate?.(n, req);
+    } finally {
+      inflight--;
+    }
+    if (signal.aborted) return c.body(null, 499 as never);
     if (opts.failFirst && n <= opts.failFirst) return c.json({ error: { message: 'stub failure', type: 'server_error' } }, 500);
     const reply = opts.reply?.(req, n) ?? `stub answer: ${lastUserText(req).split('\n')[0].slice(0, 80)}`;
     const usage = { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 };
@@ -92,6 +112,10 @@ export async function startLlmStub(opts: LlmStubOptions = {}): Promise<LlmStub> 
       resolve({
         url: `http://127.0.0.1:${info.port}/v1`,
         calls,
+        aborted,
+        get inflight() {
+          return inflight;
+        },
         close: () =>
           new Promise<void>((done) => {
             server.close(() => done());

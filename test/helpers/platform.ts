@@ -30,6 +30,11 @@ export interface TestPlatformOptions {
   worker?: boolean | WorkerOptions;
   /** The capability-token key pair (default: a fresh one), for tests that run their own tool servers. */
   keys?: { privateKeyPem: string; publicKeyPem: string };
+  /**
+   * Reach the database through another URL (e.g. a TCP proxy a test can cut): the
+   * platform and `env.DATABASE_URL` use it; `db.database` stays a direct connection.
+   */
+  connectVia?: (url: string) => string;
 }
 
 export interface TestPlatform {
@@ -55,8 +60,9 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
   const keys = opts.keys ?? generateKeyPair();
   const tools = opts.tools === false ? null : await startLocalTools(dir, keys.publicKeyPem);
   const llm = opts.llm === 'offline' ? null : await startLlmStub(opts.llm ?? {});
+  const dbUrl = opts.connectVia ? opts.connectVia(db.url) : db.url;
   const env: Record<string, string> = {
-    DATABASE_URL: db.url,
+    DATABASE_URL: dbUrl,
     REDIS_URL,
     BATON_REDIS_PREFIX: prefix,
     BATON_AUTH: 'off',
@@ -71,7 +77,7 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
   };
   const config = loadConfig(env);
   const p = await createPlatform(config, {
-    database: db.database,
+    ...(opts.connectVia ? {} : { database: db.database }),
     signingKey: loadPrivateKey(keys.privateKeyPem),
     ...(opts.functions ? { functions: opts.functions } : {}),
   });

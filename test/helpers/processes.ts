@@ -1,72 +1,164 @@
 /**
- * Real Baton processes for end-to-end and chaos tests: `node scripts/baton.ts <verb>`
- * with a given environment, its output collected, waitable by pattern, killable by pid.
+ * Real Baton processes for chaos and shutdown tests: `baton worker` / `baton api`
+ * as children of the test, pointed at the test's database, Redis prefix, tools and
+ * LLM stub through the environment. Their stderr (JSON logs, fault announcements,
+ * banners) is kept line by line. Tests signal only these children, by pid.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import pg from 'pg';
+import { SERVER_URL } from './db.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 
 export interface BatonProcess {
-  child: ChildProcess;
+  name: string;
   pid: number;
-  output(): string;
-  /** Resolves with the first match of `pattern` in stdout+stderr. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
-  /** Resolves with the exit code (or the signal's name). */
-  exited: Promise<number | string>;
-  kill(signal?: NodeJS.Signals): void;
+  child: ChildProcess;
+  /** stderr, line by line, as it arrives. */
+  lines: string[];
+  /** Resolves when the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly alive: boolean;
+  /** Resolves with the first line (seen or to come) that matches. */
+  waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  signal(sig: NodeJS.Signals): void;
 }
 
-export function spawnBaton(args: string[], env: Record<string, string>, opts: { cwd?: string } = {}): BatonProcess {
-  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/baton.ts'), ...args], {
-    cwd: opts.cwd ?? ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+/** The parent's environment without anything that would point a child elsewhere. */
+function baseEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || /^(BATON_|DATABASE_URL|REDIS_URL|OPENAI_|PORT$|HOST$|NODE_TEST)/.test(k)) continue;
+    env[k] = v;
+  }
+  return env;
+}
+
+export function spawnBaton(verb: 'worker' | 'api', env: Record<string, string>, name: string = verb): BatonProcess {
+  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/baton.ts'), verb], {
+    cwd: ROOT,
+    env: { ...baseEnv(), HOST: '127.0.0.1', PORT: '0', BATON_WORKER_NAME: name, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
-  let out = '';
-  const listeners = new Set<() => void>();
-  const onData = (chunk: Buffer) => {
-    out += chunk.toString();
-    for (const l of listeners) l();
-  };
-  child.stdout?.on('data', onData);
-  child.stderr?.on('data', onData);
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const lines: string[] = [];
+  const waiters = new Set<{ pattern: RegExp; resolve: (line: string) => void }>();
+  let partial = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => {
+    const parts = (partial + chunk).split('\n');
+    partial = parts.pop() ?? '';
+    for (const line of parts) {
+      lines.push(line);
+      for (const w of waiters) {
+        if (!w.pattern.test(line)) continue;
+        waiters.delete(w);
+        w.resolve(line);
+      }
+    }
+  });
+  let alive = true;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      alive = false;
+      resolve({ code, signal });
+    });
+  });
   return {
-    child,
+    name,
     pid: child.pid as number,
-    output: () => out,
+    child,
+    lines,
     exited,
-    waitFor(pattern, timeoutMs = 30_000) {
+    get alive() {
+      return alive;
+    },
+    waitForLine(pattern, timeoutMs = 20_000) {
+      const seen = lines.find((l) => pattern.test(l));
+      if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const check = () => {
-          const m = out.match(pattern);
-          if (m) {
-            cleanup();
-            resolve(m);
-          }
+        const w = {
+          pattern,
+          resolve: (line: string) => {
+            clearTimeout(timer);
+            resolve(line);
+          },
         };
         const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`timed out waiting for ${pattern} in output of baton ${args.join(' ')}:\n${out.slice(-3000)}`));
+          waiters.delete(w);
+          reject(new Error(`${name}: no line matching ${pattern} in ${timeoutMs} ms; last lines:\n${lines.slice(-10).join('\n')}`));
         }, timeoutMs);
-        const gone = () => {
-          cleanup();
-          reject(new Error(`baton ${args.join(' ')} exited before ${pattern}:\n${out.slice(-3000)}`));
-        };
-        const cleanup = () => {
+        waiters.add(w);
+        void exited.then(() => {
+          if (!waiters.has(w)) return;
+          waiters.delete(w);
           clearTimeout(timer);
-          listeners.delete(check);
-          child.off('exit', gone);
-        };
-        listeners.add(check);
-        child.once('exit', gone);
-        check();
+          reject(new Error(`${name} exited before printing ${pattern}; last lines:\n${lines.slice(-10).join('\n')}`));
+        });
       });
     },
-    kill(signal = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    signal(sig) {
+      if (alive) process.kill(child.pid as number, sig);
     },
+  };
+}
+
+/** Starts a worker and resolves once it reads its streams. */
+export async function startWorkerProcess(env: Record<string, string>, name: string): Promise<BatonProcess> {
+  const w = spawnBaton('worker', env, name);
+  await w.waitForLine(/^baton worker /, 30_000);
+  return w;
+}
+
+/** Starts the API and resolves with its URL. */
+export async function startApiProcess(env: Record<string, string>): Promise<BatonProcess & { url: string }> {
+  const api = spawnBaton('api', env, 'api');
+  const line = await api.waitForLine(/baton api listening on /, 30_000);
+  return Object.assign(api, { url: line.replace(/^.*listening on /, '').trim() });
+}
+
+/** SIGKILLs (or signals) every child still alive and waits for them. */
+export async function stopAll(children: Iterable<BatonProcess>, sig: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  const list = [...children];
+  for (const c of list) {
+    if (c.alive && sig === 'SIGKILL') c.signal('SIGCONT'); // a stopped process must be able to die
+    c.signal(sig);
+  }
+  await Promise.all(list.map((c) => c.exited));
+}
+
+/**
+ * Chaos scenarios run one at a time, even when test files run in parallel: each
+ * spawns several processes and uses short leases, and on a small machine two at
+ * once would starve each other's heartbeats. Other test files are not affected.
+ */
+export async function exclusive(): Promise<() => Promise<void>> {
+  const client = new pg.Client({ connectionString: SERVER_URL });
+  await client.connect();
+  await client.query('select pg_advisory_lock(7340913)');
+  return async () => {
+    await client.query('select pg_advisory_unlock(7340913)').catch(() => {});
+    await client.end().catch(() => {});
+  };
+}
+
+/**
+ * Cleanups that run last-registered-first, as one after-hook (node:test runs hooks
+ * first-registered-first): processes stop before the platform they use is closed,
+ * and the platform before the chaos lock is released.
+ */
+export function teardown(tc: { after(fn: () => Promise<void>): void }): (fn: () => unknown) => void {
+  const fns: Array<() => unknown> = [];
+  tc.after(async () => {
+    for (const fn of fns.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        console.error('cleanup failed:', err);
+      }
+    }
+  });
+  return (fn) => {
+    fns.push(fn);
   };
 }
