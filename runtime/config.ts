@@ -39,7 +39,6 @@ const EnvSchema = v.object({
   BATON_DATA_DIR: textOr('.baton'),
   BATON_LOG_LEVEL: v.optional(v.picklist(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
   BATON_WORKER_NAME: text(),
-  BATON_PUBLIC_URL: text(),
   BATON_REVISION: text(),
 });
 

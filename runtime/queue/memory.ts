@@ -89,6 +89,11 @@ export function createMemoryQueue(): Queue {
       pending.delete(d.id);
     },
 
+    async touch(d) {
+      const p = pending.get(d.id);
+      if (p) p.deliveredAt = Date.now();
+    },
+
     async promoteDue() {
       const now = Date.now();
       let moved = 0;
@@ -102,11 +107,16 @@ export function createMemoryQueue(): Queue {
     },
 
     async depth(functions) {
-      return functions.map((fn) => ({
-        function: fn,
-        lag: ready.get(fn)?.length ?? 0,
-        pending: [...pending.values()].filter((p) => p.delivery.function === fn).length,
-      }));
+      return functions.map((fn) => {
+        const first = ready.get(fn)?.[0];
+        return {
+          function: fn,
+          lag: ready.get(fn)?.length ?? 0,
+          pending: [...pending.values()].filter((p) => p.delivery.function === fn).length,
+          // Ids begin with the time they were published.
+          oldestMs: first ? Math.max(0, Date.now() - Number(first.id.split('-')[0])) : 0,
+        };
+      });
     },
 
     async ping() {},

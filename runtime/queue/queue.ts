@@ -24,6 +24,8 @@ export interface QueueDepth {
   lag: number | null;
   /** Delivered, not yet acked: steps in flight (KEDA's pendingEntriesCount). */
   pending: number;
+  /** Age of the oldest message not yet delivered (ms; 0 when there is none): how far behind the backlog is. */
+  oldestMs: number;
 }
 
 export interface Queue {
@@ -37,6 +39,8 @@ export interface Queue {
   /** Takes over messages pending longer than `minIdleMs` (their consumer died). */
   reclaim(functions: readonly string[], consumer: string, minIdleMs: number, max: number): Promise<Delivery[]>;
   ack(delivery: Delivery): Promise<void>;
+  /** Resets a pending message's idle time (a heartbeat on the stream), so reclaim leaves a running step alone. */
+  touch(delivery: Delivery, consumer: string): Promise<void>;
   /** Moves delayed messages whose time has come onto their streams; returns how many. */
   promoteDue(): Promise<number>;
   depth(functions: readonly string[]): Promise<QueueDepth[]>;

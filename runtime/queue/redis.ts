@@ -157,6 +157,10 @@ export function createRedisQueue(opts: RedisQueueOptions): Queue {
       await client.multi().xAck(key, CONSUMER_GROUP, d.id).xDel(key, d.id).exec();
     },
 
+    async touch(d, consumer) {
+      await client.xClaimJustId(streamKey(prefix, d.function), CONSUMER_GROUP, consumer, 0, d.id);
+    },
+
     async promoteDue() {
       const moved = await client.eval(PROMOTE, { keys: [delayedKey(prefix)], arguments: [prefix, '200'] });
       return Number(moved);
@@ -166,11 +170,19 @@ export function createRedisQueue(opts: RedisQueueOptions): Queue {
       const out: QueueDepth[] = [];
       for (const fn of functions) {
         try {
-          const groups = await client.xInfoGroups(streamKey(prefix, fn));
+          const key = streamKey(prefix, fn);
+          const groups = await client.xInfoGroups(key);
           const g = (groups as Array<Record<string, unknown>>).find((x) => x.name === CONSUMER_GROUP);
-          out.push({ function: fn, lag: g?.lag == null ? null : Number(g.lag), pending: Number(g?.pending ?? 0) });
+          const lag = g?.lag == null ? null : Number(g.lag);
+          // The first entry after the group's last delivered one is the oldest waiting; its id is its time.
+          let oldestMs = 0;
+          if (g && lag !== 0) {
+            const next = (await client.xRange(key, `(${String(g['last-delivered-id'])}`, '+', { COUNT: 1 }))?.[0];
+            if (next) oldestMs = Math.max(0, Date.now() - Number(next.id.split('-')[0]));
+          }
+          out.push({ function: fn, lag, pending: Number(g?.pending ?? 0), oldestMs });
         } catch {
-          out.push({ function: fn, lag: 0, pending: 0 });
+          out.push({ function: fn, lag: 0, pending: 0, oldestMs: 0 });
         }
       }
       return out;

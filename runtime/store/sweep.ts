@@ -23,6 +23,8 @@ export interface SweptRun {
 
 export interface SweepOptions {
   staleMs: number;
+  /** A longer threshold per function, for functions whose streams hold a backlog (see the worker). */
+  staleMsByFunction?: Readonly<Record<string, number>>;
   limit?: number;
   /** Also take runs whose lease is still live (embedded mode at start: no other process can hold one). */
   ignoreLeases?: boolean;
@@ -41,7 +43,8 @@ export async function sweep(db: Db, opts: SweepOptions): Promise<SweptRun[] | nu
       where id in (
         select id from runs
         where status in ('queued', 'running', 'waiting')
-          and updated_at < now() - ${opts.staleMs}::int * interval '1 millisecond'
+          and updated_at < now() - coalesce((${JSON.stringify(opts.staleMsByFunction ?? {})}::jsonb ->> function)::int, ${opts.staleMs}::int)
+                                   * interval '1 millisecond'
           and ${leaseFree}
           and not (status = 'waiting' and wake_at is null)
         order by updated_at

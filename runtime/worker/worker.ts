@@ -71,6 +71,8 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
 
   function handle(d: Delivery) {
     running.add(entry(d));
+    // Keep the stream entry fresh while the step runs, so no other worker's reclaim takes it.
+    const touch = setInterval(() => p.queue.touch(d, consumer).catch(() => {}), p.config.heartbeatMs);
     const task = (async () => {
       try {
         const outcome = await execute(d, shutdown.signal);
@@ -82,6 +84,7 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
         log.warn({ err: (err as Error).message, runId: d.message.runId, seq: d.message.seq }, 'step not completed');
       }
     })().finally(() => {
+      clearInterval(touch);
       running.delete(entry(d));
       active.delete(task);
       slotFreed?.();
@@ -146,8 +149,21 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
     })();
   }
 
+  /**
+   * A run whose wake-up still waits in a backlog looks idle too. A stream's oldest
+   * waiting message says how far behind it is, so for that function a run counts as
+   * stale only once it has been idle longer than the backlog is old (plus staleMs):
+   * a deep backlog does not fill up with duplicates, and after Redis loses its data
+   * (no backlog) lost runs come back after staleMs.
+   */
   async function republishStale(staleMs: number, ignoreLeases: boolean) {
-    const runs = await sweep(p.db, { staleMs, ignoreLeases });
+    const staleMsByFunction: Record<string, number> = {};
+    if (!ignoreLeases) {
+      for (const d of await p.queue.depth([...p.functions.keys()])) {
+        if (d.oldestMs > 0) staleMsByFunction[d.function] = Math.round(staleMs + d.oldestMs);
+      }
+    }
+    const runs = await sweep(p.db, { staleMs, staleMsByFunction, ignoreLeases });
     for (const run of runs ?? []) await p.queue.publish(run.function, { runId: run.id, seq: run.next_seq }, run.delay_ms);
     if (runs?.length) log.info({ count: runs.length }, 'sweeper re-published live runs');
   }
