@@ -23,6 +23,6 @@ test('embedded queue: an unacked message is reclaimed once idle longer than the 
   const [again] = await q.reclaim(['fn'], 'alive', 50, 10);
   assert.equal(again.id, d.id);
   await q.ack(again);
-  assert.deepEqual(await q.depth(['fn']), [{ function: 'fn', lag: 0, pending: 0 }]);
+  assert.deepEqual(await q.depth(['fn']), [{ function: 'fn', lag: 0, pending: 0, oldestMs: 0 }]);
   await q.close();
 });
