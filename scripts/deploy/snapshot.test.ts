@@ -1,7 +1,7 @@
 /**
  * `baton deploy --dry-run` is deterministic: the same input prints the same bytes,
- * and the demo's output is committed (scripts/deploy/__snapshots__/), so a change to
- * any rendered object shows in review. BATON_UPDATE_SNAPSHOTS=1 rewrites them.
+ * and the demo's output is committed as infra/demo/<mode>.yaml, so a change to any
+ * rendered object shows in review. BATON_UPDATE_SNAPSHOTS=1 rewrites them.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const SNAPSHOTS = path.join(import.meta.dirname, '__snapshots__');
+const SNAPSHOTS = path.join(ROOT, 'infra/demo');
 const run = promisify(execFile);
 
 async function dryRun(...args: string[]): Promise<string> {
@@ -23,7 +23,7 @@ for (const mode of ['knative', 'worker'] as const) {
   test(`baton deploy --dry-run --mode ${mode} matches its snapshot, byte for byte, every time`, async () => {
     const [first, second] = await Promise.all([dryRun('--mode', mode), dryRun('--mode', mode)]);
     assert.equal(first, second, 'two runs print the same bytes');
-    const file = path.join(SNAPSHOTS, `demo-${mode}.yaml`);
+    const file = path.join(SNAPSHOTS, `${mode}.yaml`);
     if (process.env.BATON_UPDATE_SNAPSHOTS === '1') fs.writeFileSync(file, first);
     assert.ok(fs.existsSync(file), `${file} exists (BATON_UPDATE_SNAPSHOTS=1 writes it)`);
     assert.equal(first, fs.readFileSync(file, 'utf8'), `output differs from ${path.relative(ROOT, file)}; review, then BATON_UPDATE_SNAPSHOTS=1`);
