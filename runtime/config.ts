@@ -23,6 +23,7 @@ const EnvSchema = v.object({
   OPENAI_BASE_URL: text(),
   BATON_MODEL: text(),
   BATON_CONCURRENCY: int(32, 1),
+  BATON_DB_POOL: v.optional(v.pipe(v.string(), v.trim(), v.regex(/^\d+$/, 'must be a whole number'), v.transform(Number), v.minValue(1))),
   BATON_LEASE_MS: int(4000, 200),
   BATON_HEARTBEAT_MS: text(),
   BATON_GRACE_MS: int(25_000),
@@ -49,6 +50,8 @@ export interface Config {
   redisUrl: string | undefined;
   openai: { apiKey: string | undefined; baseURL: string | undefined; model: string | undefined };
   concurrency: number;
+  /** Connections this process may open to PostgreSQL (or to the pooler). */
+  dbPoolSize: number;
   leaseMs: number;
   heartbeatMs: number;
   graceMs: number;
@@ -96,6 +99,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     redisUrl: e.REDIS_URL,
     openai: { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, model: e.BATON_MODEL },
     concurrency: e.BATON_CONCURRENCY,
+    // A step holds a connection only for its claim, heartbeats and commit: half the slots is plenty.
+    dbPoolSize: e.BATON_DB_POOL ?? Math.min(50, Math.max(4, Math.ceil(e.BATON_CONCURRENCY / 2))),
     leaseMs,
     heartbeatMs,
     graceMs: e.BATON_GRACE_MS,

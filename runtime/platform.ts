@@ -60,7 +60,7 @@ export async function createPlatform(config: Config, opts: PlatformOptions = {})
       (await openDatabase({
         url: config.databaseUrl,
         dataDir: `${config.dataDir}/pgdata`,
-        poolSize: Math.min(50, Math.max(4, Math.ceil(config.concurrency / 2))),
+        poolSize: config.dbPoolSize,
         onError: (err) => log.warn({ err: err.message }, 'database connection error'),
       }));
     if (!opts.database) closers.push(() => database.close());

@@ -85,7 +85,7 @@ export async function createTestDatabase(opts: { open?: boolean } = {}): Promise
   await admin((c) => c.query(`create database "${name}" template "${tpl}"`));
   // BATON_TEST_PGBOUNCER=1: the suite's connections go through PgBouncer in transaction mode.
   const url = await maybeViaPgBouncer(urlFor(name));
-  const database = opts.open === false ? (null as unknown as Database) : await openDatabase({ url, poolSize: 10 });
+  const database = opts.open === false ? (null as unknown as Database) : await openDatabase({ url, poolSize: 4 });
   return {
     name,
     url,

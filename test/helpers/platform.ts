@@ -71,6 +71,8 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
     BATON_TOOL_SIGNING_KEY: Buffer.from(keys.privateKeyPem).toString('base64'),
     BATON_RETRY_BASE_MS: '50',
     BATON_RETRY_MAX_MS: '500',
+    // Test files run in parallel against one server (max_connections 100): small pools.
+    BATON_DB_POOL: '4',
     ...(llm ? { OPENAI_API_KEY: 'test-key', OPENAI_BASE_URL: llm.url, BATON_MODEL: 'stub-model' } : {}),
     ...(tools ? { BATON_TOOL_GIT_URL: tools.urls.git, BATON_TOOL_REVIEW_URL: tools.urls.review } : {}),
     ...opts.env,
