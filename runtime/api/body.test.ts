@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Hono } from 'hono';
 import type { BatonError } from '../errors.ts';
-import { MAX_JSON_DEPTH, readJson } from './body.ts';
+import { MAX_JSON_DEPTH } from '../json.ts';
+import { readJson } from './body.ts';
 
 const app = new Hono();
 app.post('/', async (c) => c.json({ value: (await readJson(c)) ?? null }));

@@ -6,6 +6,7 @@
 import type { Context } from 'hono';
 import * as v from 'valibot';
 import { BatonError } from '../errors.ts';
+import { unstorable } from '../json.ts';
 
 export async function readJson(c: Context, opts: { optional?: boolean } = {}): Promise<unknown> {
   const type = c.req.header('content-type');
@@ -26,39 +27,6 @@ export async function readJson(c: Context, opts: { optional?: boolean } = {}): P
   const problem = unstorable(value);
   if (problem) throw new BatonError('invalid_json', problem);
   return value;
-}
-
-/**
- * JSON that parses but cannot be kept: PostgreSQL's jsonb refuses U+0000 and lone
- * UTF-16 surrogates ("\ud800"), and JSON.stringify overflows the stack near 5,000
- * levels of nesting (JSON.parse does not); each would turn a client's odd body into a
- * 500. No honest input nests this deep.
- */
-export const MAX_JSON_DEPTH = 64;
-
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-const unstorableText = (s: string) =>
-  s.includes('\u0000') ? 'the character U+0000' : LONE_SURROGATE.test(s) ? 'a lone UTF-16 surrogate' : null;
-
-function unstorable(root: unknown): string | null {
-  // Iterative, so that the check itself cannot overflow.
-  const stack: Array<{ value: unknown; depth: number; path: string }> = [{ value: root, depth: 0, path: 'body' }];
-  while (stack.length > 0) {
-    const { value, depth, path } = stack.pop() as (typeof stack)[number];
-    if (typeof value === 'string') {
-      const bad = unstorableText(value);
-      if (bad) return `${path}: contains ${bad}, which cannot be stored`;
-      continue;
-    }
-    if (value === null || typeof value !== 'object') continue;
-    if (depth >= MAX_JSON_DEPTH) return `${path}: JSON nested deeper than ${MAX_JSON_DEPTH} levels`;
-    for (const [key, child] of Object.entries(value)) {
-      const bad = unstorableText(key);
-      if (bad) return `${path}: a key contains ${bad}, which cannot be stored`;
-      stack.push({ value: child, depth: depth + 1, path: Array.isArray(value) ? `${path}[${key}]` : `${path}.${key.slice(0, 100)}` });
-    }
-  }
-  return null;
 }
 
 /** Validates with valibot; a failure is a 400 that names each field, e.g. `input.pr`. */

@@ -13,14 +13,16 @@ import { randomUUID } from 'node:crypto';
 import type { StepKind } from '../../schema/tables.ts';
 import type { Agent, ResolvedStep, StepResult } from '../define.ts';
 import { BatonError, coerceError } from '../errors.ts';
+import { isTransientDbError } from '../db/sqlstate.ts';
 import type { Platform } from '../platform.ts';
 import type { StepMessage } from '../queue/queue.ts';
 import { type ClaimedStep, type Verdict, claimStep, diagnose, probeRun } from '../store/claim.ts';
 import { commitStep, recordFailure } from '../store/commit.ts';
 import { heartbeat, releaseLease } from '../store/lease.ts';
-import { type Patch, applyPatch } from '../state.ts';
+import { applyPatch } from '../state.ts';
 import { backoffMs } from './backoff.ts';
 import { createStepContext } from './context.ts';
+import { checkResult } from './step-result.ts';
 import { faultPoint } from './fault-points.ts';
 
 export type StepOutcome =
@@ -160,20 +162,29 @@ async function commit(
             timeoutMs: result.timeoutMs ?? null,
           };
   faultPoint('before-commit', claimed);
-  const committed = await p.withDb(
-    () =>
-      commitStep(p.db, {
-        runId: claimed.runId,
-        seq: claimed.seq,
-        leaseOwner,
-        kind,
-        patch,
-        usage,
-        outcome,
-        snapshot: snapshotDue ? applyPatch(claimed.state, patch) : null,
-      }),
-    COMMIT_BUDGET_MS,
-  );
+  let committed: Awaited<ReturnType<typeof commitStep>>;
+  try {
+    committed = await p.withDb(
+      () =>
+        commitStep(p.db, {
+          runId: claimed.runId,
+          seq: claimed.seq,
+          leaseOwner,
+          kind,
+          patch,
+          usage,
+          outcome,
+          snapshot: snapshotDue ? applyPatch(claimed.state, patch) : null,
+        }),
+      COMMIT_BUDGET_MS,
+    );
+  } catch (err) {
+    // The database refused this result itself (not an outage): running the step again
+    // would only be refused again, so the attempt fails with the database's reason.
+    if (err instanceof BatonError || isTransientDbError(err)) throw err;
+    const refused = new BatonError('invalid_step_result', `the database refused the step's result: ${(err as Error).message}`);
+    return fail(p, agent, claimed, leaseOwner, kind, refused, usage);
+  }
   if (!committed) return count(p, agent, kind, await fenced(p, claimed, 'commit'));
   faultPoint('after-commit', claimed);
   // Hand on. A crash before this line is repaired by the claim of a duplicate or by the sweeper.
@@ -273,28 +284,4 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
       },
     );
   });
-}
-
-/** Validates what a step returned; a bad result is a bug in the function, so it is not retried. */
-function checkResult(agent: Agent, stepName: string, result: unknown): StepResult | BatonError {
-  const bad = (why: string) => new BatonError('invalid_step_result', `step "${stepName}" ${why}`);
-  const r = result as StepResult | undefined;
-  if (!r || typeof r !== 'object' || !['next', 'done', 'wait'].includes(r.type)) {
-    return bad('must return next(step, patch), done(output) or wait(signal)');
-  }
-  if (r.type === 'next' && !agent.steps.has(r.step)) return bad(`handed on to "${r.step}", which is not a step of "${agent.name}"`);
-  if (r.type === 'wait' && r.step !== undefined && !agent.steps.has(r.step)) return bad(`waits to resume "${r.step}", which is not a step`);
-  if (r.type === 'wait' && (typeof r.signal !== 'string' || !/^[A-Za-z0-9_.-]{1,100}$/.test(r.signal))) {
-    return bad('waits for a signal whose name is not 1-100 letters, digits, "_", "." or "-"');
-  }
-  if (r.patch === null || typeof r.patch !== 'object' || Array.isArray(r.patch)) return bad('returned a patch that is not an object');
-  let patch: Patch;
-  let output: unknown;
-  try {
-    patch = JSON.parse(JSON.stringify(r.patch)) as Patch;
-    output = r.type === 'done' ? JSON.parse(JSON.stringify(r.output ?? null)) : undefined;
-  } catch (err) {
-    return bad(`returned something that is not JSON: ${(err as Error).message}`);
-  }
-  return r.type === 'done' ? { ...r, patch, output } : { ...r, patch };
 }

@@ -29,9 +29,16 @@ const counter = defineAgent({
   },
 });
 
+const nul = defineAgent({
+  name: 'nul',
+  input: v.object({}),
+  start: 'emit',
+  steps: { emit: () => done({ text: 'a\u0000b' }) },
+});
+
 let t: TestPlatform;
 before(async () => {
-  t = await startTestPlatform({ functions: registryOf(counter), tools: false, llm: 'offline', env: { BATON_SNAPSHOT_EVERY: '4' } });
+  t = await startTestPlatform({ functions: registryOf(counter, nul), tools: false, llm: 'offline', env: { BATON_SNAPSHOT_EVERY: '4' } });
 });
 after(() => t.close());
 
@@ -53,4 +60,13 @@ test('snapshots every K=4 steps and at the end; patches hold only the change', a
     .orderBy(asc(steps.seq));
   const middle = sizes.slice(1, -1).map((s) => Number(s.bytes));
   assert.ok(Math.max(...middle) - Math.min(...middle) < 10, `patch sizes ${middle.join(',')}`);
+});
+
+test('a result the database cannot store fails the run at once, with the reason (it is not re-run forever)', async () => {
+  const id = await trigger(t.api, 'nul', {});
+  const { run, steps } = await waitForRun(t.p, id);
+  assert.equal(run.status, 'failed');
+  assert.equal((run.error as { code: string }).code, 'invalid_step_result');
+  assert.match((run.error as { message: string }).message, /output\.text: contains the character U\+0000/);
+  assert.equal(steps[0].attempt, 1);
 });
