@@ -19,7 +19,8 @@ test('spike: 200 runs at once through the API on 3 workers all succeed', { timeo
   defer(await exclusive());
   const t = await startTestPlatform({ worker: false, llm: { delayMs: [200, 800] } });
   defer(() => t.close());
-  const env = { ...t.env, BATON_CONCURRENCY: '32' };
+  // A larger pool than the tests' default (4): 200 steps in flight on 3 workers; 4 processes × 10 stays well under max_connections.
+  const env = { ...t.env, BATON_CONCURRENCY: '32', BATON_DB_POOL: '10' };
   const procs = await Promise.all([startApiProcess(env), ...[1, 2, 3].map((i) => startWorkerProcess(env, `spike${i}`))]);
   defer(() => stopAll(procs));
   const api = procs[0] as Awaited<ReturnType<typeof startApiProcess>>;
