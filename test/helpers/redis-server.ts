@@ -4,23 +4,13 @@
  * No persistence: a flush really is a loss.
  */
 import { spawn } from 'node:child_process';
-import net from 'node:net';
+import { freePort } from './ports.ts';
 
 export interface RedisServer {
   url: string;
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startRedisServer(): Promise<RedisServer> {
   const port = await freePort();
