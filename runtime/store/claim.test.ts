@@ -70,3 +70,9 @@ test('claimable by now (lost a race): look again shortly', () => {
   assert.equal(v.action, 'recheck');
   assert.equal(v.action === 'recheck' && v.delayMs, 100);
 });
+
+test('a message for another function is dropped: it neither runs nor repairs that run', () => {
+  assert.deepEqual(diagnose(run({ function: 'other' }), 3, 'fn'), { action: 'drop', reason: 'run of function "other", not "fn"' });
+  assert.equal(diagnose(run({ function: 'other', next_seq: 4 }), 3, 'fn').action, 'drop');
+  assert.equal(diagnose(run({ next_seq: 4 }), 3, 'fn').action, 'republish');
+});

@@ -15,6 +15,8 @@ import { type Patch, type State, replay } from '../state.ts';
 
 export interface ClaimInput {
   runId: string;
+  /** The function the message or invocation is for: a run of another function is never claimed. */
+  function: string;
   seq: number;
   /** Unique per claim: the fence for heartbeat and commit. */
   leaseOwner: string;
@@ -57,7 +59,7 @@ export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | nu
     db,
     sql`
     with old as (
-      select id, status, wait_signal from runs where id = ${c.runId} for update
+      select id, status, wait_signal from runs where id = ${c.runId} and function = ${c.function} for update
     ), claimed as (
       update runs r set
         status = 'running', lease_owner = ${c.leaseOwner},
@@ -68,7 +70,8 @@ export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | nu
       where r.id = old.id and r.next_seq = ${c.seq}
         and ((r.status in ('queued', 'running') and (r.wake_at is null or r.wake_at <= now()))
              or (r.status = 'waiting' and r.wake_at <= now()))
-        and (r.lease_owner is null or r.lease_expires_at < now())
+        -- Our own lease: this statement is a retry whose first answer was lost.
+        and (r.lease_owner is null or r.lease_expires_at < now() or r.lease_owner = ${c.leaseOwner})
       returning r.id, r.function, r.tenant, r.input, r.next_step, r.attempt, r.revision,
         old.status::text as old_status, old.wait_signal as old_signal
     ), started as (
@@ -140,9 +143,14 @@ export async function probeRun(db: Db, runId: string): Promise<RunProbe | null> 
   return rows[0] ?? null;
 }
 
-/** Pure decision table for an unclaimable (run_id, seq) message. Delays are measured on the database's clock. */
-export function diagnose(run: RunProbe | null, seq: number): Verdict {
+/**
+ * Pure decision table for an unclaimable (run_id, seq) message of function `fn`.
+ * Delays are measured on the database's clock.
+ */
+export function diagnose(run: RunProbe | null, seq: number, fn?: string): Verdict {
   if (!run) return { action: 'drop', reason: 'run not found' };
+  // Misrouted (a hand-made envelope, a wrong stream): not ours to run or to repair.
+  if (fn !== undefined && run.function !== fn) return { action: 'drop', reason: `run of function "${run.function}", not "${fn}"` };
   if (run.status === 'succeeded' || run.status === 'failed' || run.status === 'cancelled') {
     return { action: 'drop', reason: `run ${run.status}` };
   }
