@@ -41,6 +41,8 @@ const EnvSchema = v.object({
   BATON_LOG_LEVEL: v.optional(v.picklist(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
   BATON_WORKER_NAME: text(),
   BATON_REVISION: text(),
+  BATON_FAULTS: text(),
+  BATON_TEST_HOOKS: text(),
 });
 
 export interface Config {
@@ -74,6 +76,10 @@ export interface Config {
   logLevel: string;
   workerName: string;
   revision: string | undefined;
+  /** BATON_FAULTS: fault points for chaos tests (README "Fault points"); armed only with `testHooks`. */
+  faults: string | undefined;
+  /** BATON_TEST_HOOKS=1: this process may arm test-only hooks (fault points). */
+  testHooks: boolean;
 }
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -121,6 +127,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     workerName: e.BATON_WORKER_NAME ?? `${os.hostname()}-${process.pid}`,
     // Knative sets K_REVISION in every revision's pods.
     revision: e.BATON_REVISION ?? env.K_REVISION,
+    faults: e.BATON_FAULTS,
+    testHooks: e.BATON_TEST_HOOKS === '1',
     ...overrides,
   };
 }
