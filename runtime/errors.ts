@@ -52,13 +52,20 @@ export class BatonError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
   readonly details: unknown;
+  /** When a retry should start at the earliest (a provider's Retry-After), instead of the jittered backoff. */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: ErrorCode, message: string, opts: { retryable?: boolean; details?: unknown; cause?: unknown } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { retryable?: boolean; details?: unknown; cause?: unknown; retryAfterMs?: number | undefined } = {},
+  ) {
     super(message, { cause: opts.cause });
     this.name = 'BatonError';
     this.code = code;
     this.retryable = opts.retryable ?? ERROR_CODES[code].retryable;
     this.details = opts.details;
+    this.retryAfterMs = opts.retryAfterMs;
   }
 
   get status(): number {

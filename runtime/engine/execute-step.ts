@@ -208,7 +208,8 @@ async function fail(
   const step = agent.steps.get(claimed.step);
   const maxAttempts = step?.maxAttempts ?? agent.maxAttempts ?? p.config.maxAttempts;
   const retry = err.retryable && claimed.attempt < maxAttempts;
-  const delayMs = retry ? Math.max(1, backoffMs(claimed.attempt, p.config.retryBaseMs, p.config.retryMaxMs)) : null;
+  // A provider's Retry-After wins over the jittered backoff: retrying sooner only buys another 429.
+  const delayMs = retry ? Math.max(1, err.retryAfterMs ?? backoffMs(claimed.attempt, p.config.retryBaseMs, p.config.retryMaxMs)) : null;
   const error = { ...err.toJSON(), attempt: claimed.attempt };
   const recorded = await p.withDb(
     () =>
