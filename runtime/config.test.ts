@@ -11,6 +11,8 @@ test('defaults follow the documented contract', () => {
   assert.ok(c.heartbeatMs < c.leaseMs);
   assert.equal(c.redisPrefix, 'baton:');
   assert.equal(c.databaseUrl, undefined);
+  assert.equal(c.maxClaims, 5, 'BATON_MAX_CLAIMS (DESIGN contracts)');
+  assert.equal(c.testHooks, false, 'test hooks are off unless BATON_TEST_HOOKS=1');
 });
 
 test('reads values, tool URLs and the revision', () => {
@@ -27,4 +29,5 @@ test('a bad value names its variable', () => {
   assert.throws(() => loadConfig({ BATON_CONCURRENCY: '0' }), /BATON_CONCURRENCY/);
   assert.throws(() => loadConfig({ BATON_AUTH: 'maybe' }), /BATON_AUTH/);
   assert.throws(() => loadConfig({ BATON_LEASE_MS: '1000', BATON_HEARTBEAT_MS: '2000' }), /BATON_HEARTBEAT_MS/);
+  assert.throws(() => loadConfig({ BATON_MAX_CLAIMS: '0' }), /BATON_MAX_CLAIMS/);
 });

@@ -29,6 +29,7 @@ const EnvSchema = v.object({
   BATON_GRACE_MS: int(25_000),
   BATON_STEP_TIMEOUT_MS: int(120_000, 1),
   BATON_MAX_ATTEMPTS: int(3, 1),
+  BATON_MAX_CLAIMS: int(5, 1),
   BATON_SNAPSHOT_EVERY: int(8, 1),
   BATON_SWEEP_AFTER_MS: int(20_000, 100),
   BATON_RETRY_BASE_MS: int(1000, 1),
@@ -59,6 +60,8 @@ export interface Config {
   graceMs: number;
   stepTimeoutMs: number;
   maxAttempts: number;
+  /** Claims of one step that never reached a commit or failure record before the run fails `crash_loop`. */
+  maxClaims: number;
   snapshotEvery: number;
   sweepAfterMs: number;
   retryBaseMs: number;
@@ -112,6 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     graceMs: e.BATON_GRACE_MS,
     stepTimeoutMs: e.BATON_STEP_TIMEOUT_MS,
     maxAttempts: e.BATON_MAX_ATTEMPTS,
+    maxClaims: e.BATON_MAX_CLAIMS,
     snapshotEvery: e.BATON_SNAPSHOT_EVERY,
     sweepAfterMs: e.BATON_SWEEP_AFTER_MS,
     retryBaseMs: e.BATON_RETRY_BASE_MS,

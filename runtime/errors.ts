@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   one_call_per_step: { status: 500, retryable: false },
   unknown_step: { status: 500, retryable: false },
   invalid_step_result: { status: 500, retryable: false },
+  crash_loop: { status: 500, retryable: false },
   cancelled: { status: 409, retryable: false },
   lease_lost: { status: 409, retryable: true },
   internal: { status: 500, retryable: true },

@@ -18,6 +18,7 @@ import type { Platform } from '../platform.ts';
 import type { StepMessage } from '../queue/queue.ts';
 import { type ClaimedStep, type Verdict, claimStep, diagnose, probeRun } from '../store/claim.ts';
 import { commitStep, recordFailure } from '../store/commit.ts';
+import { resumeFromInbox } from '../store/signals.ts';
 import { releaseLease } from '../store/lease.ts';
 import { applyPatch } from '../state.ts';
 import { backoffMs } from './backoff.ts';
@@ -58,6 +59,7 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
       leaseOwner,
       worker: opts.worker,
       leaseMs: p.config.leaseMs,
+      maxClaims: p.config.maxClaims,
       revision: p.config.revision ?? null,
     }),
   );
@@ -68,6 +70,12 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
     return { status: 'skipped', verdict };
   }
   p.events.publish(claimed.runId, { type: 'changed' });
+  if (claimed.crashLoop) {
+    // The claim itself failed the run: every earlier claim of this step died with its worker.
+    p.log.error({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, error: claimed.crashLoop.message }, 'crash loop: run failed');
+    p.metrics.steps.inc({ function: fn, kind: 'none', outcome: 'failed' });
+    return { status: 'failed', error: claimed.crashLoop.message };
+  }
   faultPoint('claimed', msg);
 
   const step = agent.steps.get(claimed.step);
@@ -168,6 +176,7 @@ async function commit(
         commitStep(p.db, {
           runId: claimed.runId,
           seq: claimed.seq,
+          attempt: claimed.attempt,
           leaseOwner,
           kind,
           patch,
@@ -188,9 +197,12 @@ async function commit(
   faultPoint('after-commit', claimed);
   // Hand on. A crash before this line is repaired by the claim of a duplicate or by the sweeper.
   const nextSeq = claimed.seq + 1;
-  if (result.type === 'next') await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq });
-  else if (result.type === 'wait' && committed.wakeInMs !== null) {
-    await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq }, Math.max(1, committed.wakeInMs));
+  if (result.type === 'next' || committed.resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq });
+  else if (result.type === 'wait') {
+    // A signal buffered while this commit queued on the run's lock: take it now (rare; see store/commit.ts).
+    const resumed = committed.recheckInbox ? await p.withDb(() => resumeFromInbox(p.db, claimed.runId), COMMIT_BUDGET_MS) : null;
+    if (resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq });
+    else if (committed.wakeInMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq }, Math.max(1, committed.wakeInMs));
   }
   p.events.publish(claimed.runId, { type: 'changed' });
   return count(p, agent, kind, { status: 'committed', result: result.type, nextSeq });
@@ -207,15 +219,18 @@ async function fail(
 ): Promise<StepOutcome> {
   const step = agent.steps.get(claimed.step);
   const maxAttempts = step?.maxAttempts ?? agent.maxAttempts ?? p.config.maxAttempts;
-  const retry = err.retryable && claimed.attempt < maxAttempts;
+  // Attempts since the last POST /retry, which grants maxAttempts more.
+  const attempts = claimed.attempt - claimed.attemptBase;
+  const retry = err.retryable && attempts < maxAttempts;
   // A provider's Retry-After wins over the jittered backoff: retrying sooner only buys another 429.
-  const delayMs = retry ? Math.max(1, err.retryAfterMs ?? backoffMs(claimed.attempt, p.config.retryBaseMs, p.config.retryMaxMs)) : null;
+  const delayMs = retry ? Math.max(1, err.retryAfterMs ?? backoffMs(attempts, p.config.retryBaseMs, p.config.retryMaxMs)) : null;
   const error = { ...err.toJSON(), attempt: claimed.attempt };
   const recorded = await p.withDb(
     () =>
       recordFailure(p.db, {
         runId: claimed.runId,
         seq: claimed.seq,
+        attempt: claimed.attempt,
         leaseOwner,
         kind,
         error,

@@ -53,7 +53,8 @@ test('past this seq with the next step in flight, or waiting for a signal: drop 
 test('this seq is in flight elsewhere: look again just after its lease ends', () => {
   const v = diagnose(run({ leased: true, lease_expires_ms: NOW + 800 }), 3);
   assert.equal(v.action, 'recheck');
-  assert.equal(v.action === 'recheck' && v.delayMs, 850);
+  const delayMs = v.action === 'recheck' ? v.delayMs : 0;
+  assert.ok(delayMs > 800 && delayMs < 1600, `after the lease ends, not a lease later: ${delayMs} ms`);
 });
 
 test('a backoff still running: look again when it ends', () => {
@@ -68,7 +69,8 @@ test('waiting for a signal with no timeout: drop (the signal publishes the wake-
 test('claimable by now (lost a race): look again shortly', () => {
   const v = diagnose(run({}), 3);
   assert.equal(v.action, 'recheck');
-  assert.equal(v.action === 'recheck' && v.delayMs, 100);
+  const delayMs = v.action === 'recheck' ? v.delayMs : -1;
+  assert.ok(delayMs > 0 && delayMs <= 1000, `soon, but not in a busy loop: ${delayMs} ms`);
 });
 
 test('a message for another function is dropped: it neither runs nor repairs that run', () => {
