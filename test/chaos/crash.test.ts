@@ -36,7 +36,9 @@ test('crash mid-step: workers SIGKILLed at every moment of a step, nothing lost,
   defer(await exclusive());
   const t = await startTestPlatform({ worker: false, llm: { delayMs: [200, 800] } });
   defer(() => t.close());
-  const env = { ...t.env, BATON_LEASE_MS: '1000' };
+  // This test kills the workers that hold steps, again and again: the same step may die with its
+  // worker more often than a crash loop takes (BATON_MAX_CLAIMS, proven in chaos/crash-loop), and must still finish.
+  const env = { ...t.env, BATON_LEASE_MS: '1000', BATON_MAX_CLAIMS: '1000' };
 
   const all: BatonProcess[] = [];
   defer(() => stopAll(all));
