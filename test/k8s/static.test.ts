@@ -94,6 +94,8 @@ async function platforms(): Promise<Array<{ label: string; config: DeployConfig;
   }
   const withGithub = parseConfig({ ...(await loadDeployConfig(ROOT, { mode: 'knative' })), tools: { ...(await loadDeployConfig(ROOT, {})).tools, github: GITHUB_CONFIG } });
   out.push({ label: 'demo with the github tool server', config: withGithub, objects: allObjects(await renderValidated(withGithub, [])) });
+  const e2e = await loadDeployConfig(ROOT, {}, 'scripts/e2e-kind.config.ts');
+  out.push({ label: 'scripts/e2e-kind.sh configuration', config: e2e, objects: allObjects(await renderValidated(e2e, [])) });
   return out;
 }
 
@@ -231,7 +233,7 @@ for (const { label, config, objects } of await platforms()) {
       if (!volume.persistentVolumeClaim) {
         const init = pod.initContainers?.find((i) => i.volumeMounts?.some((m) => m.name === mount.name));
         assert.ok(init, 'an init container fills the repository volume');
-        assert.ok([...(init.command ?? []), ...(init.args ?? [])].includes('clone'));
+        assert.match([...(init.command ?? []), ...(init.args ?? [])].join(' '), /\bgit\b.*\b(clone|init)\b/s, 'it makes the repository');
       }
     });
 
