@@ -97,6 +97,18 @@ export const runs = pgTable(
   ],
 );
 
+/** What an attempt of a step left: `step_attempts` has one per attempt, `steps` the latest one's. */
+const attemptRecord = () => ({
+  error: jsonb('error'),
+  worker: text('worker'),
+  model: text('model'),
+  inputTokens: integer('input_tokens'),
+  outputTokens: integer('output_tokens'),
+  startedAt: ts('started_at').notNull().defaultNow(),
+  finishedAt: ts('finished_at'),
+  durationMs: integer('duration_ms'),
+});
+
 export const steps = pgTable(
   'steps',
   {
@@ -112,14 +124,7 @@ export const steps = pgTable(
     patch: jsonb('patch'),
     /** Where the run went after this step: the next step's name, or NULL when it finished. */
     nextStep: text('next_step'),
-    error: jsonb('error'),
-    worker: text('worker'),
-    model: text('model'),
-    inputTokens: integer('input_tokens'),
-    outputTokens: integer('output_tokens'),
-    startedAt: ts('started_at').notNull().defaultNow(),
-    finishedAt: ts('finished_at'),
-    durationMs: integer('duration_ms'),
+    ...attemptRecord(),
   },
   (t) => [primaryKey({ columns: [t.runId, t.seq] }), index('steps_status_finished_idx').on(t.status, t.finishedAt)],
 );
@@ -138,14 +143,7 @@ export const stepAttempts = pgTable(
     seq: integer('seq').notNull(),
     attempt: integer('attempt').notNull(),
     status: stepStatus('status').notNull(),
-    error: jsonb('error'),
-    worker: text('worker'),
-    model: text('model'),
-    inputTokens: integer('input_tokens'),
-    outputTokens: integer('output_tokens'),
-    startedAt: ts('started_at').notNull().defaultNow(),
-    finishedAt: ts('finished_at'),
-    durationMs: integer('duration_ms'),
+    ...attemptRecord(),
   },
   (t) => [primaryKey({ columns: [t.runId, t.seq, t.attempt] }), index('step_attempts_status_finished_idx').on(t.status, t.finishedAt)],
 );
