@@ -14,7 +14,6 @@ export const ERROR_CODES = {
   run_not_found: { status: 404, retryable: false },
   route_not_found: { status: 404, retryable: false },
   method_not_allowed: { status: 405, retryable: false },
-  run_not_waiting: { status: 409, retryable: false },
   run_not_failed: { status: 409, retryable: false },
   run_finished: { status: 409, retryable: false },
   idempotency_key_conflict: { status: 409, retryable: false },
