@@ -190,10 +190,13 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
       throw new BatonError('run_finished', `run ${run.id} is ${status}: it takes no more signals`, { details: { status } });
     }
     // Kept either way; only the wake-up is left to do (the sweeper re-publishes it if this one is lost).
-    const wakeup = d.wakeup ?? (d.recheckInbox ? await p.withDb(() => resumeFromInbox(p.db, run.id), 3000) : null);
+    // The run waits for this name but older signals sat in its inbox: it takes the oldest now.
+    const fromInbox = d.recheckInbox ? await p.withDb(() => resumeFromInbox(p.db, run.id), 3000) : null;
+    const wakeup = d.wakeup ?? fromInbox;
     if (wakeup) await wake(wakeup);
     p.events.publish(run.id, { type: 'changed' });
-    return c.json({ id: run.id, signal: name, signalId: d.signalId, buffered: d.buffered, status: wakeup ? 'running' : d.runStatus }, 202);
+    const buffered = d.buffered && fromInbox?.signalId !== d.signalId;
+    return c.json({ id: run.id, signal: name, signalId: d.signalId, buffered, status: wakeup ? 'running' : d.runStatus }, 202);
   });
 
   return app;

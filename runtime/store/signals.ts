@@ -91,10 +91,11 @@ export async function deliverSignal(db: Db, runId: string, name: string, payload
 
 /**
  * A waiting run takes the oldest signal of the name it waits for from its inbox, if
- * there is one, and resumes. Returns the wake-up to publish, or null.
+ * there is one, and resumes. Returns the wake-up to publish (and which signal it
+ * took), or null.
  */
-export async function resumeFromInbox(db: Db, runId: string): Promise<Wakeup | null> {
-  const rows = await query<Wakeup>(
+export async function resumeFromInbox(db: Db, runId: string): Promise<(Wakeup & { signalId: number }) | null> {
+  const rows = await query<Wakeup & { signal_id: string }>(
     db,
     sql`
     with run as (
@@ -106,7 +107,7 @@ export async function resumeFromInbox(db: Db, runId: string): Promise<Wakeup | n
       order by g.id limit 1
     ), taken as (
       update signals g set seq = run.next_seq from pick, run where g.id = pick.id and g.seq is null
-      returning g.name, g.payload
+      returning g.id, g.name, g.payload
     ), woke as (
       update runs r set
         status = 'running', wait_signal = null, wake_at = null, inbox = r.inbox - 1, updated_at = now(),
@@ -115,7 +116,8 @@ export async function resumeFromInbox(db: Db, runId: string): Promise<Wakeup | n
       where r.id = run.id and exists (select 1 from taken)
       returning r.id, r.function, r.next_seq
     )
-    select * from woke`,
+    select woke.*, (select id from taken)::text as signal_id from woke`,
   );
-  return rows[0] ?? null;
+  const row = rows[0];
+  return row ? { id: row.id, function: row.function, next_seq: row.next_seq, signalId: Number(row.signal_id) } : null;
 }

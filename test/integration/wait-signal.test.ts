@@ -129,6 +129,19 @@ test('an early signal is kept in the inbox and consumed by the wait, which then 
   assert.deepEqual([late.status, late.body.error?.code], [409, 'run_finished'], 'a finished run refuses signals');
 });
 
+test('a signal the run waits for resumes it even while other signals sit in its inbox', async () => {
+  const key = gate('unrelated');
+  const id = await trigger(t.api, 'approval', { gate: key });
+  assert.equal((await signal(id, 'reject', { no: true })).body.buffered, true);
+  gates.get(key)?.open();
+  await waitForRun(t.p, id, ['waiting']);
+  const res = await signal(id, 'approve', { yes: true });
+  assert.deepEqual([res.status, res.body.buffered], [202, false], 'taken at once');
+  const { run } = await waitForRun(t.p, id);
+  assert.deepEqual((run.output as { signal: unknown }).signal, { name: 'approve', payload: { yes: true }, timedOut: false });
+  assert.deepEqual((await signalRows(id)).map((s) => [s.name, s.seq]), [['reject', null], ['approve', 1]]);
+});
+
 test('two signals in a row are consumed in arrival order, each exactly once', async () => {
   // Both sent to a waiting run, one right after the other: the first resumes it, the second waits in the inbox.
   const id = await trigger(t.api, 'twice', {});
