@@ -18,7 +18,7 @@ const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/functions');
 const MAX_CLAIMS = 3;
 const WORKERS = 2;
 
-test('a step that kills its worker fails the run with crash_loop after BATON_MAX_CLAIMS claims', { timeout: 240_000 }, async (tc) => {
+test('a step that kills its worker fails the run with crash_loop after BATON_MAX_CLAIMS claims', { timeout: 300_000 }, async (tc) => {
   const defer = teardown(tc);
   defer(await exclusive());
   const t = await startTestPlatform({ worker: false, tools: false, functions: await loadFunctions(FIXTURES, ['poison']) });
