@@ -24,7 +24,14 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     console.log(`${body.id}  ${body.function}  ${body.status}`);
-    for (const s of body.steps) console.log(`  ${String(s.seq).padStart(3)}  ${String(s.name).padEnd(16)} ${String(s.kind ?? '').padEnd(8)} ${String(s.status).padEnd(10)} attempt ${s.attempt}  ${s.durationMs ?? '-'} ms`);
+    for (const s of body.steps) {
+      console.log(`  ${String(s.seq).padStart(3)}  ${String(s.name).padEnd(16)} ${String(s.kind ?? '').padEnd(8)} ${String(s.status).padEnd(10)} attempt ${s.attempt}  ${s.durationMs ?? '-'} ms`);
+      // Earlier attempts that failed, with why (the step row shows only the latest).
+      const attempts = (s.attempts ?? []) as Array<{ attempt: number; status: string; error?: { code?: string; message?: string } | null }>;
+      for (const a of attempts.filter((x) => x.status === 'failed' && x.attempt !== s.attempt)) {
+        console.log(`       attempt ${a.attempt} failed: ${a.error?.code ?? '?'}: ${a.error?.message ?? ''}`);
+      }
+    }
     console.log(JSON.stringify(body.status === 'succeeded' ? body.output : body.error, null, 2));
     return 0;
   }
