@@ -82,7 +82,8 @@ export async function commitStep(db: Db, c: CommitInput): Promise<CommitResult |
       update signals g set seq = ${c.seq} + 1 from pick where g.id = pick.id and g.seq is null
       returning g.name, g.payload
     ), seen as (
-      select count(*)::int as n from signals g, run where g.run_id = run.id and g.seq is null
+      -- Only a wait looks at the inbox.
+      select count(*)::int as n from signals g, run where ${signal}::text is not null and g.run_id = run.id and g.seq is null
     ), fenced as (
       update runs r set
         next_seq = ${c.seq} + 1, next_step = ${nextStep},
