@@ -14,7 +14,7 @@ import { registryOf } from '../../runtime/functions.ts';
 import type { Platform } from '../../runtime/platform.ts';
 import { claimStep } from '../../runtime/store/claim.ts';
 import { getRunWithSteps } from '../../runtime/store/runs.ts';
-import { type TestPlatform, startTestPlatform, trigger, waitForRun } from '../helpers/platform.ts';
+import { type TestPlatform, startTestPlatform, trigger, waitFor, waitForRun } from '../helpers/platform.ts';
 
 const ran: string[] = [];
 const alpha = defineAgent({
@@ -118,7 +118,8 @@ test('a finished step keeps its lease while its commit is retried, so nobody tak
   const outcome = executeStep({ ...t.p, withDb: commitBlip }, 'alpha', { runId: id, seq: 0 }, { worker: 'holder' }).finally(() => {
     finished = true;
   });
-  // Another worker tries to claim the step all along.
+  // Once the step is done and its commit is being retried, another worker tries to claim it all along.
+  await waitFor(() => commitStarted > 0 || finished, 'the commit to start');
   const stolen: string[] = [];
   let tries = 0;
   let lastTryMs = 0;
