@@ -48,7 +48,7 @@ export function connectionsTo(pid: number, port: number): number {
   const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
   let count = 0;
   for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
+    let text: string;
     try {
       text = fs.readFileSync(table, 'utf8');
     } catch {
