@@ -28,6 +28,7 @@ export async function measureFloor(opts: { sequential: number; concurrent: numbe
   const database = await createTestDatabase({ open: false });
   const prefix = `baton-bench:${crypto.randomBytes(4).toString('hex')}:`;
   const pgPool = new pg.Pool({ connectionString: database.url, max: LANES });
+  pgPool.on('error', () => {}); // an idle client dropped by the server: the next query reports it
   const redis = await createClient({ url: REDIS_URL }).connect();
   const stream = `${prefix}floor`;
   try {

@@ -29,7 +29,7 @@ export const startupPart: Part = {
     const times = { worker: [] as number[], api: [] as number[] };
     try {
       const n = ctx.quick ? 1 : 10;
-      await timeToReady('worker', stack.env); // warm the file-system cache
+      if (!ctx.quick) await timeToReady('worker', stack.env); // warm the file-system cache
       for (let i = 0; i < n; i++) {
         times.worker.push(await timeToReady('worker', stack.env));
         times.api.push(await timeToReady('api', stack.env));
