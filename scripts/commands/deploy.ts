@@ -3,7 +3,8 @@
  * `baton deploy diff [FUNCTION...] ...`
  *
  * Renders every object the platform needs from functions/ and baton.config.ts (flags
- * override it), validates all of them (CRD and Kubernetes schemas, cross-references),
+ * override it), validates all of them (CRD and Kubernetes schemas, cross-references,
+ * the platform rules of scripts/deploy/rules.ts),
  * then applies them phase by phase and waits for each (README "Run on Kubernetes").
  * --dry-run prints the manifests instead; `diff` shows what would change.
  * --retire REVISION stops routing a Knative revision no live run needs any more.
@@ -18,6 +19,7 @@ import { type DeployConfig, loadDeployConfig } from '../deploy/config.ts';
 import { formatManifests } from '../deploy/output.ts';
 import { planDeploy } from '../deploy/plan.ts';
 import { type Rendered, allObjects, render } from '../deploy/render.ts';
+import { checkRules } from '../deploy/rules.ts';
 import { createValidator, formatProblems } from '../deploy/validate.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -30,7 +32,7 @@ export async function renderValidated(config: DeployConfig, only: readonly strin
   const registry = await loadFunctions(loadConfig({}).functionsDir);
   const rendered = render(planDeploy(config, registry, only), { retain });
   const objects = allObjects(rendered);
-  const problems = [...(await createValidator().validate(objects)), ...checkReferences(config, objects)];
+  const problems = [...(await createValidator().validate(objects)), ...checkReferences(config, objects), ...checkRules(config, objects, registry)];
   if (problems.length) throw new Error(`the rendered manifests are invalid (nothing was applied):\n${formatProblems(problems)}`);
   return rendered;
 }

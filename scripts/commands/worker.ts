@@ -5,7 +5,9 @@
  * The same verb has three more shapes, one per Kubernetes role (`baton deploy`):
  *   --serve FUNCTION            serve the function's invoke app on PORT (a Knative Service)
  *   --dispatch URL [--pinned T] drain FUNCTION's stream and POST each step to URL; with
- *                               --pinned, steps of a started run go to its revision's route
+ *     [--timeout-ms MS]         --pinned, steps of a started run go to its revision's route;
+ *                               a request waits MS (default: above Knative's timeout for
+ *                               the function, scripts/lib/step-budget.ts)
  *   --housekeeping              no steps: promote delayed wake-ups and sweep stale runs,
  *                               so backoffs and timeouts fire while the workers are at zero
  */
@@ -17,9 +19,7 @@ import { createPlatform } from '../../runtime/platform.ts';
 import { createWorker } from '../../runtime/worker/worker.ts';
 import { createDispatch, longestStepMs } from '../lib/dispatch.ts';
 import { serveApp, untilSignal } from '../lib/serve.ts';
-
-/** Time for the claim, the commit and the network around a step's own timeout. */
-const DISPATCH_MARGIN_MS = 30_000;
+import { stepBudget } from '../lib/step-budget.ts';
 
 export async function main(argv: string[]): Promise<number> {
   // Listen first: a SIGTERM that arrives while starting must still stop cleanly.
@@ -31,12 +31,15 @@ export async function main(argv: string[]): Promise<number> {
       serve: { type: 'boolean' },
       dispatch: { type: 'string' },
       pinned: { type: 'string' },
+      'timeout-ms': { type: 'string' },
       housekeeping: { type: 'boolean' },
     },
   });
   const modes = [values.serve, values.dispatch !== undefined, values.housekeeping].filter(Boolean).length;
   if (modes > 1) throw new Error('--serve, --dispatch and --housekeeping exclude each other');
-  if (values.pinned && values.dispatch === undefined) throw new Error('--pinned goes with --dispatch');
+  if ((values.pinned || values['timeout-ms']) && values.dispatch === undefined) throw new Error('--pinned and --timeout-ms go with --dispatch');
+  const timeoutMs = values['timeout-ms'] === undefined ? undefined : Number(values['timeout-ms']);
+  if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) throw new Error('--timeout-ms takes a positive whole number of milliseconds');
   if (values.dispatch !== undefined && positionals.length !== 1) throw new Error('--dispatch URL takes exactly one FUNCTION');
   const config = loadConfig();
   if (!config.databaseUrl || !config.redisUrl) {
@@ -63,7 +66,11 @@ export async function main(argv: string[]): Promise<number> {
     ? createWorker(p, { functions: [] })
     : values.dispatch !== undefined
       ? createWorker(p, {
-          execute: createDispatch(p, { url: values.dispatch, pinned: values.pinned, timeoutMs: longestStepMs(p, fn) + DISPATCH_MARGIN_MS }),
+          execute: createDispatch(p, {
+            url: values.dispatch,
+            pinned: values.pinned,
+            timeoutMs: timeoutMs ?? stepBudget(longestStepMs(p, fn)).dispatchTimeoutS * 1000,
+          }),
         })
       : createWorker(p);
   await worker.start();
