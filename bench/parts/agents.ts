@@ -39,10 +39,11 @@ export const agentsPart: Part = {
     let sampling = true;
     try {
       const worker = stack.workers[0];
+      const pgPort = Number(new URL(stack.env.DATABASE_URL).port || 5432);
       const sampler = (async () => {
         while (sampling) {
           peak.rss = Math.max(peak.rss, rssOfTreeMb(worker.pid));
-          peak.own = Math.max(peak.own, connectionsTo(worker.pid, 5432));
+          peak.own = Math.max(peak.own, connectionsTo(worker.pid, pgPort));
           const [r] = await query<{ n: number }>(stack.db, sql`select count(*)::int as n from pg_stat_activity where datname = current_database()`);
           peak.total = Math.max(peak.total, r.n);
           await new Promise((resolve) => setTimeout(resolve, 200));

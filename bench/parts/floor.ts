@@ -38,8 +38,10 @@ export async function measureFloor(opts: { sequential: number; concurrent: numbe
     await redis.xGroupCreate(stream, 'workers', '0', { MKSTREAM: true });
     const seqs = new Array<number>(LANES).fill(0);
 
-    const oneTx = async (lane: number) => {
+    /** One transition; with `claimFirst`, a separate write transaction before it (a claim, as Baton does today). */
+    const transition = (claimFirst: boolean) => async (lane: number) => {
       const seq = seqs[lane]++;
+      if (claimFirst) await pgPool.query(`update floor_runs set updated_at = now() where id = $1`, [lane]);
       await pgPool.query(
         `with step as (insert into floor_steps values ($1, $2, '{"ok":true}', now()))
          update floor_runs set next_seq = $2 + 1, updated_at = now() where id = $1`,
@@ -48,17 +50,8 @@ export async function measureFloor(opts: { sequential: number; concurrent: numbe
       const id = await redis.xAdd(stream, '*', { run_id: String(lane), seq: String(seq + 1) });
       await redis.xAck(stream, 'workers', id);
     };
-    const twoTx = async (lane: number) => {
-      const seq = seqs[lane]++;
-      await pgPool.query(`update floor_runs set updated_at = now() where id = $1`, [lane]);
-      await pgPool.query(
-        `with step as (insert into floor_steps values ($1, $2, '{"ok":true}', now()))
-         update floor_runs set next_seq = $2 + 1, updated_at = now() where id = $1`,
-        [lane, seq],
-      );
-      const id = await redis.xAdd(stream, '*', { run_id: String(lane), seq: String(seq + 1) });
-      await redis.xAck(stream, 'workers', id);
-    };
+    const oneTx = transition(false);
+    const twoTx = transition(true);
 
     const sequential = async (transition: (lane: number) => Promise<void>) => {
       const times: number[] = [];

@@ -7,7 +7,7 @@
  */
 import type { Part } from '../lib/part.ts';
 import type { Figure } from '../lib/report.ts';
-import { startStack, stepTimings, submitRuns, waitForRuns } from '../lib/stack.ts';
+import { type Stack, startStack, stepTimings, submitRuns, waitForRuns } from '../lib/stack.ts';
 import { median, nowMs } from '../lib/stats.ts';
 
 const STEPS = 10;
@@ -19,7 +19,7 @@ export interface SingleRuns {
 }
 
 /** `count` chain runs one after another on a running stack; per-step time of each. */
-export async function singleRuns(stack: { api: { url: string } | null; db: Parameters<typeof waitForRuns>[0] }, count: number): Promise<SingleRuns> {
+export async function singleRuns(stack: Pick<Stack, 'api' | 'db'>, count: number): Promise<SingleRuns> {
   if (!stack.api) throw new Error('the stack has no API');
   const perStepMs: number[] = [];
   const ids: string[] = [];
