@@ -1,6 +1,11 @@
 /**
- * Prometheus metrics (GET /metrics). One registry per platform, so several platforms
- * in one process (tests) do not collide; queue depth is read at scrape time.
+ * Prometheus metrics, served on their own port (BATON_METRICS_PORT; see
+ * scripts/lib/metrics-server.ts). One registry per platform, so several platforms in
+ * one process (tests) do not collide; queue figures are read at scrape time.
+ *
+ * Names follow Prometheus conventions: `baton_` then what is measured, the unit
+ * (seconds, messages, …) and `_total` on counters. The process and Node.js metrics
+ * keep their standard names (process_*, nodejs_*), so stock dashboards work.
  */
 import client from 'prom-client';
 import type { Queue } from './queue/queue.ts';
@@ -12,38 +17,51 @@ export interface Metrics {
   stepSeconds: client.Histogram<'function' | 'kind'>;
   tokens: client.Counter<'function' | 'model' | 'direction'>;
   httpRequests: client.Counter<'method' | 'route' | 'status'>;
+  httpSeconds: client.Histogram<'method' | 'route'>;
+  /** Messages taken over from a consumer that died (or stalled past a lease). */
+  reclaims: client.Counter<'function'>;
+  /** Live runs the sweeper re-published because their wake-up was lost. */
+  sweeperRepairs: client.Counter<'function'>;
 }
 
 export function createMetrics(opts: { queue: Queue; functions: () => readonly string[] }): Metrics {
   const registry = new client.Registry();
-  client.collectDefaultMetrics({ register: registry, prefix: 'baton_process_' });
+  client.collectDefaultMetrics({ register: registry });
   const lag = new client.Gauge({
-    name: 'baton_queue_lag',
-    help: 'Step messages published and not yet picked up, per function',
+    name: 'baton_queue_lag_messages',
+    help: 'Step messages published and not yet picked up, per function (KEDA lagCount)',
     labelNames: ['function'],
     registers: [registry],
     async collect() {
       for (const d of await opts.queue.depth(opts.functions()).catch(() => [])) {
         lag.set({ function: d.function }, d.lag ?? 0);
         pending.set({ function: d.function }, d.pending);
+        lagSeconds.set({ function: d.function }, d.oldestMs / 1000);
       }
     },
   });
   const pending = new client.Gauge({
-    name: 'baton_queue_pending',
-    help: 'Step messages delivered and not yet acknowledged (steps in flight), per function',
+    name: 'baton_queue_pending_messages',
+    help: 'Step messages delivered and not yet acknowledged (steps in flight), per function (KEDA pendingEntriesCount)',
     labelNames: ['function'],
     registers: [registry],
   });
+  const lagSeconds = new client.Gauge({
+    name: 'baton_queue_lag_seconds',
+    help: 'Age of the oldest step message not yet picked up, per function (0 when none waits)',
+    labelNames: ['function'],
+    registers: [registry],
+  });
+  const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
+    new client.Counter<L>({ name, help, labelNames, registers: [registry] });
   return {
     registry,
-    runsCreated: new client.Counter({ name: 'baton_runs_created_total', help: 'Runs accepted', labelNames: ['function'], registers: [registry] }),
-    steps: new client.Counter({
-      name: 'baton_steps_total',
-      help: 'Step executions by outcome (committed, retrying, failed, fenced, cancelled, skipped)',
-      labelNames: ['function', 'kind', 'outcome'],
-      registers: [registry],
-    }),
+    runsCreated: counter('baton_runs_created_total', 'Runs accepted (new runs and replays)', ['function']),
+    steps: counter('baton_steps_total', 'Step executions by outcome (committed, retrying, failed, fenced, cancelled, released, skipped)', [
+      'function',
+      'kind',
+      'outcome',
+    ]),
     stepSeconds: new client.Histogram({
       name: 'baton_step_duration_seconds',
       help: 'Step body duration (the LLM or tool call), seconds',
@@ -51,17 +69,16 @@ export function createMetrics(opts: { queue: Queue; functions: () => readonly st
       buckets: [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
       registers: [registry],
     }),
-    tokens: new client.Counter({
-      name: 'baton_llm_tokens_total',
-      help: 'LLM tokens by direction (input, output)',
-      labelNames: ['function', 'model', 'direction'],
+    tokens: counter('baton_llm_tokens_total', 'LLM tokens by direction (input, output)', ['function', 'model', 'direction']),
+    httpRequests: counter('baton_http_requests_total', 'API requests by route and status', ['method', 'route', 'status']),
+    httpSeconds: new client.Histogram({
+      name: 'baton_http_request_duration_seconds',
+      help: 'API request duration until the response starts, seconds (an event stream counts until it opens)',
+      labelNames: ['method', 'route'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
-    httpRequests: new client.Counter({
-      name: 'baton_http_requests_total',
-      help: 'API requests',
-      labelNames: ['method', 'route', 'status'],
-      registers: [registry],
-    }),
+    reclaims: counter('baton_queue_reclaimed_messages_total', 'Step messages taken over from a consumer that died or stalled past a lease', ['function']),
+    sweeperRepairs: counter('baton_sweeper_repaired_runs_total', 'Live runs the sweeper re-published because their wake-up was lost', ['function']),
   };
 }
