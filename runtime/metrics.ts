@@ -8,7 +8,7 @@
  * keep their standard names (process_*, nodejs_*), so stock dashboards work.
  */
 import client from 'prom-client';
-import type { Queue } from './queue/queue.ts';
+import type { Queue, QueueDepth } from './queue/queue.ts';
 
 export interface Metrics {
   registry: client.Registry;
@@ -27,31 +27,35 @@ export interface Metrics {
 export function createMetrics(opts: { queue: Queue; functions: () => readonly string[] }): Metrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
-  const lag = new client.Gauge({
-    name: 'baton_queue_lag_messages',
-    help: 'Step messages published and not yet picked up, per function (KEDA lagCount)',
-    labelNames: ['function'],
-    registers: [registry],
-    async collect() {
-      for (const d of await opts.queue.depth(opts.functions()).catch(() => [])) {
-        lag.set({ function: d.function }, d.lag ?? 0);
-        pending.set({ function: d.function }, d.pending);
-        lagSeconds.set({ function: d.function }, d.oldestMs / 1000);
-      }
-    },
-  });
-  const pending = new client.Gauge({
-    name: 'baton_queue_pending_messages',
-    help: 'Step messages delivered and not yet acknowledged (steps in flight), per function (KEDA pendingEntriesCount)',
-    labelNames: ['function'],
-    registers: [registry],
-  });
-  const lagSeconds = new client.Gauge({
-    name: 'baton_queue_lag_seconds',
-    help: 'Age of the oldest step message not yet picked up, per function (0 when none waits)',
-    labelNames: ['function'],
-    registers: [registry],
-  });
+  // One queue read per scrape, shared by the three gauges: prom-client collects them
+  // concurrently, so a gauge cannot rely on another's collect having run first.
+  let inFlight: Promise<QueueDepth[]> | null = null;
+  const readDepth = () =>
+    (inFlight ??= opts.queue
+      .depth(opts.functions())
+      .catch(() => [])
+      .finally(() => {
+        inFlight = null;
+      }));
+  const queueGauge = (name: string, help: string, value: (d: QueueDepth) => number) => {
+    const gauge: client.Gauge<'function'> = new client.Gauge({
+      name,
+      help,
+      labelNames: ['function'],
+      registers: [registry],
+      async collect() {
+        for (const d of await readDepth()) gauge.set({ function: d.function }, value(d));
+      },
+    });
+    return gauge;
+  };
+  queueGauge('baton_queue_lag_messages', 'Step messages published and not yet picked up, per function (KEDA lagCount)', (d) => d.lag ?? 0);
+  queueGauge(
+    'baton_queue_pending_messages',
+    'Step messages delivered and not yet acknowledged (steps in flight), per function (KEDA pendingEntriesCount)',
+    (d) => d.pending,
+  );
+  queueGauge('baton_queue_lag_seconds', 'Age of the oldest step message not yet picked up, per function (0 when none waits)', (d) => d.oldestMs / 1000);
   const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
     new client.Counter<L>({ name, help, labelNames, registers: [registry] });
   return {
