@@ -124,6 +124,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** A path as the user would type it here: relative below the current directory, else absolute. */
+function shortPath(file: string): string {
+  const relative = path.relative('.', file);
+  return relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
+}
+
 function printBanner(
   p: Platform,
   url: string,
@@ -134,7 +140,7 @@ function printBanner(
   metricsUrl: string | null,
   demo: string | null,
 ) {
-  const keyFile = path.relative('.', path.join(p.config.dataDir, 'api-key')) || 'api-key';
+  const keyFile = shortPath(path.join(p.config.dataDir, 'api-key'));
   const auth = apiKey ? ` -H "Authorization: Bearer $(cat ${keyFile})"` : '';
   console.log(`Baton dev — everything in one process
   API        ${url}   (runs: ${url}/ui)
@@ -148,7 +154,7 @@ function printBanner(
   else console.log('  warning    BATON_AUTH=off: the API accepts requests without an API key');
   if (earlier > 0) console.log(`  history    ${earlier} earlier run(s) in the database`);
   if (demo) {
-    const example = path.relative('.', path.join(p.config.functionsDir, demo, 'example.json'));
+    const example = shortPath(path.join(p.config.functionsDir, demo, 'example.json'));
     console.log(`
 Trigger a run yourself (the CLI finds this process):
   npx baton run ${demo} --follow

@@ -69,17 +69,28 @@ function createTerminalView(err: NodeJS.WritableStream & { columns?: number }) {
         // Back to the end of the text, above the status line.
         err.write(`\x1b[1A\x1b[${textColumn + 1}G`);
       }
-      // Wrapped here, not by the terminal, so the cursor's column is always known.
+      // Wrapped here (at spaces), not by the terminal, so the cursor's column is always known.
       let out = '';
-      for (const ch of text) {
-        if (ch === '\n' || textColumn >= width()) {
-          out += `\n${INDENT}`;
-          textColumn = INDENT.length;
-          if (ch === '\n') continue;
+      const newline = () => {
+        out += `\n${INDENT}`;
+        textColumn = INDENT.length;
+      };
+      for (const token of text.replaceAll('\r', '').replaceAll('\t', ' ').split(/(\n| +)/)) {
+        if (token === '') continue;
+        if (token === '\n') newline();
+        else if (token.startsWith(' ')) {
+          if (textColumn > INDENT.length && textColumn + token.length < width()) {
+            out += token;
+            textColumn += token.length;
+          } else if (textColumn > INDENT.length) newline();
+        } else {
+          if (textColumn > INDENT.length && textColumn + token.length > width()) newline();
+          for (const ch of token) {
+            if (textColumn >= width()) newline();
+            out += ch;
+            textColumn++;
+          }
         }
-        if (ch === '\r' || ch === '\t') continue;
-        out += ch;
-        textColumn++;
       }
       err.write(`${out}\n`);
       drawStatus();
@@ -156,7 +167,7 @@ export async function follow(client: ApiClient, runId: string, opts: FollowOptio
   }
   const { body: run } = await client.request<RunView>('GET', `/v1/runs/${runId}`);
   const summary = summarize(run, prices);
-  if (opts.json) stdout.write(`${JSON.stringify({ event: 'summary', data: summary })}\n`);
+  if (opts.json) stdout.write(`${JSON.stringify({ event: 'summary', id: null, data: summary })}\n`);
   else {
     stderr.write(`${formatSummary(summary)}\n`);
     stdout.write(`${JSON.stringify(run.status === 'succeeded' ? run.output : run.error, null, 2)}\n`);
