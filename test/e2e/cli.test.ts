@@ -9,8 +9,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import crypto from 'node:crypto';
+import pg from 'pg';
 import { loadFunctions } from '../../runtime/functions.ts';
 import { cli } from '../helpers/cli.ts';
+import { SERVER_URL } from '../helpers/db.ts';
 import { type TestPlatform, startTestPlatform, waitFor, waitForRun } from '../helpers/platform.ts';
 import { freePort } from '../helpers/ports.ts';
 import { type BatonProcess, ROOT, startApiProcess, stopAll } from '../helpers/processes.ts';
@@ -73,6 +76,32 @@ describe('help and usage', () => {
     assert.equal(verb.code, 2);
     assert.match(verb.stderr, /^baton: unknown verb "lanch"; the verbs are dev, api/);
   });
+});
+
+test('baton migrate creates a database that does not exist yet, then applies every migration (views included)', async () => {
+  const name = `baton_t_${Math.floor(Date.now() / 1000)}_${crypto.randomBytes(4).toString('hex')}`;
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${name}`;
+  const admin = new pg.Client({ connectionString: SERVER_URL });
+  await admin.connect();
+  try {
+    const first = await cli(['migrate'], { env: { DATABASE_URL: url.toString() } });
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stderr, new RegExp(`^created database "${name}" on `, 'm'));
+    assert.match(first.stderr, /applied \d+ migration\(s\)/);
+    const again = await cli(['migrate'], { env: { DATABASE_URL: url.toString() } });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /is up to date/);
+    assert.doesNotMatch(again.stderr, /created database/);
+    const db = new pg.Client({ connectionString: url.toString() });
+    await db.connect();
+    const { rows } = await db.query(`select table_name from information_schema.views where table_schema = 'public' order by 1`);
+    await db.end();
+    assert.deepEqual(rows.map((r) => r.table_name), ['run_summary', 'slow_steps', 'step_timeline', 'token_usage_by_function']);
+  } finally {
+    await admin.query(`drop database if exists "${name}" with (force)`);
+    await admin.end();
+  }
 });
 
 describe('against a running API', () => {
