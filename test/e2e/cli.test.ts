@@ -16,7 +16,7 @@ import { cli } from '../helpers/cli.ts';
 import { SERVER_URL } from '../helpers/db.ts';
 import { type TestPlatform, startTestPlatform, waitFor, waitForRun } from '../helpers/platform.ts';
 import { freePort } from '../helpers/ports.ts';
-import { type BatonProcess, ROOT, startApiProcess, stopAll } from '../helpers/processes.ts';
+import { type BatonProcess, ROOT, spawnBaton, startApiProcess, stopAll } from '../helpers/processes.ts';
 
 const VERBS = ['dev', 'api', 'worker', 'tools', 'migrate', 'deploy', 'run', 'runs', 'signal', 'functions', 'keys'];
 
@@ -272,5 +272,25 @@ describe('against a running API', () => {
     assert.equal(sent.code, 0, sent.stderr);
     assert.match(sent.stderr, new RegExp(`delivered signal "approve" to run ${id}`));
     assert.deepEqual(JSON.parse(sent.stdout), { change: 'raise the rate limit', approved: { ok: true, by: 'ana' } });
+  });
+
+  test('a worker whose functions call tool servers with no URL, or that has no signing key, says so loudly at start', async (tc) => {
+    const bare = Object.fromEntries(Object.entries(t.env).filter(([k]) => !/^BATON_TOOL_/.test(k)));
+    const worker = spawnBaton('worker', { ...bare, BATON_FUNCTIONS_DIR: functionsDir }, 'toolless');
+    tc.after(() => stopAll([worker], 'SIGTERM'));
+    await worker.waitForLine(/^baton worker /, 30_000);
+    const said = worker.lines.join('\n');
+    assert.match(
+      said,
+      /^baton worker: WARNING: function pr-review calls tool servers with no URL: git \(set BATON_TOOL_GIT_URL\), review \(set BATON_TOOL_REVIEW_URL\); its tool steps will fail with tool_denied/m,
+    );
+    assert.match(said, /^baton worker: WARNING: no key to sign tool capability tokens \(BATON_TOOL_SIGNING_KEY\): tool calls of pr-review will be refused/m);
+    assert.doesNotMatch(said, /function approval/, 'a function without tools is fine');
+
+    // Configured: not a word.
+    const configured = spawnBaton('worker', { ...t.env, BATON_FUNCTIONS_DIR: functionsDir }, 'tooled');
+    tc.after(() => stopAll([configured], 'SIGTERM'));
+    await configured.waitForLine(/^baton worker /, 30_000);
+    assert.doesNotMatch(configured.lines.join('\n'), /WARNING/);
   });
 });
