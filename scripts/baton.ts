@@ -8,6 +8,8 @@
  * Errors are one line on stderr. Exit codes: 0 ok, 1 failed, 2 usage, 3 API unreachable
  * (scripts/lib/cli.ts).
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { CliError, type Command, EXIT } from './lib/cli.ts';
 
 const VERBS: Record<string, { summary: string; load: () => Promise<Command> }> = {
@@ -36,6 +38,15 @@ function overview(): string {
   ].join('\n');
 }
 
+/** The package's version: its package.json is above this file (scripts/ in a checkout, dist/scripts/ when installed). */
+function version(): string {
+  for (let dir = import.meta.dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json');
+    if (fs.existsSync(file)) return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version;
+  }
+  return 'unknown';
+}
+
 /** --help or -h among the options (not after `--`, where arguments are taken as they are). */
 function wantsHelp(argv: string[]): boolean {
   const end = argv.indexOf('--');
@@ -49,8 +60,7 @@ async function main(): Promise<number> {
     return EXIT.ok;
   }
   if (name === '--version' || name === '-v') {
-    const { createRequire } = await import('node:module');
-    console.log((createRequire(import.meta.url)('../package.json') as { version: string }).version);
+    console.log(version());
     return EXIT.ok;
   }
   if (!name) {
@@ -66,9 +76,8 @@ async function main(): Promise<number> {
   try {
     command = await verb.load();
   } catch (err) {
-    const missing = /Cannot find (?:package|module) '([^']+)'/.exec((err as Error).message)?.[1];
-    if (!missing) throw err;
-    console.error(`baton ${name}: this install lacks the package "${missing}" (an optional dependency); install it: npm install ${missing}`);
+    if (!missingPackage(err)) throw err;
+    console.error(`baton ${name}: ${describe(err)}`);
     return EXIT.failed;
   }
   if (wantsHelp(argv)) {
@@ -89,8 +98,18 @@ async function main(): Promise<number> {
   }
 }
 
+/** A package this install does not have (production images leave the optional ones out). */
+function missingPackage(err: unknown): string | null {
+  const e = err as { code?: string; message?: string };
+  if (e.code !== 'ERR_MODULE_NOT_FOUND') return null;
+  const name = /Cannot find package '([^']+)'/.exec(e.message ?? '')?.[1];
+  return name && !name.startsWith('.') && !name.startsWith('/') ? name : null;
+}
+
 /** An unexpected error: its message (a list of problems keeps its lines), never a stack (BATON_DEBUG=1 adds it). */
 function describe(err: unknown): string {
+  const missing = missingPackage(err);
+  if (missing) return `this install lacks the package "${missing}" (an optional dependency, left out of production images): npm install ${missing}`;
   const e = err as { message?: string; code?: string };
   const message = (e.message ?? String(err)).trim();
   return e.code && !message.includes(e.code) ? `${message} (${e.code})` : message;

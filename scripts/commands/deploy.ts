@@ -10,13 +10,11 @@
  */
 import { loadConfig } from '../../runtime/config.ts';
 import { loadFunctions } from '../../runtime/functions.ts';
-import { applyPhases, checkPrerequisites, diff, kubectl, routedRevisions } from '../deploy/apply.ts';
 import { checkReferences } from '../deploy/check-references.ts';
 import { type DeployConfig, loadDeployConfig } from '../deploy/config.ts';
-import { formatManifests } from '../deploy/output.ts';
 import { planDeploy } from '../deploy/plan.ts';
 import { type Rendered, allObjects, render } from '../deploy/render.ts';
-import { createValidator, formatProblems } from '../deploy/validate.ts';
+import type { Problem } from '../deploy/validate.ts';
 import { parseCommand, usageError } from '../lib/cli.ts';
 
 export const usage =
@@ -42,7 +40,10 @@ export async function renderValidated(config: DeployConfig, only: readonly strin
   const registry = await loadFunctions(loadConfig({}).functionsDir);
   const rendered = render(planDeploy(config, registry, only), { retain });
   const objects = allObjects(rendered);
-  const problems = [...(await createValidator().validate(objects)), ...checkReferences(config, objects)];
+  // YAML and schema validation are optional dependencies that runtime images leave out:
+  // loaded when used, so `baton deploy --help` works everywhere.
+  const { createValidator, formatProblems } = await import('../deploy/validate.ts');
+  const problems: Problem[] = [...(await createValidator().validate(objects)), ...checkReferences(config, objects)];
   if (problems.length) throw new Error(`the rendered manifests are invalid (nothing was applied):\n${formatProblems(problems)}`);
   return rendered;
 }
@@ -71,9 +72,11 @@ export async function main(argv: string[]): Promise<number> {
 
   if (values['dry-run']) {
     const rendered = await renderValidated(config, only);
+    const { formatManifests } = await import('../deploy/output.ts');
     process.stdout.write(formatManifests(allObjects(rendered), format));
     return 0;
   }
+  const { applyPhases, checkPrerequisites, diff, kubectl, routedRevisions } = await import('../deploy/apply.ts');
   const k = kubectl(values.context ? ['--context', values.context] : []);
   await checkPrerequisites(k, config);
   const registry = await loadFunctions(loadConfig({}).functionsDir);

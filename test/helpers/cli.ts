@@ -23,6 +23,8 @@ export interface CliOptions {
   tty?: boolean;
   timeoutMs?: number;
   input?: string;
+  /** Another copy of the CLI to run (a production install, say); default this checkout's. */
+  script?: string;
 }
 
 const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
@@ -39,9 +41,10 @@ export function hasScript(): boolean {
 /** Starts `baton ARGS…`; `done` resolves when it exits. */
 export function startCli(args: string[], opts: CliOptions = {}) {
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', BATON_METRICS_PORT: '0', ...opts.env };
+  const script = opts.script ?? BATON;
   const command = opts.tty
-    ? spawn('script', ['-qfec', [process.execPath, BATON, ...args].map(quote).join(' '), '/dev/null'], { cwd: opts.cwd ?? ROOT, env: { ...env, TERM: 'xterm' } })
-    : spawn(process.execPath, [BATON, ...args], { cwd: opts.cwd ?? ROOT, env });
+    ? spawn('script', ['-qfec', [process.execPath, script, ...args].map(quote).join(' '), '/dev/null'], { cwd: opts.cwd ?? ROOT, env: { ...env, TERM: 'xterm' } })
+    : spawn(process.execPath, [script, ...args], { cwd: opts.cwd ?? ROOT, env });
   let stdout = '';
   let stderr = '';
   command.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -35,9 +35,10 @@ function baseEnv(): Record<string, string> {
   return env;
 }
 
-export function spawnBaton(verb: 'worker' | 'api', env: Record<string, string>, name: string = verb): BatonProcess {
-  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/baton.ts'), verb], {
-    cwd: ROOT,
+/** `root`: another copy of Baton to run (a production install, say); default this checkout. */
+export function spawnBaton(verb: 'worker' | 'api', env: Record<string, string>, name: string = verb, root = ROOT): BatonProcess {
+  const child = spawn(process.execPath, [path.join(root, 'scripts/baton.ts'), verb], {
+    cwd: root,
     // BATON_METRICS_PORT 0: each process serves its metrics on a free port, never a shared one.
     env: { ...baseEnv(), HOST: '127.0.0.1', PORT: '0', BATON_METRICS_PORT: '0', BATON_WORKER_NAME: name, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
