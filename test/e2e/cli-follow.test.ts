@@ -115,3 +115,23 @@ test('--follow survives an API restart: it resumes with Last-Event-ID, each step
   assert.match(r.stderr, /waiting for the API at /);
   assert.match(r.stderr, /^run succeeded: 3 steps/m);
 });
+
+test('logs: for people on a terminal, JSON lines otherwise; Ctrl-C says what is drained and for how long', { skip: !hasScript() && 'util-linux `script` is not installed' }, async () => {
+  const apiEnv = { ...t.env, HOST: '127.0.0.1', PORT: '0', BATON_LOG_LEVEL: 'info' };
+  const onTerminal = startCli(['api'], { env: apiEnv, tty: true });
+  await waitFor(() => /api listening/.test(onTerminal.output()), 'the API on a terminal to start', 30_000);
+  onTerminal.signal('SIGTERM');
+  const pretty = stripAnsi((await onTerminal.done).stdout);
+  assert.match(pretty, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: api listening$/m);
+  assert.doesNotMatch(pretty, /"level":/);
+
+  const inPipe = startCli(['api'], { env: apiEnv });
+  await waitFor(() => /api listening/.test(inPipe.output()), 'the API in a pipe to start', 30_000);
+  inPipe.signal('SIGINT');
+  const { code, stderr } = await inPipe.done;
+  assert.equal(code, 0, stderr);
+  const line = stderr.split('\n').find((l) => l.includes('"msg":"api listening"'));
+  assert.ok(line, stderr);
+  assert.equal((JSON.parse(line) as { level: number }).level, 30);
+  assert.match(stderr, /^baton api: SIGINT: stopping; open requests get up to 2 s \(again to exit at once\)$/m);
+});
