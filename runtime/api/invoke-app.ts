@@ -3,6 +3,10 @@
  * `POST /invoke` runs one step for a `{ run_id, seq }` envelope through exactly the
  * code path the in-process worker uses, and answers the outcome. The dispatcher acks
  * its stream message on any 2xx; on a 5xx it leaves it pending to be retried.
+ *
+ * A request that goes away (the dispatcher timed out, or its pod stopped) means the
+ * step will be dispatched again: the step is then stopped like a shutdown stops it
+ * (lease released, step handed back), rather than finished alongside its retry.
  */
 import { type Context, Hono } from 'hono';
 import * as v from 'valibot';
@@ -21,7 +25,9 @@ export function createInvokeApp(p: Platform, opts: { worker: string; shutdown?: 
   app.get('/healthz', (c) => c.json({ ok: true, functions: [...p.functions.keys()] }));
   const invoke = (fn: string) => async (c: Context) => {
     const envelope = validate(Envelope, await readJson(c), 'body');
-    const outcome = await executeStep(p, fn, { runId: envelope.run_id, seq: envelope.seq }, opts);
+    const callerGone = c.req.raw.signal;
+    const shutdown = opts.shutdown ? AbortSignal.any([opts.shutdown, callerGone]) : callerGone;
+    const outcome = await executeStep(p, fn, { runId: envelope.run_id, seq: envelope.seq }, { worker: opts.worker, shutdown });
     return c.json({ outcome });
   };
   // One function per app in Knative; several are served by name for local use.

@@ -3,7 +3,8 @@
  * `baton deploy diff [FUNCTION...] ...`
  *
  * Renders every object the platform needs from functions/ and baton.config.ts (flags
- * override it), validates all of them (CRD and Kubernetes schemas, cross-references),
+ * override it), validates all of them (CRD and Kubernetes schemas, cross-references,
+ * the platform rules of scripts/deploy/rules.ts),
  * then applies them phase by phase and waits for each (README "Run on Kubernetes").
  * --dry-run prints the manifests instead; `diff` shows what would change.
  * --retire REVISION stops routing a Knative revision no live run needs any more.
@@ -42,8 +43,12 @@ export async function renderValidated(config: DeployConfig, only: readonly strin
   const objects = allObjects(rendered);
   // YAML and schema validation are optional dependencies that runtime images leave out:
   // loaded when used, so `baton deploy --help` works everywhere.
-  const { createValidator, formatProblems } = await import('../deploy/validate.ts');
-  const problems: Problem[] = [...(await createValidator().validate(objects)), ...checkReferences(config, objects)];
+  const [{ createValidator, formatProblems }, { checkRules }] = await Promise.all([import('../deploy/validate.ts'), import('../deploy/rules.ts')]);
+  const problems: Problem[] = [
+    ...(await createValidator().validate(objects)),
+    ...checkReferences(config, objects),
+    ...checkRules(config, objects, registry),
+  ];
   if (problems.length) throw new Error(`the rendered manifests are invalid (nothing was applied):\n${formatProblems(problems)}`);
   return rendered;
 }

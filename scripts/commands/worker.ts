@@ -5,7 +5,9 @@
  * The same verb has three more shapes, one per Kubernetes role (`baton deploy`):
  *   --serve FUNCTION            serve the function's invoke app on PORT (a Knative Service)
  *   --dispatch URL [--pinned T] drain FUNCTION's stream and POST each step to URL; with
- *                               --pinned, steps of a started run go to its revision's route
+ *     [--timeout-ms MS]         --pinned, steps of a started run go to its revision's route;
+ *                               a request waits MS (default: above Knative's timeout for
+ *                               the function, scripts/lib/step-budget.ts)
  *   --housekeeping              no steps: promote delayed wake-ups and sweep stale runs,
  *                               so backoffs and timeouts fire while the workers are at zero
  */
@@ -15,13 +17,14 @@ import { loadFunctions } from '../../runtime/functions.ts';
 import { createPlatform } from '../../runtime/platform.ts';
 import { createWorker } from '../../runtime/worker/worker.ts';
 import { loadPrivateKey } from '../../tools/lib/capability.ts';
-import { CliError, EXIT, parseCommand, usageError } from '../lib/cli.ts';
+import { CliError, EXIT, intOption, parseCommand, usageError } from '../lib/cli.ts';
 import { createDispatch, longestStepMs } from '../lib/dispatch.ts';
 import { serveMetrics } from '../lib/metrics-server.ts';
 import { serveApp, untilSignal } from '../lib/serve.ts';
+import { stepBudget } from '../lib/step-budget.ts';
 import { liveToolUrls, signingKeyFor, toolProblems, warnLoudly } from '../lib/tool-setup.ts';
 
-export const usage = 'usage: baton worker [FUNCTION...] [--serve | --dispatch URL [--pinned TEMPLATE] | --housekeeping]';
+export const usage = 'usage: baton worker [FUNCTION...] [--serve | --dispatch URL [--pinned TEMPLATE] [--timeout-ms MS] | --housekeeping]';
 
 export const help = `${usage}
 
@@ -42,14 +45,13 @@ Kubernetes roles (baton deploy renders them):
   --serve FUNCTION             serve FUNCTION's POST /invoke on PORT (a Knative Service)
   --dispatch URL               drain FUNCTION's stream, POSTing each step to URL
   --pinned TEMPLATE            with --dispatch: steps of a started run go to its revision's route ({tag})
+  --timeout-ms MS              with --dispatch: how long a request waits (default: above Knative's
+                               timeout for the function's longest step)
   --housekeeping               run no steps: only delayed wake-ups and the sweeper
 
 Environment: DATABASE_URL, REDIS_URL (required); BATON_CONCURRENCY (32), BATON_LEASE_MS,
 BATON_GRACE_MS, BATON_TOOL_<NAME>_URL, BATON_TOOL_SIGNING_KEY, BATON_METRICS_PORT (9464),
 OPENAI_API_KEY, OPENAI_BASE_URL, BATON_MODEL (README "Configuration").`;
-
-/** Time for the claim, the commit and the network around a step's own timeout. */
-const DISPATCH_MARGIN_MS = 30_000;
 
 export async function main(argv: string[]): Promise<number> {
   // Listen first: a SIGTERM that arrives while starting must still stop cleanly.
@@ -60,13 +62,16 @@ export async function main(argv: string[]): Promise<number> {
       serve: { type: 'boolean' },
       dispatch: { type: 'string' },
       pinned: { type: 'string' },
+      'timeout-ms': { type: 'string' },
       housekeeping: { type: 'boolean' },
     },
     usage,
   );
   const modes = [values.serve, values.dispatch !== undefined, values.housekeeping].filter(Boolean).length;
   if (modes > 1) throw usageError('--serve, --dispatch and --housekeeping exclude each other', usage);
-  if (values.pinned && values.dispatch === undefined) throw usageError('--pinned goes with --dispatch', usage);
+  if ((values.pinned || values['timeout-ms']) && values.dispatch === undefined) throw usageError('--pinned and --timeout-ms go with --dispatch', usage);
+  const timeoutMs = intOption(values['timeout-ms'], '--timeout-ms', usage);
+  if (timeoutMs === 0) throw usageError('--timeout-ms takes a positive whole number of milliseconds', usage);
   if (values.dispatch !== undefined && positionals.length !== 1) throw usageError('--dispatch URL takes exactly one FUNCTION', usage);
   const config = loadConfig();
   if (!config.databaseUrl || !config.redisUrl) {
@@ -104,7 +109,11 @@ export async function main(argv: string[]): Promise<number> {
       ? createWorker(p, { functions: [] })
       : values.dispatch !== undefined
         ? createWorker(p, {
-            execute: createDispatch(p, { url: values.dispatch, pinned: values.pinned, timeoutMs: longestStepMs(p, fn) + DISPATCH_MARGIN_MS }),
+            execute: createDispatch(p, {
+              url: values.dispatch,
+              pinned: values.pinned,
+              timeoutMs: timeoutMs ?? stepBudget(longestStepMs(p, fn)).dispatchTimeoutS * 1000,
+            }),
           })
         : createWorker(p);
     await worker.start();

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { renderValidated } from '../commands/deploy.ts';
 import { type Kubectl, applyPhases, checkPrerequisites, routedRevisions } from './apply.ts';
-import { loadDeployConfig } from './config.ts';
+import { loadDeployConfig, parseConfig } from './config.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -23,7 +23,8 @@ function fakeKubectl(opts: { crds?: string[]; secrets?: string[]; ksvc?: unknown
     }
     const get = args.indexOf('get');
     if (get >= 0 && args[get + 1] === 'secret') {
-      return { code: 0, stdout: (opts.secrets ?? []).includes(args[get + 2]) ? `secret/${args[get + 2]}\n` : '', stderr: '' };
+      const asked = args.slice(get + 2).filter((a, i, all) => !a.startsWith('-') && !all[i - 1]?.startsWith('-o'));
+      return { code: 0, stdout: asked.filter((s) => (opts.secrets ?? []).includes(s)).map((s) => `secret/${s}\n`).join(''), stderr: '' };
     }
     if (get >= 0 && args[get + 1] === 'services.serving.knative.dev') return { code: 0, stdout: opts.ksvc ? JSON.stringify(opts.ksvc) : '', stderr: '' };
     return { code: 0, stdout: args.includes('apply') ? 'applied\n' : '', stderr: '' };
@@ -54,7 +55,7 @@ test('phases apply in order, server-side; secrets are made once, from files; the
   assert.equal(applies.length, rendered.phases.filter((p) => p.objects.length).length);
   for (const a of applies) assert.deepEqual(a.args.slice(0, 2), ['apply', '--server-side']);
   const creates = calls.filter((c) => c.args.includes('create'));
-  assert.deepEqual(creates.map((c) => c.args[c.args.indexOf('generic') + 1]), ['baton-tool-signing-key', 'baton-tool-public-key']);
+  assert.deepEqual(creates.map((c) => c.args[c.args.indexOf('generic') + 1]), ['baton-invoke', 'baton-tool-signing-key', 'baton-tool-public-key']);
   for (const c of creates) {
     assert.ok(c.args.some((a) => a.startsWith('--from-file=')));
     assert.ok(!c.args.some((a) => a.includes('PRIVATE KEY') || a.startsWith('--from-literal')));
@@ -65,6 +66,29 @@ test('phases apply in order, server-side; secrets are made once, from files; the
   assert.ok(jobWait > 0 && apiApply > jobWait, 'the migration completes before the API is applied');
   assert.ok(!order.some((a) => a.includes('rollout status deployment/pr-review-dispatcher')), 'KEDA owns the dispatcher');
   assert.ok(order.some((a) => a.includes('rollout status deployment/baton-api')));
+});
+
+test('a Secret the config names but nobody created is named before anything is applied', async () => {
+  const base = await loadDeployConfig(ROOT, { mode: 'knative' });
+  const config = parseConfig({ ...base, tools: { ...base.tools, github: { secretFiles: { GITHUB_TOKEN_FILE: { secret: 'github-token', key: 'token' } } } } });
+  const rendered = await renderValidated(config, []);
+  const { k, calls } = fakeKubectl({ secrets: ['baton-redis'] });
+  await assert.rejects(applyPhases(k, config, rendered, () => {}), /names Secrets that do not exist in namespace baton: github-token/);
+  assert.ok(!calls.some((c) => c.args[0] === 'apply'), 'nothing applied');
+  const ok = fakeKubectl({ secrets: ['baton-redis', 'github-token'] });
+  await applyPhases(ok.k, config, rendered, () => {});
+});
+
+test('the invoke credential is generated once, never in a manifest, and only where functions run on Knative', async () => {
+  const knative = await loadDeployConfig(ROOT, { mode: 'knative' });
+  const { k, calls } = fakeKubectl({ secrets: ['baton-redis', 'baton-invoke', 'baton-tool-signing-key', 'baton-tool-public-key'] });
+  await applyPhases(k, knative, await renderValidated(knative, []), () => {});
+  assert.ok(!calls.some((c) => c.args.includes('create')), 'kept on re-deploy');
+  assert.ok(!calls.some((c) => c.input?.includes('kind: Secret')));
+  const worker = await loadDeployConfig(ROOT, { mode: 'worker' });
+  const w = fakeKubectl({ secrets: ['baton-redis'] });
+  await applyPhases(w.k, worker, await renderValidated(worker, []), () => {});
+  assert.ok(!w.calls.some((c) => c.args.includes('baton-invoke') && c.args.includes('create')));
 });
 
 test('routed revisions are kept on re-deploy, unless retired', async () => {

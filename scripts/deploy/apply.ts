@@ -3,8 +3,11 @@
  * waiting for each to be ready before the next (the migration Job completes before any
  * new code serves), and prints progress. Before anything it checks that the operators'
  * CRDs are installed and names the missing prerequisite, and it creates the Secrets
- * Baton generates itself (Redis password, capability-token key pair) when absent:
- * their values never appear in any manifest.
+ * Baton generates itself (Redis password, capability-token key pair, the dispatchers'
+ * invoke credential) when absent: their values never appear in any manifest. Secrets
+ * the config names but Baton cannot make (tool credentials, the LLM key) must exist
+ * already; a missing one is named before anything is applied, rather than leaving
+ * pods stuck in ContainerCreating.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -14,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { generateKeyPair } from '../../tools/lib/capability.ts';
 import type { DeployConfig } from './config.ts';
 import type { Manifest } from './manifest.ts';
+import { toolSecretsOf } from './check-references.ts';
 import { names } from './names.ts';
 import type { Rendered } from './render.ts';
 import { formatManifests } from './output.ts';
@@ -76,6 +80,8 @@ export async function ensureSecrets(k: Kubectl, c: DeployConfig, log: (line: str
   const n = names(c);
   const wanted: Array<{ name: string; files: () => Record<string, string> }> = [];
   if ('embedded' in c.redis) wanted.push({ name: n.redisSecret, files: () => ({ [n.redisPasswordKey]: randomBytes(24).toString('hex') }) });
+  // 256 random bits, URL-safe: dispatchers send it, function pods compare it in constant time.
+  if (c.mode === 'knative') wanted.push({ name: n.invokeSecret, files: () => ({ [n.invokeKey]: randomBytes(32).toString('base64url') }) });
   const exists = async (name: string) => (await must(k, ['-n', c.namespace, 'get', 'secret', name, '--ignore-not-found', '-o', 'name'])).trim() !== '';
   const signing = !(await exists(n.signingSecret));
   const verify = !(await exists(n.verifySecret));
@@ -100,6 +106,19 @@ export async function ensureSecrets(k: Kubectl, c: DeployConfig, log: (line: str
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  }
+}
+
+/** Secrets the config names that someone else must create; throws naming the missing ones. */
+export async function checkUserSecrets(k: Kubectl, c: DeployConfig): Promise<void> {
+  const wanted = [...toolSecretsOf(c), ...(c.llm.secret ? [c.llm.secret] : []), ...('external' in c.redis ? [c.redis.external.passwordSecret.name] : [])].sort();
+  if (!wanted.length) return;
+  const r = await k(['-n', c.namespace, 'get', 'secret', ...wanted, '--ignore-not-found', '-o', 'name']);
+  if (r.code !== 0) throw new Error(`kubectl get secret failed:\n${r.stderr.trim()}`);
+  const present = new Set(r.stdout.split('\n').map((l) => l.trim().replace(/^secret\//, '')));
+  const missing = wanted.filter((s) => !present.has(s));
+  if (missing.length) {
+    throw new Error(`baton.config.ts names Secrets that do not exist in namespace ${c.namespace}: ${missing.join(', ')}\n(create them first, e.g. kubectl -n ${c.namespace} create secret generic NAME --from-file=KEY=FILE)`);
   }
 }
 
@@ -142,6 +161,7 @@ export async function applyPhases(k: Kubectl, c: DeployConfig, rendered: Rendere
   const scaled = new Set(
     rendered.phases.flatMap((p) => p.objects.filter((o) => o.kind === 'ScaledObject').map((o) => (o.spec as { scaleTargetRef: { name: string } }).scaleTargetRef.name)),
   );
+  await checkUserSecrets(k, c);
   for (const { phase, objects } of rendered.phases) {
     if (!objects.length) continue;
     const started = performance.now();

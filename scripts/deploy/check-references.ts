@@ -13,6 +13,7 @@ import type { Problem } from './validate.ts';
 interface PodSpecLike {
   serviceAccountName?: string;
   containers?: ContainerLike[];
+  initContainers?: ContainerLike[];
   volumes?: Array<{ secret?: { secretName?: string } }>;
 }
 interface ContainerLike {
@@ -24,6 +25,7 @@ export interface PodView {
   object: string;
   component: string;
   labels: Record<string, string>;
+  annotations: Record<string, string>;
   spec: PodSpecLike;
 }
 
@@ -31,10 +33,11 @@ export interface PodView {
 export function podsOf(objects: readonly Manifest[]): PodView[] {
   const out: PodView[] = [];
   for (const o of objects) {
-    const spec = o.spec as { template?: { metadata?: { labels?: Record<string, string> }; spec?: PodSpecLike } } | undefined;
+    const spec = o.spec as { template?: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: PodSpecLike } } | undefined;
     if (!spec?.template?.spec) continue;
     const labels = spec.template.metadata?.labels ?? {};
-    out.push({ object: `${o.kind}/${o.metadata.name}`, component: labels['app.kubernetes.io/component'] ?? '?', labels, spec: spec.template.spec });
+    const annotations = spec.template.metadata?.annotations ?? {};
+    out.push({ object: `${o.kind}/${o.metadata.name}`, component: labels['app.kubernetes.io/component'] ?? '?', labels, annotations, spec: spec.template.spec });
   }
   return out;
 }
@@ -42,7 +45,7 @@ export function podsOf(objects: readonly Manifest[]): PodView[] {
 /** Secret names a pod reads (env, envFrom, volumes). */
 export function secretsOf(pod: PodView): Set<string> {
   const out = new Set<string>();
-  for (const c of pod.spec.containers ?? []) {
+  for (const c of [...(pod.spec.initContainers ?? []), ...(pod.spec.containers ?? [])]) {
     for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef) out.add(e.valueFrom.secretKeyRef.name);
     for (const e of c.envFrom ?? []) if (e.secretRef) out.add(e.secretRef.name);
   }
@@ -54,14 +57,22 @@ export function secretsOf(pod: PodView): Set<string> {
 export function knownSecrets(c: DeployConfig): Set<string> {
   const n = names(c);
   const known = new Set([n.appSecret, n.signingSecret, n.verifySecret]);
+  if (c.mode === 'knative') known.add(n.invokeSecret);
+  if (Object.values(c.tools).some((t) => t.ledger)) known.add(n.ledgerSecret);
   if ('embedded' in c.redis) known.add(n.redisSecret);
   else known.add(c.redis.external.passwordSecret.name);
   if (c.llm.secret) known.add(c.llm.secret);
-  for (const t of Object.values(c.tools)) for (const s of t.secrets) known.add(s);
+  for (const s of toolSecretsOf(c)) known.add(s);
   return known;
 }
 
+/** Secrets the config names for tool servers (envFrom and mounted files). */
+export function toolSecretsOf(c: DeployConfig): Set<string> {
+  return new Set(Object.values(c.tools).flatMap((t) => [...t.secrets, ...Object.values(t.secretFiles).map((f) => f.secret)]));
+}
+
 const STEP_COMPONENTS = new Set(['function', 'worker']);
+const INVOKE_COMPONENTS = new Set(['function', 'dispatcher']);
 
 export function checkReferences(c: DeployConfig, objects: readonly Manifest[]): Problem[] {
   const n = names(c);
@@ -72,7 +83,7 @@ export function checkReferences(c: DeployConfig, objects: readonly Manifest[]): 
   const auths = byKind('TriggerAuthentication');
   const pods = podsOf(objects);
   const known = knownSecrets(c);
-  const toolSecrets = new Set(Object.values(c.tools).flatMap((t) => t.secrets));
+  const toolSecrets = toolSecretsOf(c);
 
   for (const pod of pods) {
     const add = (message: string) => problems.push({ object: pod.object, path: '/spec/template/spec', message });
@@ -80,6 +91,9 @@ export function checkReferences(c: DeployConfig, objects: readonly Manifest[]): 
     for (const secret of secretsOf(pod)) {
       if (!known.has(secret)) add(`reads Secret "${secret}", which nobody creates`);
       if (secret === n.signingSecret && !STEP_COMPONENTS.has(pod.component)) add('mounts the capability signing key but runs no steps');
+      if (secret === n.invokeSecret && !INVOKE_COMPONENTS.has(pod.component)) add('reads the invoke credential but neither dispatches nor serves steps');
+      if (secret === n.ledgerSecret && pod.component !== 'tool') add('reads the tool ledger credentials but is not a tool server');
+      if (secret === n.appSecret && pod.component === 'tool') add('a tool server reads the runtime database credentials');
       if (toolSecrets.has(secret) && pod.component !== 'tool') add(`mounts tool Secret "${secret}" but is not a tool server`);
     }
   }

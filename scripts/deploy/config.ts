@@ -25,15 +25,54 @@ const Resources = v.strictObject({
 
 const SecretKey = v.strictObject({ name: label('secret name'), key: v.pipe(v.string(), v.minLength(1)) });
 
+const ENV_NAME = v.pipe(v.string(), v.regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name (A-Z, 0-9, _)'));
+const Env = v.record(ENV_NAME, v.string());
+const absolute = v.pipe(v.string(), v.startsWith('/', 'must be an absolute path'));
+
+/** A volume of a tool server: an emptyDir (filled by an init container) or a PersistentVolumeClaim. */
+const Volume = v.union([
+  v.strictObject({ mountPath: absolute, readOnly: v.optional(v.boolean()), emptyDir: v.strictObject({ sizeLimit: v.optional(quantity) }) }),
+  v.strictObject({ mountPath: absolute, readOnly: v.optional(v.boolean()), persistentVolumeClaim: v.strictObject({ claimName: label('claim name') }) }),
+]);
+
+/** Runs to completion before the server starts, with the server's volumes mounted (e.g. `git clone` into one). */
+const InitContainer = v.strictObject({
+  name: label('init container name'),
+  command: v.pipe(v.array(v.string()), v.minLength(1)),
+  /** Default: the Baton image (it has git). */
+  image: v.optional(v.pipe(v.string(), v.minLength(1))),
+  env: v.optional(Env, {}),
+  resources: v.optional(Resources),
+});
+
+/**
+ * Per-tenant tool policy (BATON_TOOL_POLICY): what each tenant's runs may touch, e.g.
+ * `{ tenants: { acme: { repos: ['acme/*'] } } }`. The tool servers read and enforce it.
+ */
+const ToolPolicy = v.strictObject({ tenants: v.record(v.string(), v.looseObject({ repos: v.optional(v.array(v.string())) })) });
+
 const Tool = v.strictObject({
-  /** Command line of the server (default: `node tools/<name>/server.ts`). */
+  /** Command line of the server (default: `node tools/<name>/server.ts`); it runs under tini either way. */
   command: v.optional(v.array(v.string())),
-  /** Plain settings (no credentials here: those go in `secrets`). */
-  env: v.optional(v.record(v.pipe(v.string(), v.regex(/^[A-Z_][A-Z0-9_]*$/)), v.string()), {}),
-  /** Secrets whose keys become the server's environment (envFrom); referenced by name, never rendered. */
+  /** Plain settings (no credentials here: those go in `secretFiles`, or `secrets`). */
+  env: v.optional(Env, {}),
+  /**
+   * Credentials as files: `{ GITHUB_TOKEN_FILE: { secret: 'github-token', key: 'token' } }`
+   * mounts Secret `github-token` read-only and sets GITHUB_TOKEN_FILE to the path of its
+   * key `token`. The value never enters the process environment.
+   */
+  secretFiles: v.optional(v.record(ENV_NAME, v.strictObject({ secret: label('secret name'), key: v.pipe(v.string(), v.regex(/^[-._a-zA-Z0-9]+$/)) })), {}),
+  /** Secrets whose keys become the server's environment (envFrom): for servers that only read env vars. Prefer `secretFiles`. */
   secrets: v.optional(v.array(label('secret name')), []),
   /** Directories the server writes to (an emptyDir each; the root filesystem is read-only). */
-  writableDirs: v.optional(v.array(v.pipe(v.string(), v.startsWith('/'))), []),
+  writableDirs: v.optional(v.array(absolute), []),
+  /** Volumes by name, mounted into the server and its init containers. */
+  volumes: v.optional(v.record(label('volume name'), Volume), {}),
+  initContainers: v.optional(v.array(InitContainer), []),
+  /** Whether the server gets the side-effect ledger (BATON_TOOL_LEDGER_URL); read-only servers need none. */
+  ledger: v.optional(v.boolean(), true),
+  /** This server's tenant policy (default: the top-level `toolPolicy`). */
+  policy: v.optional(ToolPolicy),
   replicas: v.optional(count(1, 100), 1),
   resources: v.optional(Resources),
 });
@@ -48,6 +87,8 @@ const FunctionOverrides = v.strictObject({
   minReplicas: v.optional(count(0, 1000)),
   maxReplicas: v.optional(count(1, 1000)),
   resources: v.optional(Resources),
+  /** Plain settings for the function's pods (no credentials), e.g. BATON_LEASE_MS. */
+  env: v.optional(Env),
 });
 
 const Redis = v.union([
@@ -80,7 +121,11 @@ export const DeployConfigSchema = v.strictObject({
   /** Redis key prefix (BATON_REDIS_PREFIX): streams are `<prefix>steps:<function>`. */
   redisPrefix: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9:_.-]*$/)), 'baton:'),
   logLevel: v.optional(v.picklist(['fatal', 'error', 'warn', 'info', 'debug', 'trace']), 'info'),
-  /** Seconds a stopping pod gives its in-flight steps (BATON_GRACE_MS); pods get more to exit. */
+  /**
+   * Seconds a stopping API or housekeeper pod drains (BATON_GRACE_MS), and the least any
+   * pod drains. Pods that run or dispatch steps drain for their longest step plus a
+   * margin (scripts/lib/step-budget.ts), so a scale-in never cuts a step short.
+   */
   drainSeconds: v.optional(count(1, 3600), 25),
   database: v.optional(
     v.strictObject({
@@ -106,6 +151,29 @@ export const DeployConfigSchema = v.strictObject({
   redis: v.optional(Redis, { embedded: { image: 'redis:7.4-alpine' } }),
   /** Namespace of the KEDA operator (it reads Redis to scale). */
   kedaNamespace: v.optional(label('namespace'), 'keda'),
+  /** Namespace of the CloudNativePG operator (it reaches the database pods on 5432 and 8000). */
+  cnpgNamespace: v.optional(label('namespace'), 'cnpg-system'),
+  /** Namespaces whose pods may call function pods: Knative's activator and the networking layer's gateway. */
+  knativeNamespaces: v.optional(v.pipe(v.array(label('namespace')), v.minLength(1)), ['knative-serving', 'kourier-system']),
+  /** Namespace of the Prometheus that scrapes the pods' metrics port; null: none may. */
+  monitoringNamespace: v.optional(v.nullable(label('namespace')), 'monitoring'),
+  /**
+   * The tool servers' side-effect ledger: a CloudNativePG cluster of its own
+   * (`<name>-tools-db`), so tool servers never hold the runtime's credentials and the
+   * runtime never holds theirs.
+   */
+  toolLedger: v.optional(
+    v.strictObject({
+      instances: v.optional(count(1, 9), 2),
+      storage: v.optional(quantity, '2Gi'),
+      storageClass: v.optional(v.string()),
+      imageName: v.optional(v.string()),
+      resources: v.optional(Resources),
+    }),
+    {},
+  ),
+  /** The tenant policy every tool server enforces (BATON_TOOL_POLICY); absent: no tenant may touch anything. */
+  toolPolicy: v.optional(ToolPolicy, { tenants: {} }),
   llm: v.optional(
     v.strictObject({
       /** Secret with OPENAI_API_KEY (and optionally OPENAI_BASE_URL); absent → the offline model. */
@@ -136,6 +204,7 @@ export type DeployConfigInput = v.InferInput<typeof DeployConfigSchema>;
 export type DeployConfig = v.InferOutput<typeof DeployConfigSchema>;
 export type ResourcesConfig = v.InferOutput<typeof Resources>;
 export type ToolConfig = v.InferOutput<typeof Tool>;
+export type ToolPolicyConfig = v.InferOutput<typeof ToolPolicy>;
 
 /** Types `baton.config.ts`; validation happens when it is loaded. */
 export function defineConfig(config: DeployConfigInput): DeployConfigInput {

@@ -7,6 +7,12 @@ import type { DeployConfig } from './config.ts';
 export const PART_OF = 'baton';
 /** Pods that talk to Redis carry this label; Redis's NetworkPolicy admits them. */
 export const REDIS_CLIENT_LABEL = 'baton.dev/redis-client';
+/** Pods that talk to the runtime database (through the Pooler) carry this label. */
+export const DB_CLIENT_LABEL = 'baton.dev/db-client';
+/** Tool servers that reach the side-effect ledger database carry this label. */
+export const LEDGER_CLIENT_LABEL = 'baton.dev/ledger-client';
+/** Prometheus `/metrics` of every Baton process (BATON_METRICS_PORT), never on the API's public port. */
+export const METRICS_PORT = 9464;
 /** `tools.baton.dev/<server>: "true"` marks pods that may reach that tool server. */
 export const toolAccessLabel = (server: string) => `tools.baton.dev/${server}`;
 
@@ -34,6 +40,12 @@ export function names(c: DeployConfig) {
     /** Its public half, for the tool servers. */
     verifySecret: `${n}-tool-public-key`,
     verifyKey: 'public.pem',
+    /** Shared by dispatchers and function pods (BATON_INVOKE_TOKEN); `baton deploy` creates it. */
+    invokeSecret: `${n}-invoke`,
+    invokeKey: 'token',
+    /** The tool servers' ledger: a CNPG cluster of their own; CNPG writes `<cluster>-app` (key `uri`). */
+    ledgerCluster: `${n}-tools-db`,
+    ledgerSecret: `${n}-tools-db-app`,
     api: `${n}-api`,
     housekeeper: `${n}-housekeeper`,
     migrate: `${n}-migrate`,
@@ -42,7 +54,9 @@ export function names(c: DeployConfig) {
     dispatcher: (fn: string) => `${fn}-dispatcher`,
     worker: (fn: string) => `${fn}-worker`,
     tool: (server: string) => `${n}-tool-${server}`,
+    /** NetworkPolicy names: one per tool server, one per role, one per database tier. */
     toolPolicy: (server: string) => `${n}-tool-${server}`,
+    rolePolicy: (role: Role) => `${n}-${role}`,
     redisPolicy: `${n}-redis`,
     host: svc,
     /** The function's main route (cluster-local). */

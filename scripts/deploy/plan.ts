@@ -6,6 +6,7 @@
  */
 import { loadConfig } from '../../runtime/config.ts';
 import type { FunctionRegistry } from '../../runtime/functions.ts';
+import { STEP_MARGIN_S, stepBudget } from '../lib/step-budget.ts';
 import type { DeployConfig, ResourcesConfig } from './config.ts';
 
 export interface FunctionPlan {
@@ -19,6 +20,7 @@ export interface FunctionPlan {
   minReplicas: number;
   maxReplicas: number;
   resources?: ResourcesConfig | undefined;
+  env?: Record<string, string> | undefined;
 }
 
 export interface DeployPlan {
@@ -30,7 +32,6 @@ export interface DeployPlan {
 
 /** Knative caps a request at 600 s (max-revision-timeout-seconds); keep room for claim and commit. */
 export const KNATIVE_MAX_TIMEOUT_S = 600;
-export const STEP_MARGIN_S = 30;
 
 const DEFAULTS = { concurrency: 32, lagCount: 5, pendingEntriesCount: 16, minReplicas: 0, maxReplicas: 20 };
 
@@ -44,7 +45,7 @@ export function planDeploy(config: DeployConfig, registry: FunctionRegistry, onl
     const o = { ...DEFAULTS, ...config.defaults, ...config.functions[agent.name] };
     if (o.maxReplicas < Math.max(1, o.minReplicas)) throw new Error(`function "${agent.name}": maxReplicas must be at least max(1, minReplicas)`);
     const longestStepMs = Math.max(...[...agent.steps.values()].map((s) => s.timeoutMs ?? agent.timeoutMs ?? defaultTimeoutMs));
-    if (config.mode === 'knative' && Math.ceil(longestStepMs / 1000) + STEP_MARGIN_S > KNATIVE_MAX_TIMEOUT_S) {
+    if (config.mode === 'knative' && stepBudget(longestStepMs).knativeTimeoutS > KNATIVE_MAX_TIMEOUT_S) {
       throw new Error(
         `function "${agent.name}" has a step timeout of ${longestStepMs} ms; Knative serves at most ${KNATIVE_MAX_TIMEOUT_S} s per request ` +
           `(with ${STEP_MARGIN_S} s for claim and commit). Shorten the step or deploy with --mode worker.`,

@@ -10,15 +10,12 @@ import type { IJob } from 'kubernetes-models/batch/v1/Job';
 import type { IService } from 'kubernetes-models/v1/Service';
 import type { DeployConfig } from './config.ts';
 import { type Manifest, meta } from './manifest.ts';
-import { REDIS_CLIENT_LABEL, names, selector } from './names.ts';
-import { commonEnv, databaseEnv, redisEnv } from './render-env.ts';
+import { DB_CLIENT_LABEL, METRICS_PORT, REDIS_CLIENT_LABEL, names, selector } from './names.ts';
+import { commonEnv, databaseEnv, metricsEnv, redisEnv, scrapeAnnotations, terminationGrace } from './render-env.ts';
 import { baseContainer, podSecurity, resources, scratch } from './render-security.ts';
 import { contentHash } from './stable.ts';
 
 export const API_PORT = 8080;
-
-/** Seconds Kubernetes waits after SIGTERM: the drain period plus time to release leases and exit. */
-export const terminationGrace = (c: DeployConfig) => c.drainSeconds + 15;
 
 export function renderApi(c: DeployConfig): Manifest[] {
   const n = names(c);
@@ -32,7 +29,7 @@ export function renderApi(c: DeployConfig): Manifest[] {
       selector: { matchLabels: selector(c, n.api) },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
-        metadata: { labels: { ...meta(c, n.api, 'api').labels, [REDIS_CLIENT_LABEL]: 'true' } },
+        metadata: { labels: { ...meta(c, n.api, 'api').labels, [REDIS_CLIENT_LABEL]: 'true', [DB_CLIENT_LABEL]: 'true' }, annotations: scrapeAnnotations() },
         spec: {
           serviceAccountName: n.serviceAccount('api'),
           automountServiceAccountToken: false,
@@ -45,11 +42,15 @@ export function renderApi(c: DeployConfig): Manifest[] {
                 ...databaseEnv(c),
                 ...redisEnv(c),
                 ...commonEnv(c),
+                ...metricsEnv(),
                 { name: 'PORT', value: String(API_PORT) },
                 { name: 'HOST', value: '0.0.0.0' },
                 { name: 'BATON_AUTH', value: c.api.auth ? 'on' : 'off' },
               ],
-              ports: [{ name: 'http', containerPort: API_PORT }],
+              ports: [
+                { name: 'http', containerPort: API_PORT },
+                { name: 'metrics', containerPort: METRICS_PORT },
+              ],
               readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5, timeoutSeconds: 3 },
               livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 6 },
               resources: resources(c, 'api', c.api.resources),
@@ -75,7 +76,10 @@ export function renderApi(c: DeployConfig): Manifest[] {
       replicas: 1,
       selector: { matchLabels: selector(c, n.housekeeper) },
       template: {
-        metadata: { labels: { ...meta(c, n.housekeeper, 'housekeeper').labels, [REDIS_CLIENT_LABEL]: 'true' } },
+        metadata: {
+          labels: { ...meta(c, n.housekeeper, 'housekeeper').labels, [REDIS_CLIENT_LABEL]: 'true', [DB_CLIENT_LABEL]: 'true' },
+          annotations: scrapeAnnotations(),
+        },
         spec: {
           serviceAccountName: n.serviceAccount('housekeeper'),
           automountServiceAccountToken: false,
@@ -84,7 +88,8 @@ export function renderApi(c: DeployConfig): Manifest[] {
           containers: [
             {
               ...baseContainer(c, 'housekeeper', ['worker', '--housekeeping']),
-              env: [...databaseEnv(c), ...redisEnv(c), ...commonEnv(c)],
+              env: [...databaseEnv(c), ...redisEnv(c), ...commonEnv(c), ...metricsEnv()],
+              ports: [{ name: 'metrics', containerPort: METRICS_PORT }],
               resources: resources(c, 'housekeeper'),
               volumeMounts: tmp.mounts,
             },
@@ -101,7 +106,7 @@ export function renderMigrateJob(c: DeployConfig): Manifest {
   const n = names(c);
   const tmp = scratch();
   const template: NonNullable<IJob['spec']>['template'] = {
-    metadata: { labels: meta(c, n.migrate, 'migrate').labels },
+    metadata: { labels: { ...meta(c, n.migrate, 'migrate').labels, [DB_CLIENT_LABEL]: 'true' } },
     spec: {
       serviceAccountName: n.serviceAccount('migrate'),
       automountServiceAccountToken: false,

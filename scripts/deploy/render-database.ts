@@ -5,6 +5,11 @@
  * is why the runtime keeps no session state (no SET, LISTEN, session advisory locks or
  * startup parameters); test/k8s/pooler.test.ts proves it against a real PgBouncer.
  *
+ * The tool servers' side-effect ledger is a second, small Cluster (`<name>-tools-db`,
+ * database and owner `ledger`): tool servers reach it with the credentials CNPG writes
+ * to its own `-app` Secret, so no tool server holds the runtime's credentials and no
+ * runtime pod holds the ledger's. It is rendered when any tool server uses a ledger.
+ *
  * Sizing (README "Run on Kubernetes" → "Capacity"): pods hold a connection only for a claim or a
  * commit, so `default_pool_size` server connections serve many more clients;
  * `max_connections` must cover pooler instances × default_pool_size plus headroom.
@@ -54,5 +59,26 @@ export function renderDatabase(c: DeployConfig): Manifest[] {
       },
     },
   };
-  return [cluster, pooler];
+  const ledger = Object.values(c.tools).some((t) => t.ledger) ? [renderLedger(c)] : [];
+  return [cluster, pooler, ...ledger];
+}
+
+export const LEDGER_DATABASE = 'ledger';
+
+function renderLedger(c: DeployConfig): Manifest {
+  const n = names(c);
+  const l = c.toolLedger;
+  return {
+    apiVersion: 'postgresql.cnpg.io/v1',
+    kind: 'Cluster',
+    metadata: meta(c, n.ledgerCluster, 'database'),
+    spec: {
+      instances: l.instances,
+      ...(l.imageName ? { imageName: l.imageName } : {}),
+      bootstrap: { initdb: { database: LEDGER_DATABASE, owner: LEDGER_DATABASE } },
+      storage: { size: l.storage, ...(l.storageClass ? { storageClass: l.storageClass } : {}) },
+      ...(l.resources ? { resources: l.resources } : {}),
+      enableSuperuserAccess: false,
+    },
+  };
 }

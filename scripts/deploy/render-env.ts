@@ -9,8 +9,9 @@
  *   REDIS_URL    → the Redis Service, password from its Secret.
  */
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
+import { EXIT_MARGIN_S } from '../lib/step-budget.ts';
 import type { DeployConfig } from './config.ts';
-import { names, toolUrlEnv } from './names.ts';
+import { METRICS_PORT, names, toolUrlEnv } from './names.ts';
 
 const secretRef = (name: string, key: string, optional?: boolean): IEnvVar['valueFrom'] => ({
   secretKeyRef: optional ? { name, key, optional } : { name, key },
@@ -43,11 +44,34 @@ export function redisEnv(c: DeployConfig): IEnvVar[] {
   ];
 }
 
-export function commonEnv(c: DeployConfig): IEnvVar[] {
+/** `drainS`: how long the process drains on SIGTERM (at least the configured drainSeconds). */
+export function commonEnv(c: DeployConfig, drainS = c.drainSeconds): IEnvVar[] {
   return [
     { name: 'BATON_LOG_LEVEL', value: c.logLevel },
-    { name: 'BATON_GRACE_MS', value: String(c.drainSeconds * 1000) },
+    { name: 'BATON_GRACE_MS', value: String(Math.max(c.drainSeconds, drainS) * 1000) },
   ];
+}
+
+/** Seconds Kubernetes waits after SIGTERM: the drain plus time to release leases and exit. */
+export const terminationGrace = (c: DeployConfig, drainS = c.drainSeconds) => Math.max(c.drainSeconds, drainS) + EXIT_MARGIN_S;
+
+/** `/metrics` on its own port, reachable from the pod network (the policies admit only the scraper). */
+export function metricsEnv(): IEnvVar[] {
+  return [
+    { name: 'BATON_METRICS_PORT', value: String(METRICS_PORT) },
+    { name: 'BATON_METRICS_HOST', value: '0.0.0.0' },
+  ];
+}
+
+/** What annotation-based Prometheus scraping (the `kubernetes-pods` job) reads. */
+export function scrapeAnnotations(): Record<string, string> {
+  return { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(METRICS_PORT), 'prometheus.io/path': '/metrics' };
+}
+
+/** The credential dispatchers send and function pods verify (knative mode). */
+export function invokeEnv(c: DeployConfig): IEnvVar[] {
+  const n = names(c);
+  return [{ name: 'BATON_INVOKE_TOKEN', valueFrom: secretRef(n.invokeSecret, n.invokeKey) }];
 }
 
 /** Only pods that run steps: the key that mints capability tokens, and where the tool servers are. */

@@ -1,20 +1,26 @@
 /**
  * Redis: it carries wake-ups only (PostgreSQL is the truth; the sweeper re-publishes
  * what Redis loses), so the embedded one keeps no persistence. Password from a Secret
- * (`baton deploy` creates it when missing). A NetworkPolicy admits the pods labelled
- * as Redis clients and the KEDA operator, which reads the streams to scale.
+ * (`baton deploy` creates it when missing). Its NetworkPolicy (render-network.ts)
+ * admits the pods labelled as Redis clients and the KEDA operator.
+ *
+ * Memory: `--maxmemory` is 80% of the container's limit with `noeviction`, so a full
+ * Redis answers OOM to writes (publishers retry; nothing is silently dropped) instead
+ * of growing until the kernel kills it and every stream, group and pending entry with
+ * it. The other 20% is for replication buffers, fragmentation and client buffers.
  * With `redis.external`, only the TriggerAuthentication is rendered.
  */
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
-import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import type { IService } from 'kubernetes-models/v1/Service';
 import type { DeployConfig } from './config.ts';
 import { type Manifest, meta } from './manifest.ts';
-import { REDIS_CLIENT_LABEL, names, selector } from './names.ts';
-import { containerSecurity, podSecurity, resources, scratch, serviceAccount } from './render-security.ts';
+import { names, selector } from './names.ts';
+import { bytesOf, containerSecurity, podSecurity, resources, scratch, serviceAccount } from './render-security.ts';
 
 /** uid of the `redis` user in the official image. */
 const REDIS_UID = 999;
+/** Share of the container's memory limit Redis may use for data. */
+export const REDIS_MEMORY_SHARE = 0.8;
 
 export function renderTriggerAuth(c: DeployConfig): Manifest {
   const n = names(c);
@@ -32,6 +38,8 @@ export function renderRedis(c: DeployConfig): Manifest[] {
   const n = names(c);
   const r = c.redis.embedded;
   const data = scratch(['/data']);
+  const limits = resources(c, 'redis', r.resources);
+  const maxmemory = Math.floor(bytesOf(String(limits.limits?.memory)) * REDIS_MEMORY_SHARE);
   const deployment: IDeployment = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -52,12 +60,26 @@ export function renderRedis(c: DeployConfig): Manifest[] {
               image: r.image,
               imagePullPolicy: 'IfNotPresent',
               env: [{ name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: n.redisSecret, key: n.redisPasswordKey } } }],
-              // Wake-ups only: no snapshots, no AOF; never evict (a dropped stream entry costs a sweep).
-              args: ['redis-server', '--requirepass', '$(REDIS_PASSWORD)', '--save', '', '--appendonly', 'no', '--dir', '/data', '--maxmemory-policy', 'noeviction'],
+              // Wake-ups only: no snapshots, no AOF; a memory cap under the limit, and never evict.
+              args: [
+                'redis-server',
+                '--requirepass',
+                '$(REDIS_PASSWORD)',
+                '--save',
+                '',
+                '--appendonly',
+                'no',
+                '--dir',
+                '/data',
+                '--maxmemory',
+                String(maxmemory),
+                '--maxmemory-policy',
+                'noeviction',
+              ],
               ports: [{ name: 'redis', containerPort: 6379 }],
               readinessProbe: { tcpSocket: { port: 'redis' }, periodSeconds: 5 },
               livenessProbe: { tcpSocket: { port: 'redis' }, periodSeconds: 10, failureThreshold: 6 },
-              resources: resources(c, 'redis', r.resources),
+              resources: limits,
               securityContext: containerSecurity(REDIS_UID),
               volumeMounts: data.mounts,
             },
@@ -73,23 +95,5 @@ export function renderRedis(c: DeployConfig): Manifest[] {
     metadata: meta(c, n.redis, 'redis'),
     spec: { selector: selector(c, n.redis), ports: [{ name: 'redis', port: 6379, targetPort: 'redis' }] },
   };
-  const policy: INetworkPolicy = {
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'NetworkPolicy',
-    metadata: meta(c, n.redisPolicy, 'redis'),
-    spec: {
-      podSelector: { matchLabels: selector(c, n.redis) },
-      policyTypes: ['Ingress'],
-      ingress: [
-        {
-          from: [
-            { podSelector: { matchLabels: { [REDIS_CLIENT_LABEL]: 'true' } } },
-            { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': c.kedaNamespace } } },
-          ],
-          ports: [{ protocol: 'TCP', port: 6379 }],
-        },
-      ],
-    },
-  };
-  return [serviceAccount(c, 'redis'), deployment, service, policy, renderTriggerAuth(c)] as Manifest[];
+  return [serviceAccount(c, 'redis'), deployment, service, renderTriggerAuth(c)] as Manifest[];
 }

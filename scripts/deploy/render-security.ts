@@ -64,6 +64,15 @@ export function resources(c: DeployConfig, role: Role, override?: ResourcesConfi
   };
 }
 
+const UNITS: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+
+/** Bytes of a memory quantity such as "512Mi" or "1G" (the config admits only these forms). */
+export function bytesOf(quantity: string): number {
+  const m = /^(\d+(?:\.\d+)?)(k|M|G|T|Ki|Mi|Gi|Ti)?$/.exec(quantity);
+  if (!m) throw new Error(`"${quantity}" is not a memory quantity`);
+  return Math.floor(Number(m[1]) * UNITS[m[2] ?? '']);
+}
+
 /** The read-only root filesystem leaves /tmp (and any `dirs`) as small emptyDirs. */
 export function scratch(dirs: readonly string[] = []): { volumes: IVolume[]; mounts: IVolumeMount[] } {
   const all = ['/tmp', ...dirs];

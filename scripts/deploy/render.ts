@@ -2,7 +2,9 @@
  * Renders the whole platform, in apply order: each phase's objects exist (and are
  * ready) before the next phase is applied. Pure: same plan, same bytes.
  *
- *   namespace → accounts → database (CNPG) → redis → migrate (Job) → tools → api → functions
+ *   namespace → accounts → network → database (CNPG) → redis → migrate (Job) → tools → api → functions
+ *
+ * NetworkPolicies come before any pod they protect exists.
  */
 import type { INamespace } from 'kubernetes-models/v1/Namespace';
 import type { Manifest } from './manifest.ts';
@@ -11,12 +13,13 @@ import type { DeployPlan } from './plan.ts';
 import { renderApi, renderMigrateJob } from './render-api.ts';
 import { renderDatabase } from './render-database.ts';
 import { type FunctionRender, renderFunction } from './render-function.ts';
+import { renderNetwork } from './render-network.ts';
 import { renderRedis } from './render-redis.ts';
 import { serviceAccount } from './render-security.ts';
 import { renderTool } from './render-tools.ts';
 import { sortKeys } from './stable.ts';
 
-export const PHASES = ['namespace', 'accounts', 'database', 'redis', 'migrate', 'tools', 'api', 'functions'] as const;
+export const PHASES = ['namespace', 'accounts', 'network', 'database', 'redis', 'migrate', 'tools', 'api', 'functions'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface Rendered {
@@ -36,6 +39,7 @@ export function render(plan: DeployPlan, opts: FunctionRender = {}): Rendered {
   const phases: Rendered['phases'] = [
     { phase: 'namespace', objects: [namespace as Manifest] },
     { phase: 'accounts', objects: ROLES.filter((r) => roles.has(r)).map((r) => serviceAccount(c, r) as Manifest) },
+    { phase: 'network', objects: renderNetwork(plan) },
     { phase: 'database', objects: renderDatabase(c) },
     { phase: 'redis', objects: renderRedis(c).filter((o) => o.kind !== 'ServiceAccount') },
     { phase: 'migrate', objects: [renderMigrateJob(c)] },

@@ -1,13 +1,23 @@
 /**
  * `git` tool server (read-only): lists the files changed and returns the diff of a
- * commit or a commit range in one configured repository (GIT_REPO, default: the
- * repository of the working directory). Run: `node tools/git/server.ts`.
+ * commit or a commit range in one configured repository (GIT_REPO, its top level;
+ * default: the repository of the working directory). Run: `node tools/git/server.ts`.
+ *
+ * In a pod the repository is a volume an init container cloned into, or a claim, and
+ * often owned by another user than the server's; git refuses such a repository
+ * ("dubious ownership") unless it is named in safe.directory, so every git command
+ * here trusts exactly the configured repository (its real path), nothing else.
+ * `/readyz` fails while the repository is missing or unreadable, so the Service sends
+ * no call to a server that would only fail it.
  */
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import { createToolServerApp, isMain, listen, toolServerEnv } from '../lib/server.ts';
+import { createToolServerApp, isMain, toolServerEnv } from '../lib/server.ts';
+import { serveTool } from '../lib/shutdown.ts';
 
 const run = promisify(execFile);
 
@@ -20,9 +30,34 @@ const RangeSchema = z
   })
   .default('HEAD');
 
+/** The path git compares safe.directory with: the real path, without a trailing slash. */
+function realPath(repo: string): string {
+  try {
+    return fs.realpathSync(repo);
+  } catch {
+    return path.resolve(repo);
+  }
+}
+
 async function git(repo: string, args: string[]): Promise<string> {
-  const { stdout } = await run('git', ['-C', repo, ...args], { maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await run('git', ['-c', `safe.directory=${realPath(repo)}`, '-C', repo, ...args], { maxBuffer: 64 * 1024 * 1024 });
   return stdout;
+}
+
+/** null when the repository is there and git can read its HEAD commit; otherwise why not. */
+export async function repoProblem(repo: string): Promise<string | null> {
+  try {
+    await fs.promises.access(repo, fs.constants.R_OK | fs.constants.X_OK);
+  } catch (err) {
+    return `repository ${repo} is missing or unreadable (${(err as NodeJS.ErrnoException).code})`;
+  }
+  try {
+    await git(repo, ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}']);
+    return null;
+  } catch (err) {
+    const detail = String((err as { stderr?: string }).stderr ?? '').trim().split('\n')[0];
+    return `repository ${repo} has no readable HEAD commit${detail ? `: ${detail}` : ''}`;
+  }
 }
 
 /** `HEAD` → the changes of that commit; `a..b` → the changes between a and b. */
@@ -96,7 +131,15 @@ if (isMain(import.meta.url)) {
   const env = toolServerEnv();
   const repo = process.env.GIT_REPO ?? (await findRepo(process.cwd()));
   if (!repo) throw new Error('GIT_REPO is not set and the working directory is not in a git repository');
-  const app = createToolServerApp({ name: 'git', publicKey: env.publicKey, allowedHosts: env.allowedHosts, register: registerGitTools(repo) });
-  const { url } = await listen(app, env.port, env.host);
+  const app = createToolServerApp({
+    name: 'git',
+    publicKey: env.publicKey,
+    allowedHosts: env.allowedHosts,
+    register: registerGitTools(repo),
+    ready: () => repoProblem(repo),
+  });
+  const { url } = await serveTool(app, { name: 'git', port: env.port, host: env.host });
   console.log(JSON.stringify({ server: 'git', url: `${url}/mcp`, repo }));
+  const problem = await repoProblem(repo);
+  if (problem) console.error(JSON.stringify({ server: 'git', ready: false, reason: problem }));
 }

@@ -15,7 +15,8 @@
 import fs from 'node:fs';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import { callerOf, createToolServerApp, isMain, listen, toolServerEnv } from '../lib/server.ts';
+import { callerOf, createToolServerApp, isMain, toolServerEnv } from '../lib/server.ts';
+import { serveTool } from '../lib/shutdown.ts';
 import { createGitHubClient, type GitHubClient, type GitHubComment, type RepoRef } from './client.ts';
 
 const OWNER = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
@@ -140,6 +141,6 @@ if (isMain(import.meta.url)) {
     allowedHosts: env.allowedHosts,
     register: registerGitHubTools(createGitHubClient(gh)),
   });
-  const { url } = await listen(app, env.port, env.host);
+  const { url } = await serveTool(app, { name: 'github', port: env.port, host: env.host });
   console.log(JSON.stringify({ server: 'github', url: `${url}/mcp`, api: gh.apiUrl }));
 }

@@ -38,6 +38,8 @@ export interface ToolServerOptions {
   allowedHosts: string[];
   /** Registers the server's tools; `only` limits registration to the token's scope. */
   register(server: McpServer, only: ReadonlySet<string> | null): void;
+  /** Readiness (`GET /readyz`): null when the server can serve, otherwise why not (503). */
+  ready?: () => Promise<string | null>;
 }
 
 function deny(status: 400 | 401 | 403 | 413, message: string): Response {
@@ -70,6 +72,10 @@ export function createToolServerApp(opts: ToolServerOptions): Hono {
   const allowed = new Set(opts.allowedHosts.map((h) => h.toLowerCase()));
 
   app.get('/healthz', (c) => c.json({ ok: true, server: opts.name }));
+  app.get('/readyz', async (c) => {
+    const reason = opts.ready ? await opts.ready() : null;
+    return reason ? c.json({ ok: false, server: opts.name, reason }, 503) : c.json({ ok: true, server: opts.name });
+  });
 
   app.use('/mcp', bodyLimit({ maxSize: MAX_REQUEST_BYTES, onError: () => deny(413, `the request is over ${MAX_REQUEST_BYTES} bytes`) }));
   app.all('/mcp', async (c) => {

@@ -7,7 +7,8 @@
  */
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import { callerOf, createToolServerApp, isMain, listen, toolServerEnv } from '../lib/server.ts';
+import { callerOf, createToolServerApp, isMain, toolServerEnv } from '../lib/server.ts';
+import { serveTool } from '../lib/shutdown.ts';
 import { type Comment, type CommentStore, createCommentStore } from './store.ts';
 
 const CommentShape = {
@@ -107,6 +108,6 @@ if (isMain(import.meta.url)) {
     allowedHosts: env.allowedHosts,
     register: registerReviewTools(store),
   });
-  const { url } = await listen(app, env.port, env.host);
+  const { url } = await serveTool(app, { name: 'review', port: env.port, host: env.host });
   console.log(JSON.stringify({ server: 'review', url: `${url}/mcp` }));
 }
