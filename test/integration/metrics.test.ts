@@ -12,6 +12,7 @@ import { registryOf } from '../../runtime/functions.ts';
 import { createRun } from '../../runtime/store/runs.ts';
 import { createWorker } from '../../runtime/worker/worker.ts';
 import { type TestPlatform, startTestPlatform, trigger, waitFor, waitForRun } from '../helpers/platform.ts';
+import { startCli } from '../helpers/cli.ts';
 import { freePort } from '../helpers/ports.ts';
 import { type BatonProcess, spawnBaton, stopAll } from '../helpers/processes.ts';
 
@@ -133,4 +134,24 @@ test('api and worker processes serve /metrics on BATON_METRICS_PORT, bound to 12
   const fromWorker = await (await fetch(`http://127.0.0.1:${workerMetrics}/metrics`)).text();
   assert.ok(sample(fromWorker, 'baton_queue_lag_messages', { function: 'pr-review' }) !== undefined, 'the worker reports its queues');
   assert.equal((await fetch(`http://127.0.0.1:${workerMetrics}/other`)).status, 404);
+});
+
+test('a function (worker --serve), a dispatcher and the housekeeper serve /metrics too', async (tc) => {
+  const env = { ...t.env, BATON_FUNCTIONS_DIR: 'functions', HOST: '127.0.0.1', PORT: '0' };
+  const shapes = [
+    { args: ['worker', '--serve', 'pr-review'], line: /^baton worker --serve: pr-review on \S+ \(revision unknown, metrics (\S+)\)$/m },
+    { args: ['worker', 'pr-review', '--dispatch', 'http://127.0.0.1:9/invoke'], line: /^baton worker \S+: pr-review \(concurrency \d+, dispatching to \S+, metrics (\S+)\)$/m },
+    { args: ['worker', '--housekeeping'], line: /^baton worker \S+: housekeeping \(delayed wake-ups, sweeper, metrics (\S+)\)$/m },
+  ];
+  for (const shape of shapes) {
+    const child = startCli(shape.args, { env });
+    tc.after(async () => {
+      child.signal('SIGTERM');
+      await child.done;
+    });
+    const url = await waitFor(() => shape.line.exec(child.output())?.[1], `${shape.args.join(' ')} to start`, 30_000);
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    const text = await (await fetch(url)).text();
+    assert.match(text, /^# TYPE baton_steps_total counter$/m, shape.args.join(' '));
+  }
 });
