@@ -18,11 +18,21 @@ import { readSigningKeys, signingKeyFiles } from './signing-keys.ts';
  * `baton tools` running on this data directory, looked up at each call.
  */
 export function liveToolUrls(config: Config): Readonly<Record<string, string>> {
-  const own = (record: Readonly<Record<string, string>> | undefined, name: string) =>
-    record && Object.hasOwn(record, name) ? record[name] : undefined;
-  // A Proxy keeps the gateway's plain-record contract (it only indexes it) while the lookup stays live.
+  const current = (): Record<string, string> => ({ ...readToolsRecord(config.dataDir)?.urls, ...config.toolUrls });
+  const lookup = (name: string | symbol) => {
+    const urls = current();
+    return typeof name === 'string' && Object.hasOwn(urls, name) ? urls[name] : undefined;
+  };
+  // A Proxy keeps the gateway's plain-record contract (indexing, `in`, Object.hasOwn,
+  // Object.keys) while every lookup reads the current tools.json.
   return new Proxy({} as Record<string, string>, {
-    get: (_, name) => (typeof name === 'string' ? (own(config.toolUrls, name) ?? own(readToolsRecord(config.dataDir)?.urls, name)) : undefined),
+    get: (_, name) => lookup(name),
+    has: (_, name) => lookup(name) !== undefined,
+    ownKeys: () => Object.keys(current()),
+    getOwnPropertyDescriptor: (_, name) => {
+      const value = lookup(name);
+      return value === undefined ? undefined : { value, enumerable: true, configurable: true, writable: false };
+    },
   });
 }
 
