@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import pg from 'pg';
 import { SERVER_URL } from './db.ts';
 
@@ -142,6 +143,23 @@ export async function exclusive(): Promise<() => Promise<void>> {
     await client.query('select pg_advisory_unlock(7340913)').catch(() => {});
     await client.end().catch(() => {});
   };
+}
+
+/**
+ * Runs this test file's scenarios alone (see `exclusive`). The lock is taken in a
+ * file-level before hook, so the wait for another file's scenario does not count
+ * against a test's timeout (a test that timed out while queued would go on in the
+ * background, spawning processes its teardown had already passed), and released
+ * after every test's own teardown.
+ */
+export function runAlone(): void {
+  let release: (() => Promise<void>) | undefined;
+  before(async () => {
+    release = await exclusive();
+  });
+  after(async () => {
+    await release?.();
+  });
 }
 
 /**
