@@ -51,7 +51,7 @@ export interface PlatformOptions {
 }
 
 export async function createPlatform(config: Config, opts: PlatformOptions = {}): Promise<Platform> {
-  const log = opts.log ?? createLogger(config.logLevel);
+  const log = opts.log ?? createLogger(config.logLevel, { format: config.logFormat });
   const closers: Array<() => Promise<unknown>> = [];
   try {
     const functions = opts.functions ?? (await loadFunctions(config.functionsDir));

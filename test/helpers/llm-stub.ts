@@ -25,6 +25,8 @@ export interface LlmStubOptions {
   /** Awaited after the delay, before answering: lets a test hold a call until it says so. */
   gate?: (call: number, req: ChatRequest) => Promise<void> | void;
   failFirst?: number;
+  /** Pause between streamed chunks (ms), so a client sees the tokens arrive over time. */
+  chunkDelayMs?: number;
 }
 
 export interface LlmStub {
@@ -100,7 +102,10 @@ export async function startLlmStub(opts: LlmStubOptions = {}): Promise<LlmStub> 
           data: JSON.stringify({ id, object: 'chat.completion.chunk', created, model: req.model, choices: [{ index: 0, delta, finish_reason: finishReason }], ...extra }),
         });
       await chunk({ role: 'assistant', content: '' }, null);
-      if (text) for (const piece of text.match(/\S+\s*/g) ?? []) await chunk({ content: piece }, null);
+      for (const piece of text?.match(/\S+\s*/g) ?? []) {
+        if (opts.chunkDelayMs) await s.sleep(opts.chunkDelayMs);
+        await chunk({ content: piece }, null);
+      }
       if (toolCalls) await chunk({ tool_calls: toolCalls.map((t, index) => ({ index, ...t })) }, null);
       await chunk({}, finish);
       await s.writeSSE({ data: JSON.stringify({ id, object: 'chat.completion.chunk', created, model: req.model, choices: [], usage }) });
