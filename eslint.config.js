@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.baton/', '.tmp/', 'schema/migrations/'] },
+  { ignores: ['node_modules/', '.baton/', '.tmp/', 'dist/', 'schema/migrations/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from './config.ts';
 
@@ -13,6 +14,16 @@ test('defaults follow the documented contract', () => {
   assert.equal(c.databaseUrl, undefined);
   assert.equal(c.maxClaims, 5, 'BATON_MAX_CLAIMS (DESIGN contracts)');
   assert.equal(c.testHooks, false, 'test hooks are off unless BATON_TEST_HOOKS=1');
+  assert.deepEqual(c.metrics, { port: 9464, host: '127.0.0.1', enabled: true, portGiven: false });
+  assert.equal(c.functionsDir, path.resolve('functions'));
+});
+
+test('metrics: a port, an interface, or off', () => {
+  assert.deepEqual(loadConfig({ BATON_METRICS_PORT: '9100', BATON_METRICS_HOST: '0.0.0.0' }).metrics, { port: 9100, host: '0.0.0.0', enabled: true, portGiven: true });
+  assert.equal(loadConfig({ BATON_METRICS_PORT: '0' }).metrics.port, 0);
+  assert.equal(loadConfig({ BATON_METRICS_PORT: 'off' }).metrics.enabled, false);
+  assert.throws(() => loadConfig({ BATON_METRICS_PORT: 'api' }), /BATON_METRICS_PORT/);
+  assert.throws(() => loadConfig({ BATON_METRICS_PORT: '70000' }), /BATON_METRICS_PORT/);
 });
 
 test('reads values, tool URLs and the revision', () => {

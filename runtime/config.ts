@@ -40,10 +40,13 @@ const EnvSchema = v.object({
   BATON_FUNCTIONS_DIR: text(),
   BATON_DATA_DIR: textOr('.baton'),
   BATON_LOG_LEVEL: v.optional(v.picklist(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
+  BATON_LOG_FORMAT: v.optional(v.picklist(['json', 'pretty', 'auto']), 'auto'),
   BATON_WORKER_NAME: text(),
   BATON_REVISION: text(),
   BATON_FAULTS: text(),
   BATON_TEST_HOOKS: text(),
+  BATON_METRICS_PORT: v.optional(v.union([v.literal('off'), v.pipe(v.string(), v.trim(), v.regex(/^\d{1,5}$/, 'must be a port number or "off"'), v.transform(Number), v.maxValue(65_535))])),
+  BATON_METRICS_HOST: textOr('127.0.0.1'),
 });
 
 export interface Config {
@@ -77,15 +80,19 @@ export interface Config {
   functionsDir: string;
   dataDir: string;
   logLevel: string;
+  /** JSON lines, or for people (pino-pretty); auto: pretty on a terminal. */
+  logFormat: 'json' | 'pretty' | 'auto';
   workerName: string;
   revision: string | undefined;
   /** BATON_FAULTS: fault points for chaos tests (README "Fault points"); armed only with `testHooks`. */
   faults: string | undefined;
   /** BATON_TEST_HOOKS=1: this process may arm test-only hooks (fault points). */
   testHooks: boolean;
+  /** Where Prometheus scrapes this process (`/metrics`), off the public API port. */
+  metrics: { port: number; host: string; enabled: boolean; portGiven: boolean };
 }
 
-const ROOT = path.resolve(import.meta.dirname, '..');
+export const DEFAULT_METRICS_PORT = 9464;
 
 /** Parses the environment; a bad value is reported with its variable's name. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
@@ -125,14 +132,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     toolSigningKey: e.BATON_TOOL_SIGNING_KEY,
     toolUrls: toolUrlsFrom(env),
     toolsWithoutToken: toolsWithoutTokenFrom(env),
-    functionsDir: path.resolve(e.BATON_FUNCTIONS_DIR ?? path.join(ROOT, 'functions')),
+    // The project's own functions/ (where `npx baton` runs), also when Baton is an installed package.
+    functionsDir: path.resolve(e.BATON_FUNCTIONS_DIR ?? 'functions'),
     dataDir: path.resolve(e.BATON_DATA_DIR),
     logLevel: e.BATON_LOG_LEVEL,
+    logFormat: e.BATON_LOG_FORMAT,
     workerName: e.BATON_WORKER_NAME ?? `${os.hostname()}-${process.pid}`,
     // Knative sets K_REVISION in every revision's pods.
     revision: e.BATON_REVISION ?? env.K_REVISION,
     faults: e.BATON_FAULTS,
     testHooks: e.BATON_TEST_HOOKS === '1',
+    metrics: {
+      port: typeof e.BATON_METRICS_PORT === 'number' ? e.BATON_METRICS_PORT : DEFAULT_METRICS_PORT,
+      host: e.BATON_METRICS_HOST,
+      enabled: e.BATON_METRICS_PORT !== 'off',
+      portGiven: e.BATON_METRICS_PORT !== undefined,
+    },
     ...overrides,
   };
 }

@@ -14,7 +14,9 @@ export async function loadFunctions(dir: string, only?: readonly string[]): Prom
   const registry = new Map<string, Agent>();
   if (!fs.existsSync(dir)) return registry;
   for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-    if (!entry.isDirectory() || (only && !only.includes(entry.name))) continue;
+    if (only && !only.includes(entry.name)) continue;
+    // A folder, or a link to one (a function shared between projects).
+    if (!entry.isDirectory() && !(entry.isSymbolicLink() && fs.statSync(path.join(dir, entry.name)).isDirectory())) continue;
     const file = path.join(dir, entry.name, 'index.ts');
     if (!fs.existsSync(file)) continue;
     const mod = (await import(pathToFileURL(file).href)) as { default?: unknown };

@@ -52,7 +52,7 @@ export interface PlatformOptions {
 }
 
 export async function createPlatform(config: Config, opts: PlatformOptions = {}): Promise<Platform> {
-  const log = opts.log ?? createLogger(config.logLevel);
+  const log = opts.log ?? createLogger(config.logLevel, { format: config.logFormat });
   // Loud on purpose, whatever the log level: a process that may kill itself must say so.
   const faultWarning = armFaultPoints(config.faults, config.testHooks);
   if (faultWarning) process.stderr.write(`${faultWarning}\n`);

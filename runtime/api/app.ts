@@ -35,8 +35,10 @@ export function createApi(p: Platform): Hono<ApiEnv> {
   } }));
   app.use(secureHeaders({ crossOriginResourcePolicy: 'same-origin' }));
   app.use(async function countRequests(c, next) {
+    const started = performance.now();
     await next();
     p.metrics.httpRequests.inc({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) });
+    p.metrics.httpSeconds.observe({ method: c.req.method, route: c.req.routePath }, (performance.now() - started) / 1000);
   });
 
   app.get('/healthz', (c) => c.json({ ok: true }));
@@ -53,10 +55,7 @@ export function createApi(p: Platform): Hono<ApiEnv> {
     const ready = database === 'ok' && queue === 'ok';
     return c.json({ ready, database, queue }, ready ? 200 : 503);
   });
-  app.get('/metrics', async (c) => {
-    c.header('Content-Type', p.metrics.registry.contentType);
-    return c.body(await p.metrics.registry.metrics());
-  });
+  // No /metrics here: it is served on BATON_METRICS_PORT, off the public port (scripts/lib/metrics-server.ts).
   app.get('/ui', (c) => c.html(uiPage()));
 
   app.use(

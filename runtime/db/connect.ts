@@ -7,11 +7,11 @@
  * startup parameters; every statement stands alone or runs in one transaction.
  */
 import fs from 'node:fs';
-import { PGlite } from '@electric-sql/pglite';
 import type { SQL } from 'drizzle-orm';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
-import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import type { drizzle as DrizzlePglite } from 'drizzle-orm/pglite';
+import type { PGlite as PGliteClass } from '@electric-sql/pglite';
 import pg from 'pg';
 import * as schema from '../../schema/tables.ts';
 
@@ -54,6 +54,19 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
     };
   }
   if (!opts.dataDir) throw new Error('openDatabase: give a DATABASE_URL or a data directory for PGlite');
+  // Loaded only here: the embedded database is an optional dependency that production
+  // images leave out (the api and worker roles always have DATABASE_URL).
+  let PGlite: typeof PGliteClass;
+  let drizzlePglite: typeof DrizzlePglite;
+  try {
+    ({ PGlite } = await import('@electric-sql/pglite'));
+    ({ drizzle: drizzlePglite } = await import('drizzle-orm/pglite'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    throw new Error('the embedded database needs the optional package @electric-sql/pglite (npm install @electric-sql/pglite), or set DATABASE_URL', {
+      cause: err,
+    });
+  }
   fs.mkdirSync(opts.dataDir, { recursive: true });
   const client = await PGlite.create(opts.dataDir);
   return {

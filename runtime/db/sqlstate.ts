@@ -12,6 +12,9 @@ export const SQLSTATE = {
   crashShutdown: '57P02',
   cannotConnectNow: '57P03',
   lockNotAvailable: '55P03',
+  /** The database named in the URL does not exist (baton migrate creates it). */
+  invalidCatalogName: '3D000',
+  duplicateDatabase: '42P04',
 } as const;
 
 const TRANSIENT_STATES: ReadonlySet<string> = new Set([

@@ -164,7 +164,10 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
       }
     }
     const runs = await sweep(p.db, { staleMs, staleMsByFunction, ignoreLeases });
-    for (const run of runs ?? []) await p.queue.publish(run.function, { runId: run.id, seq: run.next_seq }, run.delay_ms);
+    for (const run of runs ?? []) {
+      await p.queue.publish(run.function, { runId: run.id, seq: run.next_seq }, run.delay_ms);
+      if (!ignoreLeases) p.metrics.sweeperRepairs.inc({ function: run.function });
+    }
     if (runs?.length) log.info({ count: runs.length }, 'sweeper re-published live runs');
   }
 
@@ -191,7 +194,9 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
           // heartbeats failed during a database outage, discard a finished result); the
           // reclaim has reset its idle time, which is all it needed.
           for (const d of await p.queue.reclaim(functions, consumer, p.config.leaseMs, free)) {
-            if (!running.has(entry(d))) handle(d);
+            if (running.has(entry(d))) continue;
+            p.metrics.reclaims.inc({ function: d.function });
+            handle(d);
           }
         }),
         every('mover', MOVER_INTERVAL_MS, () => p.queue.promoteDue()),

@@ -98,7 +98,8 @@ test('routed revisions are kept on re-deploy, unless retired', async () => {
   assert.deepEqual(await routedRevisions(k, config, ['pr-review'], []), { 'pr-review': ['pr-review-aaaa1111', 'pr-review-bbbb2222'] });
   assert.deepEqual(await routedRevisions(k, config, ['pr-review'], ['pr-review-bbbb2222']), { 'pr-review': ['pr-review-aaaa1111'] });
   const rendered = await renderValidated(config, [], { 'pr-review': ['pr-review-aaaa1111'] });
-  const traffic = (rendered.phases.at(-1)!.objects[0].spec as { traffic: Array<{ revisionName: string; percent: number }> }).traffic;
+  const service = rendered.phases.at(-1)!.objects.find((o) => o.metadata?.name === 'pr-review')!;
+  const traffic = (service.spec as { traffic: Array<{ revisionName: string; percent: number }> }).traffic;
   assert.deepEqual(traffic.map((t) => t.percent), [100, 0]);
   assert.equal(traffic[1].revisionName, 'pr-review-aaaa1111');
 });

@@ -222,7 +222,7 @@ describe('revisions', () => {
     const config = await demo('knative');
     const registry = await loadFunctions(loadConfig({}).functionsDir);
     const ksvcOf = (c: DeployConfig, retain = {}) =>
-      allObjects(render(planDeploy(c, registry), { retain })).find((o) => o.apiVersion === 'serving.knative.dev/v1')!;
+      allObjects(render(planDeploy(c, registry), { retain })).find((o) => o.apiVersion === 'serving.knative.dev/v1' && o.metadata?.name === 'pr-review')!;
     const a = ksvcOf(config);
     const revA = (a.spec as { template: { metadata: { name: string } } }).template.metadata.name;
     const b = ksvcOf(parseConfig({ ...config, image: 'example.org/baton:2' }), { 'pr-review': [revA] });

@@ -1,12 +1,13 @@
 /**
  * The pieces of the embedded mode that live under the data directory (.baton/):
- * a lock (PGlite admits one process), the capability-token signing key, the local
- * API key, and the demo's tool servers (git and review), served in-process.
+ * a lock (PGlite admits one process), the local API key, and the demo's tool servers
+ * (git and review), served in-process by `baton dev` and by `baton tools`. The
+ * signing key pair is in signing-keys.ts.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { generateKeyPair, loadPublicKey } from '../../tools/lib/capability.ts';
+import { loadPublicKey } from '../../tools/lib/capability.ts';
 import { createToolServerApp, listen } from '../../tools/lib/server.ts';
 import { findRepo, registerGitTools } from '../../tools/git/server.ts';
 import { registerReviewTools } from '../../tools/review/server.ts';
@@ -35,19 +36,6 @@ export function takeLock(dir: string): () => void {
   }
   fs.writeFileSync(file, String(process.pid));
   return () => fs.rmSync(file, { force: true });
-}
-
-/** The Ed25519 key pair that signs capability tokens, kept under the data directory. */
-export function signingKeys(dir: string, fromEnv: string | undefined): { privateKeyPem: string; publicKeyPem: string } {
-  const file = path.join(dir, 'tool-signing-key.json');
-  if (fromEnv) {
-    const publicKeyPem = loadPublicKey(fromEnv).export({ type: 'spki', format: 'pem' }).toString();
-    return { privateKeyPem: fromEnv, publicKeyPem };
-  }
-  if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8'));
-  const pair = generateKeyPair();
-  fs.writeFileSync(file, JSON.stringify(pair), { mode: 0o600 });
-  return pair;
 }
 
 /** The local API key: reused across restarts (kept in `<dir>/api-key`, mode 0600). */
@@ -103,16 +91,17 @@ export interface LocalTools {
   close(): Promise<void>;
 }
 
-/** Serves the git and review tool servers on loopback ports, verifying tokens with `publicKeyPem`. */
-export async function startLocalTools(dir: string, publicKeyPem: string): Promise<LocalTools> {
+/** Serves the git and review tool servers on loopback ports (free ones by default), verifying tokens with `publicKeyPem`. */
+export async function startLocalTools(dir: string, publicKeyPem: string, opts: { ports?: [number, number] } = {}): Promise<LocalTools> {
   const publicKey = loadPublicKey(publicKeyPem);
   const allowedHosts = ['127.0.0.1', 'localhost'];
   const repo = await demoRepository(dir);
-  const git = await listen(createToolServerApp({ name: 'git', publicKey, allowedHosts, register: registerGitTools(repo) }), 0, '127.0.0.1');
+  const [gitPort, reviewPort] = opts.ports ?? [0, 0];
+  const git = await listen(createToolServerApp({ name: 'git', publicKey, allowedHosts, register: registerGitTools(repo) }), gitPort, '127.0.0.1');
   const store = createCommentStore(path.join(dir, 'review-comments.jsonl'));
   const review = await listen(
     createToolServerApp({ name: 'review', publicKey, allowedHosts, register: registerReviewTools(store) }),
-    0,
+    reviewPort,
     '127.0.0.1',
   );
   return {

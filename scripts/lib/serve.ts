@@ -11,7 +11,12 @@ export interface Served {
   close(graceMs?: number): Promise<void>;
 }
 
-export function serveApp(app: { fetch: (request: Request) => Response | Promise<Response> }, port: number, hostname: string): Promise<Served> {
+export function serveApp(
+  app: { fetch: (request: Request) => Response | Promise<Response> },
+  port: number,
+  hostname: string,
+  opts: { what?: string } = {},
+): Promise<Served> {
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, port, hostname }, (info) => {
       const host = hostname === '0.0.0.0' || hostname === '::' ? '127.0.0.1' : hostname;
@@ -28,7 +33,7 @@ export function serveApp(app: { fetch: (request: Request) => Response | Promise<
       });
     });
     server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(err.code === 'EADDRINUSE' ? new Error(`port ${port} is in use; set PORT to another port`) : err);
+      reject(err.code === 'EADDRINUSE' ? new Error(`port ${port} is in use; set ${opts.what ?? 'PORT'} to another port`) : err);
     });
   });
 }

@@ -15,7 +15,7 @@ import { sql } from 'drizzle-orm';
 import { query } from '../../runtime/db/connect.ts';
 import { verifyReviewRuns, waitForRuns } from '../helpers/chaos.ts';
 import { startTestPlatform, trigger } from '../helpers/platform.ts';
-import { type BatonProcess, exclusive, spawnBaton, stopAll, teardown } from '../helpers/processes.ts';
+import { type BatonProcess, spawnBaton, stopAll, teardown, runAlone } from '../helpers/processes.ts';
 
 const RUNS = 50;
 const WORKERS = 3;
@@ -31,9 +31,10 @@ const CHAOS_LIMIT_MS = 90_000;
 const FAULTS = ['after-commit=1', '', 'before-commit=1', '', 'after-call=1', '', 'during-call=1', ''];
 const MOMENTS = ['during-call', 'after-call', 'before-commit', 'after-commit'];
 
+runAlone();
+
 test('crash mid-step: workers SIGKILLed at every moment of a step, nothing lost, no side effect twice', { timeout: 240_000 }, async (tc) => {
   const defer = teardown(tc);
-  defer(await exclusive());
   const t = await startTestPlatform({ worker: false, llm: { delayMs: [200, 800] } });
   defer(() => t.close());
   // This test kills the workers that hold steps, again and again: the same step may die with its

@@ -15,15 +15,16 @@ import pg from 'pg';
 import { runs } from '../../schema/tables.ts';
 import { submitRun, verifyReviewRuns, waitForRuns } from '../helpers/chaos.ts';
 import { startTestPlatform } from '../helpers/platform.ts';
-import { exclusive, startApiProcess, startWorkerProcess, stopAll, teardown } from '../helpers/processes.ts';
+import { startApiProcess, startWorkerProcess, stopAll, teardown, runAlone } from '../helpers/processes.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 const RUNS = 100;
 const OUTAGE_MS = 4000;
 
+runAlone();
+
 test('Postgres restart during a 100-run load: the API never answers 500, all runs succeed', { timeout: 180_000 }, async (tc) => {
   const defer = teardown(tc);
-  defer(await exclusive());
   const proxy = await startTcpProxy({ host: '127.0.0.1', port: 5432 });
   defer(() => proxy.close());
   const t = await startTestPlatform({

@@ -12,14 +12,15 @@ import { createClient } from 'redis';
 import { runs } from '../../schema/tables.ts';
 import { verifyReviewRuns, waitForRuns } from '../helpers/chaos.ts';
 import { startTestPlatform, trigger, waitFor } from '../helpers/platform.ts';
-import { exclusive, startWorkerProcess, stopAll, teardown } from '../helpers/processes.ts';
+import { startWorkerProcess, stopAll, teardown, runAlone } from '../helpers/processes.ts';
 import { startRedisServer } from '../helpers/redis-server.ts';
 
 const RUNS = 100;
 
+runAlone();
+
 test('Redis flush: FLUSHALL during a 100-run load, all runs still succeed', { timeout: 180_000 }, async (tc) => {
   const defer = teardown(tc);
-  defer(await exclusive());
   const redis = await startRedisServer();
   defer(() => redis.stop());
   const t = await startTestPlatform({

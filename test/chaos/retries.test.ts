@@ -12,14 +12,15 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { loadFunctions } from '../../runtime/functions.ts';
 import { startTestPlatform, trigger, waitFor, waitForRun } from '../helpers/platform.ts';
-import { exclusive, startWorkerProcess, stopAll, teardown } from '../helpers/processes.ts';
+import { startWorkerProcess, stopAll, teardown, runAlone } from '../helpers/processes.ts';
 import { getRunWithSteps } from '../../runtime/store/runs.ts';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/functions');
 
+runAlone();
+
 test('retries and dead ends on worker processes', { timeout: 120_000 }, async (tc) => {
   const defer = teardown(tc);
-  defer(await exclusive());
   const t = await startTestPlatform({
     worker: false,
     tools: false,

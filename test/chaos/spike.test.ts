@@ -9,14 +9,15 @@ import { inArray } from 'drizzle-orm';
 import { steps } from '../../schema/tables.ts';
 import { submitRun, verifyReviewRuns, waitForRuns } from '../helpers/chaos.ts';
 import { startTestPlatform } from '../helpers/platform.ts';
-import { exclusive, startApiProcess, startWorkerProcess, stopAll, teardown } from '../helpers/processes.ts';
+import { startApiProcess, startWorkerProcess, stopAll, teardown, runAlone } from '../helpers/processes.ts';
 
 const RUNS = 200;
 const STEP_TIMEOUT_MS = 120_000; // pr-review's function default
 
+runAlone();
+
 test('spike: 200 runs at once through the API on 3 workers all succeed', { timeout: 180_000 }, async (tc) => {
   const defer = teardown(tc);
-  defer(await exclusive());
   const t = await startTestPlatform({ worker: false, llm: { delayMs: [200, 800] } });
   defer(() => t.close());
   // A larger pool than the tests' default (4): 200 steps in flight on 3 workers; 4 processes × 10 stays well under max_connections.

@@ -13,13 +13,14 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { loadFunctions } from '../../runtime/functions.ts';
 import { startTestPlatform, trigger, waitFor, waitForRun } from '../helpers/platform.ts';
-import { exclusive, startWorkerProcess, stopAll, type BatonProcess, teardown } from '../helpers/processes.ts';
+import { startWorkerProcess, stopAll, type BatonProcess, teardown, runAlone } from '../helpers/processes.ts';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/functions');
 
+runAlone();
+
 test('zombie: a worker thawed after losing its lease cannot overwrite the new owner\'s result', { timeout: 120_000 }, async (tc) => {
   const defer = teardown(tc);
-  defer(await exclusive());
   const held = new Map<number, () => void>();
   const hold = new Set([2, 3]); // the new owner's call in scene 1, the zombie's call in scene 2
   const t = await startTestPlatform({

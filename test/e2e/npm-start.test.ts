@@ -6,25 +6,22 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ROOT } from '../helpers/processes.ts';
+import { copyProject } from '../helpers/project-copy.ts';
 
+let project: ReturnType<typeof copyProject>;
 let dir: string;
 
 before(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'baton-start-'));
-  for (const entry of ['package.json', 'tsconfig.json', 'functions', 'runtime', 'schema', 'scripts', 'tools']) {
-    fs.cpSync(path.join(ROOT, entry), path.join(dir, entry), { recursive: true });
-  }
-  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  project = copyProject('baton-start-');
+  dir = project.dir;
 });
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+after(() => project.remove());
 
 function npmStart(args: string[], stopWhen?: RegExp) {
   let until = stopWhen;
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0' };
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', BATON_METRICS_PORT: '0' };
   for (const key of ['DATABASE_URL', 'REDIS_URL', 'OPENAI_API_KEY', 'BATON_AUTH', 'BATON_DATA_DIR']) delete env[key];
   // Its own process group, so Ctrl-C can be sent as a terminal sends it: to the whole group.
   const child = spawn('npm', ['start', '--silent', '--', ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -71,7 +68,7 @@ test('npm start runs the demo to completion on the embedded default, keeps its r
   const second = await npmStart([], /Ready\. Ctrl-C to stop\./);
   // npm itself dies of the SIGINT (as in a terminal); Baton finishes its shutdown and says so.
   assert.ok(second.code === 0 || second.signal === 'SIGINT', `${second.code} ${second.signal}\n${second.out}\n${second.err}`);
-  assert.match(second.out, /Stopping…\nStopped\.\n$/, second.err);
+  assert.match(second.out, /Stopping… \(\d+ step\(s\) in flight get up to 5 s; Ctrl-C again to exit at once\)\nStopped\.\n$/, second.err);
   assert.doesNotMatch(second.err, /Error|error/);
   assert.match(second.out, /1 earlier run\(s\)/);
   assert.match(second.out, /Run succeeded/);

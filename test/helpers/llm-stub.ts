@@ -35,6 +35,8 @@ export interface LlmStubOptions {
   failFirst?: number;
   /** Per call (1-based): answer with this error instead, or undefined to answer normally. */
   fail?: (call: number, req: ChatRequest) => StubFailure | undefined;
+  /** Pause between streamed chunks (ms), so a client sees the tokens arrive over time. */
+  chunkDelayMs?: number;
 }
 
 export interface LlmStub {
@@ -115,7 +117,10 @@ export async function startLlmStub(opts: LlmStubOptions = {}): Promise<LlmStub> 
           data: JSON.stringify({ id, object: 'chat.completion.chunk', created, model: req.model, choices: [{ index: 0, delta, finish_reason: finishReason }], ...extra }),
         });
       await chunk({ role: 'assistant', content: '' }, null);
-      if (text) for (const piece of text.match(/\S+\s*/g) ?? []) await chunk({ content: piece }, null);
+      for (const piece of text?.match(/\S+\s*/g) ?? []) {
+        if (opts.chunkDelayMs) await s.sleep(opts.chunkDelayMs);
+        await chunk({ content: piece }, null);
+      }
       if (toolCalls) await chunk({ tool_calls: toolCalls.map((t, index) => ({ index, ...t })) }, null);
       await chunk({}, finish);
       await s.writeSSE({ data: JSON.stringify({ id, object: 'chat.completion.chunk', created, model: req.model, choices: [], usage }) });

@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import pg from 'pg';
 import { SERVER_URL } from './db.ts';
 
@@ -35,10 +36,12 @@ function baseEnv(): Record<string, string> {
   return env;
 }
 
-export function spawnBaton(verb: 'worker' | 'api', env: Record<string, string>, name: string = verb): BatonProcess {
-  const child = spawn(process.execPath, [path.join(ROOT, 'scripts/baton.ts'), verb], {
-    cwd: ROOT,
-    env: { ...baseEnv(), HOST: '127.0.0.1', PORT: '0', BATON_WORKER_NAME: name, ...env },
+/** `root`: another copy of Baton to run (a production install, say); default this checkout. */
+export function spawnBaton(verb: 'worker' | 'api', env: Record<string, string>, name: string = verb, root = ROOT): BatonProcess {
+  const child = spawn(process.execPath, [path.join(root, 'scripts/baton.ts'), verb], {
+    cwd: root,
+    // BATON_METRICS_PORT 0: each process serves its metrics on a free port, never a shared one.
+    env: { ...baseEnv(), HOST: '127.0.0.1', PORT: '0', BATON_METRICS_PORT: '0', BATON_WORKER_NAME: name, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const lines: string[] = [];
@@ -114,7 +117,7 @@ export async function startWorkerProcess(env: Record<string, string>, name: stri
 export async function startApiProcess(env: Record<string, string>): Promise<BatonProcess & { url: string }> {
   const api = spawnBaton('api', env, 'api');
   const line = await api.waitForLine(/baton api listening on /, 30_000);
-  return Object.assign(api, { url: line.replace(/^.*listening on /, '').trim() });
+  return Object.assign(api, { url: /listening on (\S+)/.exec(line)?.[1] as string });
 }
 
 /** SIGKILLs (or signals) every child still alive and waits for them. */
@@ -140,6 +143,23 @@ export async function exclusive(): Promise<() => Promise<void>> {
     await client.query('select pg_advisory_unlock(7340913)').catch(() => {});
     await client.end().catch(() => {});
   };
+}
+
+/**
+ * Runs this test file's scenarios alone (see `exclusive`). The lock is taken in a
+ * file-level before hook, so the wait for another file's scenario does not count
+ * against a test's timeout (a test that timed out while queued would go on in the
+ * background, spawning processes its teardown had already passed), and released
+ * after every test's own teardown.
+ */
+export function runAlone(): void {
+  let release: (() => Promise<void>) | undefined;
+  before(async () => {
+    release = await exclusive();
+  });
+  after(async () => {
+    await release?.();
+  });
 }
 
 /**

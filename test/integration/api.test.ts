@@ -157,14 +157,14 @@ describe('runs', () => {
 });
 
 describe('operations', () => {
-  test('healthz, readyz, metrics and the functions list', async () => {
+  test('healthz, readyz, metrics (counted here, served on the metrics port) and the functions list', async () => {
     assert.equal((await t.api.request('/healthz')).status, 200);
     const ready = await t.api.request('/readyz');
     assert.equal(ready.status, 200);
     assert.deepEqual(await ready.json(), { ready: true, database: 'ok', queue: 'ok' });
-    const metrics = await (await t.api.request('/metrics')).text();
+    const metrics = await t.p.metrics.registry.metrics();
     assert.match(metrics, /baton_runs_created_total\{function="greet"\} \d+/);
-    assert.match(metrics, /baton_queue_lag\{function="greet"\}/);
+    assert.match(metrics, /baton_queue_lag_messages\{function="greet"\}/);
     const fns = (await (await t.api.request('/v1/functions')).json()) as { functions: Array<{ name: string; inputSchema: { required: string[] } }> };
     assert.equal(fns.functions[0].name, 'greet');
     assert.deepEqual(fns.functions[0].inputSchema.required, ['who']);

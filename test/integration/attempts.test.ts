@@ -78,13 +78,18 @@ test('every attempt is a row; the step row shows the latest, with no stale error
   const view = (await (await t.api.request(`/v1/runs/${id}`)).json()) as { steps: Array<{ attempts: Array<{ attempt: number; status: string }> }> };
   assert.deepEqual(view.steps[1].attempts.map((a) => [a.attempt, a.status]), [[1, 'failed'], [2, 'failed'], [3, 'succeeded']]);
 
-  // The README's token query counts every billed call, failed attempts included.
-  const usage = await query<{ function: string; input_tokens: string; output_tokens: string }>(
+  // The README's token query and the run summary count every billed call, failed attempts included.
+  const usage = await query<{ function: string; llm_steps: string; llm_calls: string; input_tokens: string; output_tokens: string }>(
     t.p.db,
-    sql.raw(documentedSql('README.md', 'Token usage per function and model')),
+    sql.raw(documentedSql('README.md', 'Tokens per function and model')),
   );
   const row = usage.find((r) => r.function === 'wobbly');
-  assert.deepEqual([Number(row?.input_tokens), Number(row?.output_tokens)], [33, 21]);
+  assert.deepEqual([row?.llm_steps, row?.llm_calls, row?.input_tokens, row?.output_tokens].map(Number), [1, 3, 33, 21]);
+  const [summary] = await query<{ attempts: number; input_tokens: string; output_tokens: string }>(
+    t.p.db,
+    sql`select attempts, input_tokens, output_tokens from run_summary where id = ${id}`,
+  );
+  assert.deepEqual([summary.attempts, Number(summary.input_tokens), Number(summary.output_tokens)], [4, 33, 21]);
 });
 
 test('POST /retry never erases a failure, and the event stream replays every failed attempt', async () => {

@@ -61,7 +61,7 @@ test('`baton keys create` prints the key alone on stdout, stores only its hash, 
 test('`baton keys create` refuses a missing or odd tenant, with nothing on stdout', async () => {
   for (const args of [['keys', 'create'], ['keys', 'create', '--tenant', 'a b'], ['keys', 'create', '--tenant', "x'; drop table runs;--"]]) {
     const r = await baton(args);
-    assert.equal(r.code, 1, args.join(' '));
+    assert.equal(r.code, 2, args.join(' ')); // a usage error
     assert.equal(r.stdout, '');
     assert.match(r.stderr, /--tenant NAME is required/);
   }

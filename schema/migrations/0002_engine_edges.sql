@@ -24,11 +24,4 @@ ALTER TABLE "signals" ADD COLUMN "id" bigint PRIMARY KEY NOT NULL GENERATED ALWA
 ALTER TABLE "step_attempts" ADD CONSTRAINT "step_attempts_run_id_runs_id_fk" FOREIGN KEY ("run_id") REFERENCES "public"."runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "step_attempts_status_finished_idx" ON "step_attempts" USING btree ("status","finished_at");--> statement-breakpoint
 CREATE UNIQUE INDEX "signals_received_idx" ON "signals" USING btree ("run_id","seq") WHERE "signals"."seq" is not null;--> statement-breakpoint
-CREATE INDEX "signals_inbox_idx" ON "signals" USING btree ("run_id","name","id") WHERE "signals"."seq" is null;--> statement-breakpoint
--- Backfill (hand-written): the attempts that steps recorded before step_attempts existed (the latest of each step),
--- no stale error on a step that succeeded, and the signal a live run's next step resumes with.
-INSERT INTO "step_attempts" ("run_id", "seq", "attempt", "status", "error", "worker", "model", "input_tokens", "output_tokens", "started_at", "finished_at", "duration_ms")
-SELECT "run_id", "seq", "attempt", "status", CASE WHEN "status" = 'succeeded' THEN NULL ELSE "error" END, "worker", "model", "input_tokens", "output_tokens", "started_at", "finished_at", "duration_ms" FROM "steps";--> statement-breakpoint
-UPDATE "steps" SET "error" = NULL WHERE "status" = 'succeeded' AND "error" IS NOT NULL;--> statement-breakpoint
-UPDATE "runs" r SET "signal" = jsonb_build_object('name', g."name", 'payload', g."payload", 'timedOut', false)
-FROM "signals" g WHERE g."run_id" = r."id" AND g."seq" = r."next_seq" AND r."status" IN ('queued', 'running', 'waiting');
+CREATE INDEX "signals_inbox_idx" ON "signals" USING btree ("run_id","name","id") WHERE "signals"."seq" is null;

@@ -1,0 +1,107 @@
+/**
+ * The line `baton run --follow` ends with: steps, attempts, tokens, cost when it is
+ * known, wall time. Cost is known for the offline model (free) and for models priced in
+ * BATON_MODEL_PRICES: JSON `{ "model": [input, output] }` in US dollars per million
+ * tokens, e.g. `{"gpt-4o-mini":[0.15,0.6]}`. Prices change too often to ship a table.
+ */
+import { OFFLINE_MODEL_ID } from '../../runtime/llm/offline.ts';
+
+export interface StepView {
+  seq: number;
+  name: string;
+  kind: string | null;
+  status: string;
+  attempt: number;
+  durationMs: number | null;
+  startedAt?: string | null;
+  error?: { code?: string; message?: string } | null;
+  usage: { model: string; inputTokens: number | null; outputTokens: number | null } | null;
+}
+
+export interface RunView {
+  id: string;
+  function: string;
+  status: string;
+  output: unknown;
+  error: unknown;
+  createdAt: string;
+  finishedAt: string | null;
+  steps: StepView[];
+}
+
+export interface RunSummary {
+  id: string;
+  status: string;
+  steps: number;
+  attempts: number;
+  inputTokens: number;
+  outputTokens: number;
+  /** US dollars; null when a model's price is unknown. */
+  costUsd: number | null;
+  wallMs: number | null;
+}
+
+export type Prices = Record<string, readonly [number, number]>;
+
+/** BATON_MODEL_PRICES, checked; the offline model costs nothing. */
+export function pricesFrom(env: NodeJS.ProcessEnv = process.env): Prices {
+  const prices: Record<string, readonly [number, number]> = { [OFFLINE_MODEL_ID]: [0, 0] };
+  if (!env.BATON_MODEL_PRICES) return prices;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(env.BATON_MODEL_PRICES);
+  } catch {
+    throw new Error('BATON_MODEL_PRICES must be JSON like {"gpt-4o-mini":[0.15,0.6]} (US dollars per million input and output tokens)');
+  }
+  for (const [model, pair] of Object.entries(parsed as Record<string, unknown>)) {
+    if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((n) => typeof n === 'number' && n >= 0)) {
+      throw new Error(`BATON_MODEL_PRICES: "${model}" must be [input, output] in US dollars per million tokens`);
+    }
+    prices[model] = [pair[0], pair[1]];
+  }
+  return prices;
+}
+
+export function summarize(run: RunView, prices: Prices): RunSummary {
+  let inputTokens = 0;
+  let outputTokens = 0;
+  let costUsd: number | null = 0;
+  for (const s of run.steps) {
+    if (!s.usage) continue;
+    const input = s.usage.inputTokens ?? 0;
+    const output = s.usage.outputTokens ?? 0;
+    inputTokens += input;
+    outputTokens += output;
+    const price = prices[s.usage.model];
+    costUsd = price && costUsd !== null ? costUsd + (input * price[0] + output * price[1]) / 1e6 : null;
+  }
+  return {
+    id: run.id,
+    status: run.status,
+    steps: run.steps.length,
+    // A step's attempt number counts its failed attempts too; a crash re-runs the same attempt.
+    attempts: run.steps.reduce((n, s) => n + s.attempt, 0),
+    inputTokens,
+    outputTokens,
+    costUsd,
+    wallMs: run.finishedAt ? new Date(run.finishedAt).getTime() - new Date(run.createdAt).getTime() : null,
+  };
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)} min ${s % 60} s`;
+}
+
+export function formatSummary(s: RunSummary): string {
+  const parts = [
+    `${s.steps} step${s.steps === 1 ? '' : 's'}`,
+    `${s.attempts} attempt${s.attempts === 1 ? '' : 's'}`,
+    `${s.inputTokens} input + ${s.outputTokens} output tokens`,
+  ];
+  if (s.costUsd !== null) parts.push(`cost $${s.costUsd.toFixed(s.costUsd > 0 && s.costUsd < 0.01 ? 4 : 2)}`);
+  if (s.wallMs !== null) parts.push(formatDuration(s.wallMs));
+  return `run ${s.status}: ${parts.join(', ')}`;
+}
