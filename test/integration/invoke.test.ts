@@ -7,11 +7,14 @@ import { after, before, test } from 'node:test';
 import { createInvokeApp } from '../../runtime/api/invoke-app.ts';
 import { type TestPlatform, startTestPlatform, trigger } from '../helpers/platform.ts';
 import { getRunWithSteps } from '../../runtime/store/runs.ts';
+import { loadFunctions } from '../../runtime/functions.ts';
+import { ROOT } from '../helpers/processes.ts';
 
 let t: TestPlatform;
 let app: ReturnType<typeof createInvokeApp>;
 before(async () => {
-  t = await startTestPlatform({ worker: false, llm: { reply: () => 'fine' } });
+  // One function, as in a Knative Service: its app answers a bare POST /invoke.
+  t = await startTestPlatform({ worker: false, llm: { reply: () => 'fine' }, functions: await loadFunctions(`${ROOT}/functions`, ['pr-review']) });
   app = createInvokeApp(t.p, { worker: 'invoke-test' });
 });
 after(() => t.close());
