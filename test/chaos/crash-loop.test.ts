@@ -12,15 +12,16 @@ import { and, eq } from 'drizzle-orm';
 import { stepAttempts } from '../../schema/tables.ts';
 import { loadFunctions } from '../../runtime/functions.ts';
 import { startTestPlatform, trigger, waitForRun } from '../helpers/platform.ts';
-import { type BatonProcess, exclusive, spawnBaton, stopAll, teardown } from '../helpers/processes.ts';
+import { type BatonProcess, runAlone, spawnBaton, stopAll, teardown } from '../helpers/processes.ts';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/functions');
 const MAX_CLAIMS = 3;
 const WORKERS = 2;
 
-test('a step that kills its worker fails the run with crash_loop after BATON_MAX_CLAIMS claims', { timeout: 300_000 }, async (tc) => {
+runAlone();
+
+test('a step that kills its worker fails the run with crash_loop after BATON_MAX_CLAIMS claims', { timeout: 120_000 }, async (tc) => {
   const defer = teardown(tc);
-  defer(await exclusive());
   const t = await startTestPlatform({ worker: false, tools: false, functions: await loadFunctions(FIXTURES, ['poison']) });
   defer(() => t.close());
   const env = { ...t.env, BATON_FUNCTIONS_DIR: FIXTURES, BATON_LEASE_MS: '1000', BATON_MAX_CLAIMS: String(MAX_CLAIMS) };
