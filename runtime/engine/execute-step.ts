@@ -257,7 +257,17 @@ async function fail(
  * `diagnose` says (drop it, re-publish the run's current step, or look again later).
  */
 async function settleStale(p: Platform, fn: string, msg: StepMessage): Promise<Verdict> {
-  const verdict = diagnose(await p.withDb(() => probeRun(p.db, msg.runId)), msg.seq, fn);
+  const run = await p.withDb(() => probeRun(p.db, msg.runId));
+  if (run?.status === 'waiting' && run.inbox > 0 && run.function === fn) {
+    // Parked with signals in its inbox: a worker that died between a wait's commit and its
+    // look at the inbox (see commit) can leave the one it waits for there. Take it now.
+    const w = await p.withDb(() => resumeFromInbox(p.db, msg.runId));
+    if (w) {
+      await p.queue.publish(w.function, { runId: w.id, seq: w.next_seq });
+      return { action: 'republish', reason: 'repair: the waiting run took its signal from the inbox', function: w.function, seq: w.next_seq, delayMs: 0 };
+    }
+  }
+  const verdict = diagnose(run, msg.seq, fn);
   if (verdict.action !== 'drop') await p.queue.publish(verdict.function, { runId: msg.runId, seq: verdict.seq }, verdict.delayMs);
   return verdict;
 }

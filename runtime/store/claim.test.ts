@@ -15,6 +15,7 @@ const run = (over: Partial<RunProbe>): RunProbe => ({
   lease_expires_ms: null,
   wake_ms: null,
   now_ms: NOW,
+  inbox: 0,
   ...over,
 });
 

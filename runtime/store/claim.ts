@@ -184,6 +184,8 @@ export interface RunProbe {
   lease_expires_ms: number | null;
   wake_ms: number | null;
   now_ms: number;
+  /** Signals in the run's inbox (runs.inbox). */
+  inbox: number;
 }
 
 export async function probeRun(db: Db, runId: string): Promise<RunProbe | null> {
@@ -193,7 +195,7 @@ export async function probeRun(db: Db, runId: string): Promise<RunProbe | null> 
       (lease_owner is not null and lease_expires_at > now()) as leased,
       (extract(epoch from lease_expires_at) * 1000)::float8 as lease_expires_ms,
       (extract(epoch from wake_at) * 1000)::float8 as wake_ms,
-      (extract(epoch from now()) * 1000)::float8 as now_ms
+      (extract(epoch from now()) * 1000)::float8 as now_ms, inbox
     from runs where id = ${runId}`,
   );
   return rows[0] ?? null;

@@ -13,9 +13,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { asc, eq } from 'drizzle-orm';
+import { asc, eq, sql } from 'drizzle-orm';
 import * as v from 'valibot';
 import { signals } from '../../schema/tables.ts';
+import { query } from '../../runtime/db/connect.ts';
 import { defineAgent, done, wait } from '../../runtime/define.ts';
 import { executeStep } from '../../runtime/engine/execute-step.ts';
 import { registryOf } from '../../runtime/functions.ts';
@@ -235,6 +236,20 @@ test('races, staged with two connections and a lock barrier', async (tc) => {
     const id = await parked(p);
     assert.equal(await claim(id, 'stray/1'), null);
     assert.equal((await getRun(p.p.db, id))?.status, 'waiting');
+  });
+
+  await tc.test('a crash between such a commit and its look at the inbox is repaired by the step\'s returning message', async () => {
+    // As the crash leaves it: parked, waiting for "approve", with an "approve" in the inbox.
+    const id = await parked(p);
+    await query(p.p.db, sql`insert into signals (run_id, name, payload) values (${id}, 'approve', '"late"'::jsonb)`);
+    await query(p.p.db, sql`update runs set inbox = inbox + 1 where id = ${id}`);
+    // The dead worker's message for step 0 comes back (reclaimed); its claim finds the run past step 0.
+    const outcome = await executeStep(p.p, 'approval', { runId: id, seq: 0 }, { worker: 'rescuer' });
+    assert.equal(outcome.status, 'skipped');
+    const resumed = await getRun(p.p.db, id);
+    assert.deepEqual([resumed?.status, resumed?.inbox], ['running', 0], 'the run took its signal');
+    assert.equal((await executeStep(p.p, 'approval', { runId: id, seq: 1 }, { worker: 'w' })).status, 'committed');
+    assert.deepEqual(((await getRun(p.p.db, id))?.output as { signal: unknown }).signal, { name: 'approve', payload: 'late', timedOut: false });
   });
 
   await tc.test('a signal buffered while the step commits its wait is consumed at once', async () => {
