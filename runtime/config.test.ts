@@ -12,6 +12,8 @@ test('defaults follow the documented contract', () => {
   assert.ok(c.heartbeatMs < c.leaseMs);
   assert.equal(c.redisPrefix, 'baton:');
   assert.equal(c.databaseUrl, undefined);
+  assert.equal(c.maxClaims, 5, 'BATON_MAX_CLAIMS (DESIGN contracts)');
+  assert.equal(c.testHooks, false, 'test hooks are off unless BATON_TEST_HOOKS=1');
   assert.deepEqual(c.metrics, { port: 9464, host: '127.0.0.1', enabled: true, portGiven: false });
   assert.equal(c.functionsDir, path.resolve('functions'));
 });
@@ -38,4 +40,5 @@ test('a bad value names its variable', () => {
   assert.throws(() => loadConfig({ BATON_CONCURRENCY: '0' }), /BATON_CONCURRENCY/);
   assert.throws(() => loadConfig({ BATON_AUTH: 'maybe' }), /BATON_AUTH/);
   assert.throws(() => loadConfig({ BATON_LEASE_MS: '1000', BATON_HEARTBEAT_MS: '2000' }), /BATON_HEARTBEAT_MS/);
+  assert.throws(() => loadConfig({ BATON_MAX_CLAIMS: '0' }), /BATON_MAX_CLAIMS/);
 });

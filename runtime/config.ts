@@ -29,6 +29,7 @@ const EnvSchema = v.object({
   BATON_GRACE_MS: int(25_000),
   BATON_STEP_TIMEOUT_MS: int(120_000, 1),
   BATON_MAX_ATTEMPTS: int(3, 1),
+  BATON_MAX_CLAIMS: int(5, 1),
   BATON_SNAPSHOT_EVERY: int(8, 1),
   BATON_SWEEP_AFTER_MS: int(20_000, 100),
   BATON_RETRY_BASE_MS: int(1000, 1),
@@ -42,6 +43,8 @@ const EnvSchema = v.object({
   BATON_LOG_FORMAT: v.optional(v.picklist(['json', 'pretty', 'auto']), 'auto'),
   BATON_WORKER_NAME: text(),
   BATON_REVISION: text(),
+  BATON_FAULTS: text(),
+  BATON_TEST_HOOKS: text(),
   BATON_METRICS_PORT: v.optional(v.union([v.literal('off'), v.pipe(v.string(), v.trim(), v.regex(/^\d{1,5}$/, 'must be a port number or "off"'), v.transform(Number), v.maxValue(65_535))])),
   BATON_METRICS_HOST: textOr('127.0.0.1'),
 });
@@ -60,6 +63,8 @@ export interface Config {
   graceMs: number;
   stepTimeoutMs: number;
   maxAttempts: number;
+  /** Claims of one step that never reached a commit or failure record before the run fails `crash_loop`. */
+  maxClaims: number;
   snapshotEvery: number;
   sweepAfterMs: number;
   retryBaseMs: number;
@@ -79,6 +84,10 @@ export interface Config {
   logFormat: 'json' | 'pretty' | 'auto';
   workerName: string;
   revision: string | undefined;
+  /** BATON_FAULTS: fault points for chaos tests (README "Fault points"); armed only with `testHooks`. */
+  faults: string | undefined;
+  /** BATON_TEST_HOOKS=1: this process may arm test-only hooks (fault points). */
+  testHooks: boolean;
   /** Where Prometheus scrapes this process (`/metrics`), off the public API port. */
   metrics: { port: number; host: string; enabled: boolean; portGiven: boolean };
 }
@@ -113,6 +122,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     graceMs: e.BATON_GRACE_MS,
     stepTimeoutMs: e.BATON_STEP_TIMEOUT_MS,
     maxAttempts: e.BATON_MAX_ATTEMPTS,
+    maxClaims: e.BATON_MAX_CLAIMS,
     snapshotEvery: e.BATON_SNAPSHOT_EVERY,
     sweepAfterMs: e.BATON_SWEEP_AFTER_MS,
     retryBaseMs: e.BATON_RETRY_BASE_MS,
@@ -130,6 +140,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     workerName: e.BATON_WORKER_NAME ?? `${os.hostname()}-${process.pid}`,
     // Knative sets K_REVISION in every revision's pods.
     revision: e.BATON_REVISION ?? env.K_REVISION,
+    faults: e.BATON_FAULTS,
+    testHooks: e.BATON_TEST_HOOKS === '1',
     metrics: {
       port: typeof e.BATON_METRICS_PORT === 'number' ? e.BATON_METRICS_PORT : DEFAULT_METRICS_PORT,
       host: e.BATON_METRICS_HOST,

@@ -14,7 +14,6 @@ export const ERROR_CODES = {
   run_not_found: { status: 404, retryable: false },
   route_not_found: { status: 404, retryable: false },
   method_not_allowed: { status: 405, retryable: false },
-  run_not_waiting: { status: 409, retryable: false },
   run_not_failed: { status: 409, retryable: false },
   run_finished: { status: 409, retryable: false },
   idempotency_key_conflict: { status: 409, retryable: false },
@@ -33,6 +32,7 @@ export const ERROR_CODES = {
   one_call_per_step: { status: 500, retryable: false },
   unknown_step: { status: 500, retryable: false },
   invalid_step_result: { status: 500, retryable: false },
+  crash_loop: { status: 500, retryable: false },
   cancelled: { status: 409, retryable: false },
   lease_lost: { status: 409, retryable: true },
   internal: { status: 500, retryable: true },
@@ -52,13 +52,20 @@ export class BatonError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
   readonly details: unknown;
+  /** When a retry should start at the earliest (a provider's Retry-After), instead of the jittered backoff. */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: ErrorCode, message: string, opts: { retryable?: boolean; details?: unknown; cause?: unknown } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { retryable?: boolean; details?: unknown; cause?: unknown; retryAfterMs?: number | undefined } = {},
+  ) {
     super(message, { cause: opts.cause });
     this.name = 'BatonError';
     this.code = code;
     this.retryable = opts.retryable ?? ERROR_CODES[code].retryable;
     this.details = opts.details;
+    this.retryAfterMs = opts.retryAfterMs;
   }
 
   get status(): number {

@@ -9,6 +9,7 @@ import { loadPrivateKey } from '../tools/lib/capability.ts';
 import type { Config } from './config.ts';
 import { type Database, type Db, openDatabase } from './db/connect.ts';
 import { withDbRetry } from './db/retry.ts';
+import { armFaultPoints } from './engine/fault-points.ts';
 import { createInflight, type Inflight } from './engine/inflight.ts';
 import { type EventBus, createMemoryBus } from './events/bus.ts';
 import { createRedisBus } from './events/redis-bus.ts';
@@ -52,6 +53,9 @@ export interface PlatformOptions {
 
 export async function createPlatform(config: Config, opts: PlatformOptions = {}): Promise<Platform> {
   const log = opts.log ?? createLogger(config.logLevel, { format: config.logFormat });
+  // Loud on purpose, whatever the log level: a process that may kill itself must say so.
+  const faultWarning = armFaultPoints(config.faults, config.testHooks);
+  if (faultWarning) process.stderr.write(`${faultWarning}\n`);
   const closers: Array<() => Promise<unknown>> = [];
   try {
     const functions = opts.functions ?? (await loadFunctions(config.functionsDir));

@@ -54,8 +54,15 @@ export const runs = pgTable(
     /** The step that runs next, and its sequence number (0-based, contiguous). */
     nextStep: text('next_step'),
     nextSeq: integer('next_seq').notNull().default(0),
-    /** Attempt number the next claim of next_seq will run as (1-based). */
+    /** Attempt number the next claim of next_seq will run as (1-based; POST /retry continues the count). */
     attempt: integer('attempt').notNull().default(1),
+    /** Attempts of the step at next_seq made before the last POST /retry: it may run maxAttempts more. */
+    attemptBase: integer('attempt_base').notNull().default(0),
+    /**
+     * Claims of the step at next_seq since its last commit or failure record. Each claim
+     * whose worker died adds one; past BATON_MAX_CLAIMS the run fails `crash_loop`.
+     */
+    claims: integer('claims').notNull().default(0),
     /** The lease: which claim holds the run, until when. NULL when no step is in flight. */
     leaseOwner: text('lease_owner'),
     leaseExpiresAt: ts('lease_expires_at'),
@@ -63,6 +70,14 @@ export const runs = pgTable(
     wakeAt: ts('wake_at'),
     /** The signal a waiting run waits for. */
     waitSignal: text('wait_signal'),
+    /**
+     * What the step at next_seq resumes with, `{ name, payload, timedOut }`: written when a
+     * signal is consumed or the wait times out, kept for every attempt of that step. It
+     * lives on the run row so a claim, which locks that row, always sees it.
+     */
+    signal: jsonb('signal'),
+    /** Signals in the inbox (delivered before the run waited for them), not yet consumed. */
+    inbox: integer('inbox').notNull().default(0),
     idempotencyKey: text('idempotency_key'),
     /** Code revision that ran the first step (Knative mode pins later steps to it). */
     revision: text('revision'),
@@ -82,6 +97,18 @@ export const runs = pgTable(
   ],
 );
 
+/** What an attempt of a step left: `step_attempts` has one per attempt, `steps` the latest one's. */
+const attemptRecord = () => ({
+  error: jsonb('error'),
+  worker: text('worker'),
+  model: text('model'),
+  inputTokens: integer('input_tokens'),
+  outputTokens: integer('output_tokens'),
+  startedAt: ts('started_at').notNull().defaultNow(),
+  finishedAt: ts('finished_at'),
+  durationMs: integer('duration_ms'),
+});
+
 export const steps = pgTable(
   'steps',
   {
@@ -97,16 +124,28 @@ export const steps = pgTable(
     patch: jsonb('patch'),
     /** Where the run went after this step: the next step's name, or NULL when it finished. */
     nextStep: text('next_step'),
-    error: jsonb('error'),
-    worker: text('worker'),
-    model: text('model'),
-    inputTokens: integer('input_tokens'),
-    outputTokens: integer('output_tokens'),
-    startedAt: ts('started_at').notNull().defaultNow(),
-    finishedAt: ts('finished_at'),
-    durationMs: integer('duration_ms'),
+    ...attemptRecord(),
   },
   (t) => [primaryKey({ columns: [t.runId, t.seq] }), index('steps_status_finished_idx').on(t.status, t.finishedAt)],
+);
+
+/**
+ * Every attempt of every step (README "Inspect runs with SQL"): written by the claim
+ * (running) and by the commit or failure record (succeeded, failed) under the same
+ * lease fence, in the same statements. `steps` shows the latest attempt of each step.
+ */
+export const stepAttempts = pgTable(
+  'step_attempts',
+  {
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    attempt: integer('attempt').notNull(),
+    status: stepStatus('status').notNull(),
+    ...attemptRecord(),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.seq, t.attempt] }), index('step_attempts_status_finished_idx').on(t.status, t.finishedAt)],
 );
 
 /** Full state snapshots: every K steps and at the end. State for step N = last snapshot + later patches. */
@@ -123,19 +162,31 @@ export const checkpoints = pgTable(
   (t) => [primaryKey({ columns: [t.runId, t.seq] })],
 );
 
-/** A signal delivered to a waiting run; `seq` is the step that receives it. */
+/**
+ * Every signal delivered to a run, in arrival order (`id`). `seq` is the step that
+ * received it; NULL while it waits in the inbox for a step that waits for its name.
+ */
 export const signals = pgTable(
   'signals',
   {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
     runId: uuid('run_id')
       .notNull()
       .references(() => runs.id, { onDelete: 'cascade' }),
-    seq: integer('seq').notNull(),
+    seq: integer('seq'),
     name: text('name').notNull(),
     payload: jsonb('payload'),
     createdAt: ts('created_at').notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.runId, t.seq] })],
+  (t) => [
+    // A step receives at most one signal.
+    uniqueIndex('signals_received_idx')
+      .on(t.runId, t.seq)
+      .where(sql`${t.seq} is not null`),
+    index('signals_inbox_idx')
+      .on(t.runId, t.name, t.id)
+      .where(sql`${t.seq} is null`),
+  ],
 );
 
 /** Every tool call a step attempted, allowed or denied. Arguments are stored as a digest only. */
@@ -174,4 +225,6 @@ export const apiKeys = pgTable('api_keys', {
 
 export type Run = typeof runs.$inferSelect;
 export type Step = typeof steps.$inferSelect;
+export type StepAttempt = typeof stepAttempts.$inferSelect;
+export type Signal = typeof signals.$inferSelect;
 export type ToolCall = typeof toolCalls.$inferInsert;

@@ -53,7 +53,7 @@ export const longPart: Part = {
         for (let i = 0; i < (ctx.quick ? 3 : 21); i++) {
           await query(stack.db, sql`update runs set status = 'running', next_seq = ${seq}, next_step = 'turn', finished_at = null, lease_owner = null, lease_expires_at = null, wake_at = null where id = ${id}`);
           const t0 = nowMs();
-          const claimed = await claimStep(stack.db, { runId: id, seq, leaseOwner: `bench-${i}`, worker: 'bench', leaseMs: 60_000 });
+          const claimed = await claimStep(stack.db, { runId: id, function: 'conversation', seq, leaseOwner: `bench-${i}`, worker: 'bench', leaseMs: 60_000 });
           times.push(nowMs() - t0);
           if (!claimed) throw new Error(`the probe could not claim step ${seq}`);
           stateBytes = JSON.stringify(claimed.state).length;

@@ -1,27 +1,29 @@
 /**
  * GET /v1/runs/:id/events — Server-Sent Events.
  *
- * Step and run events are derived from the rows (steps, runs), so they are durable
- * and replayable: each carries an id `seq-attempt-phase`, and a reconnect with
- * `Last-Event-ID` gets every later event, with no gap. The bus only says when to look
- * again (plus a 1 s poll in case a notice is lost) and carries token deltas, which
- * are live only (no id).
+ * Step and run events are derived from the rows (step_attempts, steps, runs) by
+ * `deriveEvents`, so they are durable and replayable: each carries an id
+ * `seq-attempt-phase`, and a reconnect with `Last-Event-ID` gets every later event,
+ * with no gap. Every attempt has its own events, so a client that connects late sees
+ * each failed attempt's `step.failed`, not only the outcome of the last one. The bus
+ * only says when to look again (plus a 1 s poll in case a notice is lost) and carries
+ * token deltas, which are live only (no id).
  *
  * Events: step.started, step.completed, step.failed, step.delta, run.waiting, and a
  * final run.finished, after which the stream ends.
  */
 import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
-import type { Step } from '../../schema/tables.ts';
+import type { Step, StepAttempt } from '../../schema/tables.ts';
 import type { Platform } from '../platform.ts';
 import type { RunNotice } from '../events/bus.ts';
-import { getRunWithSteps, stepView } from '../store/runs.ts';
+import { type RunWithSteps, attemptView, getRunWithSteps, stepView } from '../store/runs.ts';
 
 const POLL_MS = 1000;
 const KEEPALIVE_MS = 15_000;
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
-interface DerivedEvent {
+export interface DerivedEvent {
   id: string;
   key: [number, number, number];
   event: string;
@@ -36,18 +38,38 @@ function parseId(id: string | undefined): [number, number, number] | null {
 const after = (a: [number, number, number], b: [number, number, number]) =>
   a[0] !== b[0] ? a[0] > b[0] : a[1] !== b[1] ? a[1] > b[1] : a[2] > b[2];
 
-function stepEvents(runId: string, s: Step): DerivedEvent[] {
-  const view = { runId, ...stepView(s) };
+/** The events of one attempt of a step: started, then completed or failed once it ended. */
+function attemptEvents(runId: string, s: Step, a: StepAttempt): DerivedEvent[] {
+  const view = { runId, ...stepView(s), ...attemptView(a), nextStep: a.status === 'succeeded' ? s.nextStep : null };
   const mk = (phase: number, event: string): DerivedEvent => ({
-    id: `${s.seq}-${s.attempt}-${phase}`,
-    key: [s.seq, s.attempt, phase],
+    id: `${s.seq}-${a.attempt}-${phase}`,
+    key: [s.seq, a.attempt, phase],
     event,
     data: view,
   });
   const out = [mk(0, 'step.started')];
-  if (s.status === 'succeeded') out.push(mk(1, 'step.completed'));
-  if (s.status === 'failed') out.push(mk(1, 'step.failed'));
+  if (a.status === 'succeeded') out.push(mk(1, 'step.completed'));
+  if (a.status === 'failed') out.push(mk(1, 'step.failed'));
   return out;
+}
+
+/** Every durable event of a run, in id order, from its rows. */
+export function deriveEvents(runId: string, full: RunWithSteps): DerivedEvent[] {
+  const events = full.steps.flatMap((s) => {
+    const attempts = full.attempts.filter((a) => a.seq === s.seq);
+    // A step recorded before attempts had rows of their own stands for its one attempt.
+    return (attempts.length > 0 ? attempts : [s]).flatMap((a) => attemptEvents(runId, s, a));
+  });
+  const { run } = full;
+  if (run.status === 'waiting') {
+    events.push({
+      id: `${run.nextSeq}-0-2`,
+      key: [run.nextSeq, 0, 2],
+      event: 'run.waiting',
+      data: { runId, signal: run.waitSignal, wakeAt: run.wakeAt },
+    });
+  }
+  return events;
 }
 
 export function runEvents(p: Platform, c: Context, runId: string) {
@@ -83,17 +105,8 @@ export function runEvents(p: Platform, c: Context, runId: string) {
         }
         const full = await p.withDb(() => getRunWithSteps(p.db, runId), 3000).catch(() => null);
         if (full) {
-          const events = full.steps.flatMap((s) => stepEvents(runId, s));
           const { run } = full;
-          if (run.status === 'waiting') {
-            events.push({
-              id: `${run.nextSeq}-0-2`,
-              key: [run.nextSeq, 0, 2],
-              event: 'run.waiting',
-              data: { runId, signal: run.waitSignal, wakeAt: run.wakeAt },
-            });
-          }
-          for (const e of events) {
+          for (const e of deriveEvents(runId, full)) {
             if (!after(e.key, last)) continue;
             await stream.writeSSE({ id: e.id, event: e.event, data: JSON.stringify(e.data) });
             last = e.key;

@@ -10,7 +10,8 @@ import { RUN_STATUS, type Run } from '../../schema/tables.ts';
 import type { Agent } from '../define.ts';
 import { BatonError } from '../errors.ts';
 import type { Platform } from '../platform.ts';
-import { cancelRun, deliverSignal, replayRun, retryRun, type Wakeup } from '../store/control.ts';
+import { cancelRun, replayRun, retryRun, type Wakeup } from '../store/control.ts';
+import { deliverSignal, resumeFromInbox } from '../store/signals.ts';
 import { createRun, getRun, getRunWithSteps, listRuns, runSummary, runView } from '../store/runs.ts';
 import type { ApiEnv } from './auth.ts';
 import { readJson, validate } from './body.ts';
@@ -183,16 +184,19 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     const name = c.req.param('name');
     if (!SIGNAL_NAME.test(name)) throw new BatonError('invalid_request', 'a signal name is 1-100 letters, digits, "_", "." or "-"');
     const payload = await readJson(c, { optional: true });
-    const w = await p.withDb(() => deliverSignal(p.db, run.id, name, payload ?? null), 3000);
-    if (!w) {
-      const why = run.status === 'waiting' ? `it waits for "${run.waitSignal}"` : `it is ${run.status}`;
-      throw new BatonError('run_not_waiting', `run ${run.id} is not waiting for "${name}": ${why}`, {
-        details: { status: run.status, waitingFor: run.status === 'waiting' ? run.waitSignal : null },
-      });
+    const d = await p.withDb(() => deliverSignal(p.db, run.id, name, payload ?? null), 3000);
+    if (!d || d.signalId === null) {
+      const status = d?.runStatus ?? run.status;
+      throw new BatonError('run_finished', `run ${run.id} is ${status}: it takes no more signals`, { details: { status } });
     }
-    await wake(w);
+    // Kept either way; only the wake-up is left to do (the sweeper re-publishes it if this one is lost).
+    // The run waits for this name but older signals sat in its inbox: it takes the oldest now.
+    const fromInbox = d.recheckInbox ? await p.withDb(() => resumeFromInbox(p.db, run.id), 3000) : null;
+    const wakeup = d.wakeup ?? fromInbox;
+    if (wakeup) await wake(wakeup);
     p.events.publish(run.id, { type: 'changed' });
-    return c.json({ id: run.id, status: 'running', signal: name }, 202);
+    const buffered = d.buffered && fromInbox?.signalId !== d.signalId;
+    return c.json({ id: run.id, signal: name, signalId: d.signalId, buffered, status: wakeup ? 'running' : d.runStatus }, 202);
   });
 
   return app;

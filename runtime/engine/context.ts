@@ -43,6 +43,7 @@ export function createStepContext(
     model: p.model.model,
     modelId: p.model.id,
     abortSignal,
+    step: claimed.step,
     beforeCall: () => {
       beforeCall('llm', 'llm');
       faultPoint('during-call', where);

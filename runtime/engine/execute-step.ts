@@ -18,12 +18,14 @@ import type { Platform } from '../platform.ts';
 import type { StepMessage } from '../queue/queue.ts';
 import { type ClaimedStep, type Verdict, claimStep, diagnose, probeRun } from '../store/claim.ts';
 import { commitStep, recordFailure } from '../store/commit.ts';
-import { heartbeat, releaseLease } from '../store/lease.ts';
+import { resumeFromInbox } from '../store/signals.ts';
+import { releaseLease } from '../store/lease.ts';
 import { applyPatch } from '../state.ts';
 import { backoffMs } from './backoff.ts';
 import { createStepContext } from './context.ts';
 import { checkResult } from './step-result.ts';
 import { faultPoint } from './fault-points.ts';
+import { keepLease } from './heartbeat.ts';
 
 export type StepOutcome =
   | { status: 'committed'; result: StepResult['type']; nextSeq: number }
@@ -52,20 +54,28 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
   const claimed = await p.withDb(() =>
     claimStep(p.db, {
       runId: msg.runId,
+      function: fn,
       seq: msg.seq,
       leaseOwner,
       worker: opts.worker,
       leaseMs: p.config.leaseMs,
+      maxClaims: p.config.maxClaims,
       revision: p.config.revision ?? null,
     }),
   );
   if (!claimed) {
-    const verdict = await settleStale(p, msg);
+    const verdict = await settleStale(p, fn, msg);
     p.log.debug({ runId: msg.runId, seq: msg.seq, verdict }, 'message not claimed');
     p.metrics.steps.inc({ function: fn, kind: 'none', outcome: 'skipped' });
     return { status: 'skipped', verdict };
   }
   p.events.publish(claimed.runId, { type: 'changed' });
+  if (claimed.crashLoop) {
+    // The claim itself failed the run: every earlier claim of this step died with its worker.
+    p.log.error({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, error: claimed.crashLoop.message }, 'crash loop: run failed');
+    p.metrics.steps.inc({ function: fn, kind: 'none', outcome: 'failed' });
+    return { status: 'failed', error: claimed.crashLoop.message };
+  }
   faultPoint('claimed', msg);
 
   const step = agent.steps.get(claimed.step);
@@ -90,51 +100,48 @@ async function runClaimed(
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = AbortSignal.any([controller.signal, timeout, ...(opts.shutdown ? [opts.shutdown] : [])]);
   p.inflight.add(claimed.runId, controller);
-  const beat = setInterval(() => {
-    heartbeat(p.db, claimed.runId, leaseOwner, p.config.leaseMs).then(
-      (held) => {
-        if (!held && !controller.signal.aborted) controller.abort(new BatonError('lease_lost', 'the lease was lost'));
-      },
-      // A failed heartbeat (database blip) is not a lost lease; the commit's fence decides.
-      (err: Error) => p.log.warn({ err: err.message, runId: claimed.runId }, 'heartbeat failed'),
-    );
-  }, p.config.heartbeatMs);
-
-  const { ctx, recorder } = createStepContext(p, agent, claimed, signal, deadline);
-  const started = performance.now();
-  let result: unknown;
-  let thrown: unknown;
+  const stopBeating = keepLease(p, claimed.runId, leaseOwner, (lost) => {
+    if (!controller.signal.aborted) controller.abort(lost);
+  });
   try {
-    result = await untilAborted(Promise.resolve().then(() => step.run(ctx)), signal);
-  } catch (err) {
-    thrown = err;
+    const { ctx, recorder } = createStepContext(p, agent, claimed, signal, deadline);
+    const started = performance.now();
+    let result: unknown;
+    let thrown: unknown;
+    try {
+      result = await untilAborted(Promise.resolve().then(() => step.run(ctx)), signal);
+    } catch (err) {
+      thrown = err;
+    } finally {
+      p.inflight.remove(claimed.runId, controller);
+    }
+    p.metrics.stepSeconds.observe({ function: agent.name, kind: recorder.kind }, (performance.now() - started) / 1000);
+
+    if (signal.aborted) {
+      const reason = signal.reason as unknown;
+      if (reason instanceof BatonError && reason.code === 'cancelled') return count(p, agent, recorder.kind, { status: 'cancelled' });
+      if (reason instanceof BatonError && reason.code === 'lease_lost') {
+        p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step }, 'lease lost during the step: call aborted');
+        return count(p, agent, recorder.kind, { status: 'fenced' });
+      }
+      if (opts.shutdown?.aborted && !timeout.aborted) {
+        // Released, another worker can claim the step at once; if this fails, the lease just expires.
+        await p.withDb(() => releaseLease(p.db, claimed.runId, leaseOwner)).catch(() => {});
+        // Not caught: a step that could not be handed back must leave its message pending (unacked) for reclaim.
+        await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq });
+        return count(p, agent, recorder.kind, { status: 'released' });
+      }
+      if (timeout.aborted) thrown = new BatonError('step_timeout', `step "${claimed.step}" exceeded its timeout of ${timeoutMs} ms`);
+    }
+    if (thrown !== undefined) return await fail(p, agent, claimed, leaseOwner, recorder.calls ? recorder.kind : null, coerceError(thrown), recorder.usage);
+
+    const checked = checkResult(agent, claimed.step, result);
+    if (checked instanceof BatonError) return await fail(p, agent, claimed, leaseOwner, recorder.kind, checked, recorder.usage);
+    return await commit(p, agent, claimed, leaseOwner, checked, recorder.kind, recorder.usage);
   } finally {
-    clearInterval(beat);
-    p.inflight.remove(claimed.runId, controller);
+    // Only now: the lease must outlive a commit that is retried through a database blip.
+    stopBeating();
   }
-  p.metrics.stepSeconds.observe({ function: agent.name, kind: recorder.kind }, (performance.now() - started) / 1000);
-
-  if (signal.aborted) {
-    const reason = signal.reason as unknown;
-    if (reason instanceof BatonError && reason.code === 'cancelled') return count(p, agent, recorder.kind, { status: 'cancelled' });
-    if (reason instanceof BatonError && reason.code === 'lease_lost') {
-      p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step }, 'lease lost during the step: call aborted');
-      return count(p, agent, recorder.kind, { status: 'fenced' });
-    }
-    if (opts.shutdown?.aborted && !timeout.aborted) {
-      // Released, another worker can claim the step at once; if this fails, the lease just expires.
-      await p.withDb(() => releaseLease(p.db, claimed.runId, leaseOwner)).catch(() => {});
-      // Not caught: a step that could not be handed back must leave its message pending (unacked) for reclaim.
-      await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq });
-      return count(p, agent, recorder.kind, { status: 'released' });
-    }
-    if (timeout.aborted) thrown = new BatonError('step_timeout', `step "${claimed.step}" exceeded its timeout of ${timeoutMs} ms`);
-  }
-  if (thrown !== undefined) return fail(p, agent, claimed, leaseOwner, recorder.calls ? recorder.kind : null, coerceError(thrown), recorder.usage);
-
-  const checked = checkResult(agent, claimed.step, result);
-  if (checked instanceof BatonError) return fail(p, agent, claimed, leaseOwner, recorder.kind, checked, recorder.usage);
-  return commit(p, agent, claimed, leaseOwner, checked, recorder.kind, recorder.usage);
 }
 
 async function commit(
@@ -169,6 +176,7 @@ async function commit(
         commitStep(p.db, {
           runId: claimed.runId,
           seq: claimed.seq,
+          attempt: claimed.attempt,
           leaseOwner,
           kind,
           patch,
@@ -189,9 +197,12 @@ async function commit(
   faultPoint('after-commit', claimed);
   // Hand on. A crash before this line is repaired by the claim of a duplicate or by the sweeper.
   const nextSeq = claimed.seq + 1;
-  if (result.type === 'next') await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq });
-  else if (result.type === 'wait' && committed.wakeInMs !== null) {
-    await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq }, Math.max(1, committed.wakeInMs));
+  if (result.type === 'next' || committed.resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq });
+  else if (result.type === 'wait') {
+    // A signal buffered while this commit queued on the run's lock: take it now (rare; see store/commit.ts).
+    const resumed = committed.recheckInbox ? await p.withDb(() => resumeFromInbox(p.db, claimed.runId), COMMIT_BUDGET_MS) : null;
+    if (resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq });
+    else if (committed.wakeInMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq }, Math.max(1, committed.wakeInMs));
   }
   p.events.publish(claimed.runId, { type: 'changed' });
   return count(p, agent, kind, { status: 'committed', result: result.type, nextSeq });
@@ -208,14 +219,18 @@ async function fail(
 ): Promise<StepOutcome> {
   const step = agent.steps.get(claimed.step);
   const maxAttempts = step?.maxAttempts ?? agent.maxAttempts ?? p.config.maxAttempts;
-  const retry = err.retryable && claimed.attempt < maxAttempts;
-  const delayMs = retry ? Math.max(1, backoffMs(claimed.attempt, p.config.retryBaseMs, p.config.retryMaxMs)) : null;
+  // Attempts since the last POST /retry, which grants maxAttempts more.
+  const attempts = claimed.attempt - claimed.attemptBase;
+  const retry = err.retryable && attempts < maxAttempts;
+  // A provider's Retry-After wins over the jittered backoff: retrying sooner only buys another 429.
+  const delayMs = retry ? Math.max(1, err.retryAfterMs ?? backoffMs(attempts, p.config.retryBaseMs, p.config.retryMaxMs)) : null;
   const error = { ...err.toJSON(), attempt: claimed.attempt };
   const recorded = await p.withDb(
     () =>
       recordFailure(p.db, {
         runId: claimed.runId,
         seq: claimed.seq,
+        attempt: claimed.attempt,
         leaseOwner,
         kind,
         error,
@@ -241,8 +256,18 @@ async function fail(
  * A message that cannot (or can no longer) run its step: probe the run and do what
  * `diagnose` says (drop it, re-publish the run's current step, or look again later).
  */
-async function settleStale(p: Platform, msg: StepMessage): Promise<Verdict> {
-  const verdict = diagnose(await p.withDb(() => probeRun(p.db, msg.runId)), msg.seq);
+async function settleStale(p: Platform, fn: string, msg: StepMessage): Promise<Verdict> {
+  const run = await p.withDb(() => probeRun(p.db, msg.runId));
+  if (run?.status === 'waiting' && run.inbox > 0 && run.function === fn) {
+    // Parked with signals in its inbox: a worker that died between a wait's commit and its
+    // look at the inbox (see commit) can leave the one it waits for there. Take it now.
+    const w = await p.withDb(() => resumeFromInbox(p.db, msg.runId));
+    if (w) {
+      await p.queue.publish(w.function, { runId: w.id, seq: w.next_seq });
+      return { action: 'republish', reason: 'repair: the waiting run took its signal from the inbox', function: w.function, seq: w.next_seq, delayMs: 0 };
+    }
+  }
+  const verdict = diagnose(run, msg.seq, fn);
   if (verdict.action !== 'drop') await p.queue.publish(verdict.function, { runId: msg.runId, seq: verdict.seq }, verdict.delayMs);
   return verdict;
 }
@@ -258,7 +283,7 @@ async function settleStale(p: Platform, msg: StepMessage): Promise<Verdict> {
  */
 async function fenced(p: Platform, claimed: ClaimedStep, what: 'commit' | 'failure'): Promise<StepOutcome> {
   p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, what }, 'fence rejected the write (lease lost): result discarded');
-  const verdict = await settleStale(p, claimed);
+  const verdict = await settleStale(p, claimed.function, claimed);
   return { status: 'fenced', verdict };
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseFaults } from './fault-points.ts';
+import { armFaultPoints, parseFaults } from './fault-points.ts';
 
 test('BATON_FAULTS: probabilities, stop, and unknown names ignored', () => {
   const faults = parseFaults('after-commit=0.05, during-call=1,before-commit=stop,nonsense=1,claimed');
@@ -12,4 +12,12 @@ test('BATON_FAULTS: probabilities, stop, and unknown names ignored', () => {
   });
   assert.equal(parseFaults(undefined).size, 0);
   assert.equal(parseFaults('after-call=often').size, 0);
+});
+
+test('fault points arm only with the test flag, and either way the process is told to say so', () => {
+  assert.equal(armFaultPoints(undefined, false), null);
+  assert.equal(armFaultPoints('', true), null);
+  assert.match(armFaultPoints('claimed=1', false) ?? '', /^WARNING: BATON_FAULTS .* ignored.*BATON_TEST_HOOKS=1/);
+  assert.match(armFaultPoints('claimed=1,after-commit=stop', true) ?? '', /^WARNING: fault points ARMED \(claimed=1, after-commit=stop\)/);
+  armFaultPoints(undefined, false);
 });

@@ -1,11 +1,12 @@
 /**
  * Named moments inside a step where chaos tests make the process die (DBOS's
- * debugpoints). Armed only by BATON_FAULTS, e.g. `after-commit=0.05,during-call=0.1`:
- * at that point the process SIGKILLs itself with that probability. `name=stop`
- * instead freezes the process (SIGSTOP) the first time it gets there, so a test can
- * hold a worker exactly at that moment, past its lease, and SIGCONT it later (a
- * zombie). Each fault is announced as one JSON line on stderr before it happens.
- * Unset, a fault point costs one Map lookup.
+ * debugpoints). Armed by BATON_FAULTS, e.g. `after-commit=0.05,during-call=0.1`, and
+ * only when BATON_TEST_HOOKS=1 is set as well, so a stray BATON_FAULTS in a
+ * production environment arms nothing: at that point the process SIGKILLs itself
+ * with that probability. `name=stop` instead freezes the process (SIGSTOP) the first
+ * time it gets there, so a test can hold a worker exactly at that moment, past its
+ * lease, and SIGCONT it later (a zombie). Each fault is announced as one JSON line on
+ * stderr before it happens. Unarmed, a fault point costs one Map lookup.
  */
 export const FAULT_POINTS = ['claimed', 'during-call', 'after-call', 'before-commit', 'after-commit'] as const;
 export type FaultPoint = (typeof FAULT_POINTS)[number];
@@ -15,7 +16,7 @@ export interface Fault {
   signal: 'SIGKILL' | 'SIGSTOP';
 }
 
-let armed: Map<string, Fault> | undefined;
+let armed = new Map<string, Fault>();
 
 export function parseFaults(spec: string | undefined): Map<string, Fault> {
   const map = new Map<string, Fault>();
@@ -30,8 +31,27 @@ export function parseFaults(spec: string | undefined): Map<string, Fault> {
   return map;
 }
 
+/**
+ * Arms this process's fault points from `BATON_FAULTS` (`spec`), but only with the
+ * test flag. Returns the warning the process must print at start, or null when
+ * there is nothing to say.
+ */
+export function armFaultPoints(spec: string | undefined, testHooks: boolean): string | null {
+  const faults = parseFaults(spec);
+  if (!spec?.trim()) {
+    armed = faults;
+    return null;
+  }
+  if (!testHooks) {
+    armed = new Map();
+    return `WARNING: BATON_FAULTS is set ("${spec}") but ignored: fault points are for tests and arm only with BATON_TEST_HOOKS=1.`;
+  }
+  armed = faults;
+  const list = [...faults].map(([name, f]) => `${name}=${f.signal === 'SIGSTOP' ? 'stop' : f.probability}`).join(', ') || 'none recognised';
+  return `WARNING: fault points ARMED (${list}): this process will kill or freeze itself on purpose. Test use only; never set BATON_TEST_HOOKS in production.`;
+}
+
 export function faultPoint(name: FaultPoint, where: { runId: string; seq: number }): void {
-  armed ??= parseFaults(process.env.BATON_FAULTS);
   const fault = armed.get(name);
   if (fault === undefined || Math.random() >= fault.probability) return;
   // A stop happens once: after SIGCONT the process carries on like any zombie would.

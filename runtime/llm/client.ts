@@ -2,9 +2,16 @@
  * `ctx.llm`: the AI SDK's generateText / streamText with the step's model, abort
  * signal and bookkeeping filled in. Usage is recorded on the step row; a streaming
  * call publishes its token deltas to the run's event stream as they arrive.
+ *
+ * Exactly one request per call: the one-call rule is checked first (one-call.ts),
+ * the SDK's own retries are off (`maxRetries: 0`; the engine retries steps), and a
+ * provider's error is mapped to a retryable or final `llm_error` (provider-errors.ts).
+ * Tool calls the model asks for are returned, never executed here.
  */
 import { generateText, streamText } from 'ai';
 import type { LanguageModel, LanguageModelUsage } from 'ai';
+import { llmError } from './provider-errors.ts';
+import { refuseMoreThanOneCall } from './one-call.ts';
 
 type GenerateParams = Parameters<typeof generateText>[0];
 type StreamParams = Parameters<typeof streamText>[0];
@@ -34,6 +41,8 @@ export interface LlmHooks {
   model: LanguageModel;
   modelId: string;
   abortSignal: AbortSignal;
+  /** The step's name, for errors. */
+  step: string;
   /** Called before the call is made (enforces one external call per step). */
   beforeCall(): void;
   onUsage(usage: LanguageModelUsage, modelId: string): void;
@@ -45,18 +54,26 @@ export function createLlmClient(h: LlmHooks): LlmClient {
   return {
     modelId: h.modelId,
     async generateText(options) {
+      refuseMoreThanOneCall(h.step, options);
       h.beforeCall();
-      const result = await generateText({ ...options, model: options.model ?? h.model, abortSignal: h.abortSignal } as GenerateParams);
+      let result: GenerateResult;
+      try {
+        result = await generateText({ ...options, model: options.model ?? h.model, abortSignal: h.abortSignal, maxRetries: 0 } as GenerateParams);
+      } catch (err) {
+        throw llmError(err);
+      }
       h.onUsage(result.usage, idOf(options.model));
       return result;
     },
     async streamText(options) {
+      refuseMoreThanOneCall(h.step, options);
       h.beforeCall();
       let failure: unknown;
       const result = streamText({
         ...options,
         model: options.model ?? h.model,
         abortSignal: h.abortSignal,
+        maxRetries: 0,
         onError: ({ error }: { error: unknown }) => {
           failure = error;
         },
@@ -73,7 +90,7 @@ export function createLlmClient(h: LlmHooks): LlmClient {
         }
       }
       if (buffer) h.onDelta(buffer);
-      if (failure) throw failure;
+      if (failure) throw llmError(failure);
       h.abortSignal.throwIfAborted();
       const [text, usage, finishReason, toolCalls] = await Promise.all([
         result.text,

@@ -1,25 +1,42 @@
 /**
  * Step protocol, part 1: claim + load, in one statement and one round trip.
  *
- * Locks: the run row only (FOR UPDATE in `old`, then the UPDATE). Two workers racing
- * for the same (run_id, seq) serialise on that row; the loser re-reads it and its
- * UPDATE matches zero rows because the winner's lease is live. Zero rows is a normal
- * answer: `diagnose` then says what the message should become (dropped, re-published,
- * or re-checked when a lease or backoff ends). No transaction stays open after this
- * returns, so nothing is held while the step waits on an LLM or a tool.
+ * Locks: the run row only, taken first (FOR UPDATE in `run`). Two workers racing for
+ * the same (run_id, seq) serialise on that row; the loser reads the winner's version
+ * and matches zero rows because the winner's lease is live. Zero rows is a normal
+ * answer: `diagnose` then says what the message should become (dropped,
+ * re-published, or re-checked when a lease or backoff ends). No transaction stays
+ * open after this returns, so nothing is held while the step waits on an LLM or a tool.
+ *
+ * Everything the claim decides on comes from that locked row, never from another
+ * table: a statement that queued on the lock sees the row as the previous holder
+ * left it, but other tables only as they were when the statement began. So the
+ * signal a resumed step sees is carried on the row (`runs.signal`, written by the
+ * delivery or by the first claim after a timeout, kept for every attempt), and so is
+ * the count of claims that never reached a commit or failure record (`runs.claims`):
+ * past `maxClaims` this statement fails the run `crash_loop` instead of leasing it.
+ *
+ * Writes, in the same statement: the run (lease, status), the step row (`steps`, the
+ * latest attempt) and the attempt row (`step_attempts`), all only when the run row
+ * qualified. README "Inspect runs with SQL" documents the columns.
  */
 import { sql } from 'drizzle-orm';
 import { type Db, query } from '../db/connect.ts';
 import type { SignalDelivery } from '../define.ts';
+import type { ErrorJson } from '../errors.ts';
 import { type Patch, type State, replay } from '../state.ts';
 
 export interface ClaimInput {
   runId: string;
+  /** The function the message or invocation is for: a run of another function is never claimed. */
+  function: string;
   seq: number;
-  /** Unique per claim: the fence for heartbeat and commit. */
+  /** Unique per claim: the fence for heartbeat and commit. A claimer re-claiming its own lease gets it at once. */
   leaseOwner: string;
   worker: string;
   leaseMs: number;
+  /** Claims of one step that never reached a commit or failure record before the run fails `crash_loop` (none: no limit). */
+  maxClaims?: number;
   /** Code revision of this process; recorded on the run by its first claim (Knative pins later steps to it). */
   revision?: string | null;
 }
@@ -32,9 +49,13 @@ export interface ClaimedStep {
   step: string;
   seq: number;
   attempt: number;
+  /** Attempts of this step before the last POST /retry: the step may run maxAttempts more. */
+  attemptBase: number;
   revision: string | null;
   state: State;
   signal: SignalDelivery | undefined;
+  /** Set when this claim found a crash loop: the run is now failed with this error and the step must not run. */
+  crashLoop: ErrorJson | null;
 }
 
 interface ClaimRow {
@@ -44,39 +65,80 @@ interface ClaimRow {
   input: unknown;
   next_step: string;
   attempt: number;
+  attempt_base: number;
   revision: string | null;
-  old_status: string;
-  old_signal: string | null;
+  signal: SignalDelivery | null;
+  crash_loop: ErrorJson | null;
   snapshot: State | null;
   patches: Patch[];
-  signal: { name: string; payload: unknown } | null;
 }
 
+const ms = (interval: ReturnType<typeof sql>) => sql`(extract(epoch from ${interval}) * 1000)::int`;
+
 export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | null> {
+  const own = sql`run.lease_owner is not distinct from ${c.leaseOwner}`;
   const rows = await query<ClaimRow>(
     db,
     sql`
-    with old as (
-      select id, status, wait_signal from runs where id = ${c.runId} for update
+    with run as (
+      select id, status, next_step, next_seq, attempt, claims, wait_signal, wake_at, lease_owner, lease_expires_at
+      from runs where id = ${c.runId} and function = ${c.function}
+      for update
+    ), go as (
+      select run.id, run.status, run.wait_signal, run.claims, ${own} as own,
+        (not ${own} and run.claims >= ${c.maxClaims ?? null}::int) is true as looping,
+        ('step "' || run.next_step || '" was claimed ' || run.claims || ' times without reaching a commit or a failure: '
+          || 'its worker died each time (out of memory, a native crash, process.exit?). Fix the step, then POST /v1/runs/'
+          || run.id || '/retry') as loop_message
+      from run
+      where run.next_seq = ${c.seq}
+        and ((run.status in ('queued', 'running') and (run.wake_at is null or run.wake_at <= now()))
+             or (run.status = 'waiting' and run.wake_at <= now()))
+        and (run.lease_owner is null or run.lease_expires_at < now() or ${own})
     ), claimed as (
       update runs r set
-        status = 'running', lease_owner = ${c.leaseOwner},
-        lease_expires_at = now() + ${c.leaseMs}::int * interval '1 millisecond',
-        wake_at = null, wait_signal = null, updated_at = now(),
-        revision = coalesce(r.revision, ${c.revision ?? null})
-      from old
-      where r.id = old.id and r.next_seq = ${c.seq}
-        and ((r.status in ('queued', 'running') and (r.wake_at is null or r.wake_at <= now()))
-             or (r.status = 'waiting' and r.wake_at <= now()))
-        and (r.lease_owner is null or r.lease_expires_at < now())
-      returning r.id, r.function, r.tenant, r.input, r.next_step, r.attempt, r.revision,
-        old.status::text as old_status, old.wait_signal as old_signal
+        status = (case when go.looping then 'failed' else 'running' end)::run_status,
+        lease_owner = case when go.looping then null else ${c.leaseOwner} end,
+        lease_expires_at = case when go.looping then null else now() + ${c.leaseMs}::int * interval '1 millisecond' end,
+        wake_at = null, wait_signal = null,
+        -- Decided once per step, kept for every attempt: a delivered signal, or the wait's timeout.
+        signal = coalesce(r.signal, case when go.status = 'waiting'
+          then jsonb_build_object('name', go.wait_signal, 'payload', null, 'timedOut', true) end),
+        claims = case when go.looping or go.own then r.claims else r.claims + 1 end,
+        error = case when go.looping then jsonb_build_object('code', 'crash_loop', 'message', go.loop_message, 'retryable', false,
+          'details', jsonb_build_object('claims', go.claims), 'step', r.next_step, 'seq', r.next_seq, 'attempt', r.attempt) else r.error end,
+        finished_at = case when go.looping then now() else null end,
+        updated_at = now(),
+        revision = case when go.looping then r.revision else coalesce(r.revision, ${c.revision ?? null}) end
+      from go
+      where r.id = go.id
+      returning r.id, r.function, r.tenant, r.input, r.next_step, r.attempt, r.attempt_base, r.revision, r.signal,
+        case when go.looping then r.error end as crash_loop
     ), started as (
-      insert into steps as s (run_id, seq, name, status, attempt, worker, started_at)
-      select id, ${c.seq}, next_step, 'running', attempt, ${c.worker}, now() from claimed
+      insert into steps as s (run_id, seq, name, status, attempt, worker, started_at, error, finished_at)
+      select id, ${c.seq}, next_step, (case when crash_loop is null then 'running' else 'failed' end)::step_status,
+        attempt, ${c.worker}, now(), crash_loop, case when crash_loop is null then null else now() end
+      from claimed
       on conflict (run_id, seq) do update set
-        name = excluded.name, status = 'running', attempt = excluded.attempt, worker = excluded.worker,
-        started_at = excluded.started_at, finished_at = null, duration_ms = null
+        name = excluded.name, status = excluded.status, attempt = excluded.attempt, error = excluded.error,
+        finished_at = excluded.finished_at, model = null, input_tokens = null, output_tokens = null,
+        -- A crash loop closes the row the last (dead) claim opened.
+        worker = case when excluded.status = 'failed' then s.worker else excluded.worker end,
+        started_at = case when excluded.status = 'failed' then s.started_at else excluded.started_at end,
+        duration_ms = case when excluded.status = 'failed' then ${ms(sql`now() - s.started_at`)} end
+      returning 1
+    ), attempt as (
+      insert into step_attempts as a (run_id, seq, attempt, status, worker, started_at, error, finished_at)
+      select id, ${c.seq}, attempt, (case when crash_loop is null then 'running' else 'failed' end)::step_status,
+        ${c.worker}, now(), crash_loop, case when crash_loop is null then null else now() end
+      from claimed
+      on conflict (run_id, seq, attempt) do update set
+        -- The same attempt claimed again (its worker died): the row follows the latest claim.
+        status = excluded.status, error = excluded.error, finished_at = excluded.finished_at,
+        model = null, input_tokens = null, output_tokens = null,
+        worker = case when excluded.status = 'failed' then a.worker else excluded.worker end,
+        started_at = case when excluded.status = 'failed' then a.started_at else excluded.started_at end,
+        duration_ms = case when excluded.status = 'failed' then ${ms(sql`now() - a.started_at`)} end
       returning 1
     ), snap as (
       select seq, state from checkpoints where run_id = ${c.runId} and seq < ${c.seq} order by seq desc limit 1
@@ -85,16 +147,11 @@ export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | nu
       (select state from snap) as snapshot,
       (select coalesce(jsonb_agg(s.patch order by s.seq), '[]'::jsonb) from steps s
         where s.run_id = c.id and s.seq < ${c.seq} and s.seq > coalesce((select seq from snap), -1)) as patches,
-      (select jsonb_build_object('name', g.name, 'payload', g.payload) from signals g
-        where g.run_id = c.id and g.seq = ${c.seq}) as signal,
-      (select count(*) from started)::int as started
+      (select count(*) from started)::int + (select count(*) from attempt)::int as written
     from claimed c`,
   );
   const row = rows[0];
   if (!row) return null;
-  let signal: SignalDelivery | undefined;
-  if (row.signal) signal = { name: row.signal.name, payload: row.signal.payload, timedOut: false };
-  else if (row.old_status === 'waiting') signal = { name: row.old_signal ?? '', payload: null, timedOut: true };
   return {
     runId: row.id,
     function: row.function,
@@ -103,9 +160,11 @@ export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | nu
     step: row.next_step,
     seq: c.seq,
     attempt: row.attempt,
+    attemptBase: row.attempt_base,
     revision: row.revision,
     state: replay(row.snapshot, row.patches),
-    signal,
+    signal: row.signal ?? undefined,
+    crashLoop: row.crash_loop,
   };
 }
 
@@ -125,6 +184,8 @@ export interface RunProbe {
   lease_expires_ms: number | null;
   wake_ms: number | null;
   now_ms: number;
+  /** Signals in the run's inbox (runs.inbox). */
+  inbox: number;
 }
 
 export async function probeRun(db: Db, runId: string): Promise<RunProbe | null> {
@@ -134,15 +195,20 @@ export async function probeRun(db: Db, runId: string): Promise<RunProbe | null> 
       (lease_owner is not null and lease_expires_at > now()) as leased,
       (extract(epoch from lease_expires_at) * 1000)::float8 as lease_expires_ms,
       (extract(epoch from wake_at) * 1000)::float8 as wake_ms,
-      (extract(epoch from now()) * 1000)::float8 as now_ms
+      (extract(epoch from now()) * 1000)::float8 as now_ms, inbox
     from runs where id = ${runId}`,
   );
   return rows[0] ?? null;
 }
 
-/** Pure decision table for an unclaimable (run_id, seq) message. Delays are measured on the database's clock. */
-export function diagnose(run: RunProbe | null, seq: number): Verdict {
+/**
+ * Pure decision table for an unclaimable (run_id, seq) message of function `fn`.
+ * Delays are measured on the database's clock.
+ */
+export function diagnose(run: RunProbe | null, seq: number, fn?: string): Verdict {
   if (!run) return { action: 'drop', reason: 'run not found' };
+  // Misrouted (a hand-made envelope, a wrong stream): not ours to run or to repair.
+  if (fn !== undefined && run.function !== fn) return { action: 'drop', reason: `run of function "${run.function}", not "${fn}"` };
   if (run.status === 'succeeded' || run.status === 'failed' || run.status === 'cancelled') {
     return { action: 'drop', reason: `run ${run.status}` };
   }

@@ -2,11 +2,20 @@
  * Step protocol, part 4: commit, fenced by the lease, as one statement (so one
  * implicit transaction and one round trip, PgBouncer-friendly).
  *
- * The fence is `lease_owner = $lease and next_seq = $seq and status = 'running'`.
- * A worker that lost its lease (paused past it, partitioned, or the run was
- * cancelled) matches zero rows and none of the CTEs write: its result is discarded.
- * Which failure is worse: a double commit would fork the run's history, a lost
- * commit only re-runs a step whose side effects are deduplicated by run_id:seq.
+ * The fence is `lease_owner = $lease and next_seq = $seq and status = 'running'`,
+ * checked on the run row locked first (FOR UPDATE in `run`). A worker that lost its
+ * lease (paused past it, partitioned, or the run was cancelled) matches zero rows and
+ * none of the CTEs write: its result is discarded. Which failure is worse: a double
+ * commit would fork the run's history, a lost commit only re-runs a step whose side
+ * effects are deduplicated by run_id:seq.
+ *
+ * Writes: the run (next step, status, lease released, claims reset), the step row
+ * and its attempt row (`steps`, `step_attempts`), a checkpoint every K steps, and for
+ * a `wait` the oldest signal of that name in the run's inbox, consumed at once, so
+ * the run goes on instead of waiting. A signal buffered by a delivery that committed
+ * while this statement queued on the lock is invisible here (other tables are read as
+ * they were when the statement began); `runs.inbox`, read from the locked row, says
+ * so, and the caller then runs `resumeFromInbox` (store/signals.ts).
  */
 import { sql } from 'drizzle-orm';
 import type { StepKind } from '../../schema/tables.ts';
@@ -23,6 +32,8 @@ export interface StepUsage {
 export interface CommitInput {
   runId: string;
   seq: number;
+  /** The attempt that produced this result (its `step_attempts` row). */
+  attempt: number;
   leaseOwner: string;
   kind: StepKind;
   patch: Patch;
@@ -37,9 +48,15 @@ export interface CommitInput {
 }
 
 export interface CommitResult {
-  /** Delay before the next step may run (a wait's timeout), or 0. */
+  /** Delay before the next step may run (a wait's timeout), or null. */
   wakeInMs: number | null;
+  /** A wait found its signal in the inbox and took it: the next step runs now. */
+  resumed: boolean;
+  /** Parked, but the inbox holds signals this statement could not see: look again (resumeFromInbox). */
+  recheckInbox: boolean;
 }
+
+const ms = (interval: ReturnType<typeof sql>) => sql`(extract(epoch from ${interval}) * 1000)::int`;
 
 /** Returns null when the fence rejected the commit. */
 export async function commitStep(db: Db, c: CommitInput): Promise<CommitResult | null> {
@@ -50,40 +67,69 @@ export async function commitStep(db: Db, c: CommitInput): Promise<CommitResult |
   const signal = o.type === 'wait' ? o.signal : null;
   const timeoutMs = o.type === 'wait' ? o.timeoutMs : null;
   const snapshot = c.snapshot === null ? null : JSON.stringify(c.snapshot);
-  const rows = await query<{ id: string; wake_in_ms: number | null }>(
+  const rows = await query<{ wake_in_ms: number | null; resumed: boolean; recheck_inbox: boolean }>(
     db,
     sql`
-    with fenced as (
-      update runs set
-        next_seq = ${c.seq} + 1, next_step = ${nextStep}, status = ${status}::run_status,
-        output = ${output}::jsonb, attempt = 1,
+    with run as (
+      select id from runs
+      where id = ${c.runId} and lease_owner = ${c.leaseOwner} and next_seq = ${c.seq} and status = 'running'
+      for update
+    ), pick as (
+      select g.id from signals g, run
+      where g.run_id = run.id and g.seq is null and g.name = ${signal}
+      order by g.id limit 1
+    ), taken as (
+      update signals g set seq = ${c.seq} + 1 from pick where g.id = pick.id and g.seq is null
+      returning g.name, g.payload
+    ), seen as (
+      -- Only a wait looks at the inbox.
+      select count(*)::int as n from signals g, run where ${signal}::text is not null and g.run_id = run.id and g.seq is null
+    ), fenced as (
+      update runs r set
+        next_seq = ${c.seq} + 1, next_step = ${nextStep},
+        status = (case when exists (select 1 from taken) then 'running' else ${status} end)::run_status,
+        output = ${output}::jsonb, attempt = 1, attempt_base = 0, claims = 0,
         lease_owner = null, lease_expires_at = null,
-        wait_signal = ${signal},
-        wake_at = case when ${timeoutMs}::int is null then null else now() + ${timeoutMs}::int * interval '1 millisecond' end,
+        wait_signal = case when exists (select 1 from taken) then null else ${signal} end,
+        wake_at = case when ${timeoutMs}::int is null or exists (select 1 from taken) then null
+          else now() + ${timeoutMs}::int * interval '1 millisecond' end,
+        signal = (select jsonb_build_object('name', name, 'payload', payload, 'timedOut', false) from taken),
+        inbox = r.inbox - (select count(*) from taken)::int,
         updated_at = now(),
         finished_at = case when ${status} = 'succeeded' then now() else null end
-      where id = ${c.runId} and lease_owner = ${c.leaseOwner} and next_seq = ${c.seq} and status = 'running'
-      returning id, (extract(epoch from wake_at - now()) * 1000)::float8 as wake_in_ms
+      from run
+      where r.id = run.id
+      returning (extract(epoch from r.wake_at - now()) * 1000)::float8 as wake_in_ms,
+        r.status = 'running' and ${status} = 'waiting' as resumed,
+        r.status = 'waiting' and r.inbox > (select n from seen) - (select count(*) from taken) as recheck_inbox
     ), step as (
       update steps set
         status = 'succeeded', kind = ${c.kind}::step_kind, patch = ${JSON.stringify(c.patch)}::jsonb, next_step = ${nextStep},
-        model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens},
-        finished_at = now(), duration_ms = (extract(epoch from now() - started_at) * 1000)::int
+        error = null, model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens},
+        finished_at = now(), duration_ms = ${ms(sql`now() - started_at`)}
       where run_id = ${c.runId} and seq = ${c.seq} and exists (select 1 from fenced)
+    ), attempt as (
+      update step_attempts set
+        status = 'succeeded', error = null,
+        model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens},
+        finished_at = now(), duration_ms = ${ms(sql`now() - started_at`)}
+      where run_id = ${c.runId} and seq = ${c.seq} and attempt = ${c.attempt} and exists (select 1 from fenced)
     ), checkpoint as (
       insert into checkpoints (run_id, seq, state)
-      select id, ${c.seq}, ${snapshot}::jsonb from fenced where ${snapshot}::jsonb is not null
+      select ${c.runId}, ${c.seq}, ${snapshot}::jsonb from fenced where ${snapshot}::jsonb is not null
       on conflict (run_id, seq) do update set state = excluded.state, created_at = now()
     )
-    select id, wake_in_ms from fenced`,
+    select wake_in_ms, resumed, recheck_inbox from fenced`,
   );
   const row = rows[0];
-  return row ? { wakeInMs: row.wake_in_ms } : null;
+  return row ? { wakeInMs: row.wake_in_ms, resumed: row.resumed, recheckInbox: row.recheck_inbox } : null;
 }
 
 export interface FailureInput {
   runId: string;
   seq: number;
+  /** The attempt that failed (its `step_attempts` row). */
+  attempt: number;
   leaseOwner: string;
   kind: StepKind | null;
   error: ErrorJson;
@@ -94,15 +140,21 @@ export interface FailureInput {
   runError: ErrorJson & { step: string; seq: number; attempt: number };
 }
 
-/** Records a failed attempt (same fence as commit). Returns false when the fence rejected it. */
+/**
+ * Records a failed attempt (same fence as commit): the step row and the attempt row
+ * keep its error and its token usage (a failed attempt was billed too); the run
+ * schedules the retry or fails. The signal the step resumed with stays on the run,
+ * for the retry. Returns false when the fence rejected it.
+ */
 export async function recordFailure(db: Db, f: FailureInput): Promise<boolean> {
   const willRetry = f.retryInMs !== null;
+  const error = JSON.stringify(f.error);
   const rows = await query<{ id: string }>(
     db,
     sql`
     with fenced as (
       update runs set
-        attempt = attempt + ${willRetry ? 1 : 0},
+        attempt = attempt + ${willRetry ? 1 : 0}, claims = 0,
         status = ${willRetry ? 'running' : 'failed'}::run_status,
         error = ${willRetry ? null : JSON.stringify(f.runError)}::jsonb,
         wake_at = ${willRetry ? sql`now() + ${f.retryInMs}::int * interval '1 millisecond'` : sql`null`},
@@ -112,10 +164,16 @@ export async function recordFailure(db: Db, f: FailureInput): Promise<boolean> {
       returning id
     ), step as (
       update steps set
-        status = 'failed', kind = coalesce(${f.kind}::step_kind, kind), error = ${JSON.stringify(f.error)}::jsonb,
+        status = 'failed', kind = coalesce(${f.kind}::step_kind, kind), error = ${error}::jsonb,
         model = ${f.usage.model}, input_tokens = ${f.usage.inputTokens}, output_tokens = ${f.usage.outputTokens},
-        finished_at = now(), duration_ms = (extract(epoch from now() - started_at) * 1000)::int
+        finished_at = now(), duration_ms = ${ms(sql`now() - started_at`)}
       where run_id = ${f.runId} and seq = ${f.seq} and exists (select 1 from fenced)
+    ), attempt as (
+      update step_attempts set
+        status = 'failed', error = ${error}::jsonb,
+        model = ${f.usage.model}, input_tokens = ${f.usage.inputTokens}, output_tokens = ${f.usage.outputTokens},
+        finished_at = now(), duration_ms = ${ms(sql`now() - started_at`)}
+      where run_id = ${f.runId} and seq = ${f.seq} and attempt = ${f.attempt} and exists (select 1 from fenced)
     )
     select id from fenced`,
   );

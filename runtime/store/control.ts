@@ -1,7 +1,7 @@
 /**
- * Operator actions on a run: cancel, retry, deliver a signal, replay. Each is one
- * statement whose WHERE states the only transition it allows; zero rows means the
- * run was not in a state that allows it, and the caller reports why.
+ * Operator actions on a run: cancel, retry, replay (signals: store/signals.ts). Each
+ * is one statement whose WHERE states the only transition it allows; zero rows means
+ * the run was not in a state that allows it, and the caller reports why.
  */
 import { sql } from 'drizzle-orm';
 import { type Db, query } from '../db/connect.ts';
@@ -12,7 +12,7 @@ export interface Wakeup {
   next_seq: number;
 }
 
-/** Cancels a live run; an in-flight step row is marked failed with code `cancelled`. */
+/** Cancels a live run; an in-flight step (its row and its attempt's) is marked failed with code `cancelled`. */
 export async function cancelRun(db: Db, runId: string): Promise<Wakeup | null> {
   const error = JSON.stringify({ code: 'cancelled', message: 'the run was cancelled' });
   const rows = await query<Wakeup>(
@@ -27,38 +27,30 @@ export async function cancelRun(db: Db, runId: string): Promise<Wakeup | null> {
       update steps set status = 'failed', error = ${error}::jsonb, finished_at = now(),
         duration_ms = (extract(epoch from now() - started_at) * 1000)::int
       where run_id = (select id from target) and status = 'running'
+    ), attempt as (
+      update step_attempts set status = 'failed', error = ${error}::jsonb, finished_at = now(),
+        duration_ms = (extract(epoch from now() - started_at) * 1000)::int
+      where run_id = (select id from target) and status = 'running'
     )
     select * from target`,
   );
   return rows[0] ?? null;
 }
 
-/** Restarts a failed or cancelled run from the step where it stopped, with a fresh attempt count. */
+/**
+ * Restarts a failed or cancelled run from the step where it stopped, with a fresh
+ * budget of attempts. The attempt count goes on (the failed attempts stay in
+ * `step_attempts`, and their numbers stay unique), the signal that step resumed with
+ * is kept, and the crash-loop count starts over.
+ */
 export async function retryRun(db: Db, runId: string): Promise<Wakeup | null> {
+  const lastAttempt = sql`coalesce((select max(a.attempt) from step_attempts a where a.run_id = r.id and a.seq = r.next_seq), r.attempt - 1)`;
   const rows = await query<Wakeup>(
     db,
-    sql`update runs set status = 'running', attempt = 1, error = null, finished_at = null, wake_at = null, updated_at = now()
+    sql`update runs r set status = 'running', attempt = ${lastAttempt} + 1, attempt_base = ${lastAttempt}, claims = 0,
+          error = null, finished_at = null, wake_at = null, updated_at = now()
         where id = ${runId} and status in ('failed', 'cancelled') and next_step is not null
         returning id, function, next_seq`,
-  );
-  return rows[0] ?? null;
-}
-
-/** Delivers `name` to a run waiting for it; the payload is read by the step that resumes. */
-export async function deliverSignal(db: Db, runId: string, name: string, payload: unknown): Promise<Wakeup | null> {
-  const rows = await query<Wakeup>(
-    db,
-    sql`
-    with target as (
-      update runs set status = 'running', wait_signal = null, wake_at = null, updated_at = now()
-      where id = ${runId} and status = 'waiting' and wait_signal = ${name}
-      returning id, function, next_seq
-    ), delivered as (
-      insert into signals (run_id, seq, name, payload)
-      select id, next_seq, ${name}, ${JSON.stringify(payload ?? null)}::jsonb from target
-      on conflict (run_id, seq) do update set name = excluded.name, payload = excluded.payload, created_at = now()
-    )
-    select * from target`,
   );
   return rows[0] ?? null;
 }
@@ -78,10 +70,13 @@ export async function replayRun(
     const rows = await query<Wakeup>(
       t,
       sql`
-      insert into runs (id, function, tenant, input, next_step, next_seq, replay_of)
+      insert into runs (id, function, tenant, input, next_step, next_seq, replay_of, signal)
       select r.id_new, o.function, o.tenant, o.input,
         case when ${fromSeq}::int = 0 then ${r.startStep} else (select name from steps where run_id = o.id and seq = ${fromSeq}) end,
-        ${fromSeq}, o.id
+        ${fromSeq}, o.id,
+        -- The step replayed first resumes with the signal it received the first time.
+        (select jsonb_build_object('name', g.name, 'payload', g.payload, 'timedOut', false) from signals g
+          where g.run_id = o.id and g.seq = ${fromSeq} and ${fromSeq}::int > 0)
       from runs o, (select ${newId}::uuid as id_new) r
       where o.id = ${runId}
       returning id, function, next_seq`,
@@ -95,11 +90,18 @@ export async function replayRun(
                input_tokens, output_tokens, started_at, finished_at, duration_ms
         from steps where run_id = ${runId} and seq < ${fromSeq}`);
       await t.execute(sql`
+        insert into step_attempts (run_id, seq, attempt, status, error, worker, model, input_tokens, output_tokens,
+                                   started_at, finished_at, duration_ms)
+        select ${newId}, seq, attempt, status, error, worker, model, input_tokens, output_tokens,
+               started_at, finished_at, duration_ms
+        from step_attempts where run_id = ${runId} and seq < ${fromSeq}`);
+      await t.execute(sql`
         insert into checkpoints (run_id, seq, state)
         select ${newId}, seq, state from checkpoints where run_id = ${runId} and seq < ${fromSeq}`);
       await t.execute(sql`
-        insert into signals (run_id, seq, name, payload)
-        select ${newId}, seq, name, payload from signals where run_id = ${runId} and seq <= ${fromSeq}`);
+        insert into signals (run_id, seq, name, payload, created_at)
+        select ${newId}, seq, name, payload, created_at from signals
+        where run_id = ${runId} and seq <= ${fromSeq} order by id`);
     }
     return rows[0];
   });

@@ -16,11 +16,14 @@ export async function heartbeat(db: Db, runId: string, leaseOwner: string, lease
   return rows.length > 0;
 }
 
-/** Gives the lease up so another worker can claim the step at once. */
+/**
+ * Gives the lease up so another worker can claim the step at once. A step handed
+ * back is not a crashed claim, so it does not count towards a crash loop.
+ */
 export async function releaseLease(db: Db, runId: string, leaseOwner: string): Promise<boolean> {
   const rows = await query<{ id: string }>(
     db,
-    sql`update runs set lease_owner = null, lease_expires_at = null, updated_at = now()
+    sql`update runs set lease_owner = null, lease_expires_at = null, claims = greatest(claims - 1, 0), updated_at = now()
         where id = ${runId} and lease_owner = ${leaseOwner}
         returning id`,
   );

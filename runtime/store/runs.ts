@@ -1,8 +1,8 @@
 /**
- * Creating and reading runs (README: tables `runs` and `steps`).
+ * Creating and reading runs (README: tables `runs`, `steps` and `step_attempts`).
  */
 import { and, asc, desc, eq, lt, sql } from 'drizzle-orm';
-import { type Run, type RunStatus, type Step, runs, steps } from '../../schema/tables.ts';
+import { type Run, type RunStatus, type Step, type StepAttempt, runs, stepAttempts, steps } from '../../schema/tables.ts';
 import { type Db, query } from '../db/connect.ts';
 
 export interface NewRun {
@@ -50,6 +50,8 @@ export async function createRun(db: Db, r: NewRun): Promise<CreateRunResult> {
 export interface RunWithSteps {
   run: Run;
   steps: Step[];
+  /** Every attempt of every step, by seq then attempt. */
+  attempts: StepAttempt[];
 }
 
 export async function getRun(db: Db, id: string): Promise<Run | null> {
@@ -60,8 +62,11 @@ export async function getRun(db: Db, id: string): Promise<Run | null> {
 export async function getRunWithSteps(db: Db, id: string): Promise<RunWithSteps | null> {
   const run = await getRun(db, id);
   if (!run) return null;
-  const rows = await db.select().from(steps).where(eq(steps.runId, id)).orderBy(asc(steps.seq));
-  return { run, steps: rows };
+  const [rows, attempts] = await Promise.all([
+    db.select().from(steps).where(eq(steps.runId, id)).orderBy(asc(steps.seq)),
+    db.select().from(stepAttempts).where(eq(stepAttempts.runId, id)).orderBy(asc(stepAttempts.seq), asc(stepAttempts.attempt)),
+  ]);
+  return { run, steps: rows, attempts };
 }
 
 export interface ListRunsFilter {
@@ -99,10 +104,11 @@ export function runView(r: RunWithSteps) {
     createdAt: run.createdAt,
     updatedAt: run.updatedAt,
     finishedAt: run.finishedAt,
-    steps: r.steps.map(stepView),
+    steps: r.steps.map((s) => ({ ...stepView(s), attempts: r.attempts.filter((a) => a.seq === s.seq).map(attemptView) })),
   };
 }
 
+/** A step as its latest attempt left it. */
 export function stepView(s: Step) {
   return {
     seq: s.seq,
@@ -116,6 +122,20 @@ export function stepView(s: Step) {
     nextStep: s.nextStep,
     error: s.error,
     usage: s.model ? { model: s.model, inputTokens: s.inputTokens, outputTokens: s.outputTokens } : null,
+  };
+}
+
+/** One attempt of a step (a `step_attempts` row). */
+export function attemptView(a: StepAttempt) {
+  return {
+    attempt: a.attempt,
+    status: a.status,
+    worker: a.worker,
+    durationMs: a.durationMs,
+    startedAt: a.startedAt,
+    finishedAt: a.finishedAt,
+    error: a.error,
+    usage: a.model ? { model: a.model, inputTokens: a.inputTokens, outputTokens: a.outputTokens } : null,
   };
 }
 

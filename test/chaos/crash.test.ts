@@ -1,7 +1,7 @@
 /**
  * Crash mid-step: 50 reviews on 3 worker processes while workers keep dying.
  * Every ~300 ms the test SIGKILLs a random worker and starts a replacement; the
- * replacements also arm fault points in turn (BATON_FAULTS), so some die by their
+ * replacements also arm fault points in turn (BATON_FAULTS with BATON_TEST_HOOKS=1), so some die by their
  * own hand exactly during a call, after the tool call and before the commit, or
  * after the commit and before the publish. The kills go on until there have been at
  * least 20 and every one of those moments has been hit; then the runs must finish.
@@ -37,7 +37,9 @@ test('crash mid-step: workers SIGKILLed at every moment of a step, nothing lost,
   const defer = teardown(tc);
   const t = await startTestPlatform({ worker: false, llm: { delayMs: [200, 800] } });
   defer(() => t.close());
-  const env = { ...t.env, BATON_LEASE_MS: '1000' };
+  // This test kills the workers that hold steps, again and again: the same step may die with its
+  // worker more often than a crash loop takes (BATON_MAX_CLAIMS, proven in chaos/crash-loop), and must still finish.
+  const env = { ...t.env, BATON_LEASE_MS: '1000', BATON_MAX_CLAIMS: '1000' };
 
   const all: BatonProcess[] = [];
   defer(() => stopAll(all));
@@ -56,7 +58,7 @@ test('crash mid-step: workers SIGKILLed at every moment of a step, nothing lost,
   async function spawnWorker(): Promise<void> {
     const n = ++spawned;
     const faults = chaos && n > WORKERS ? FAULTS[(n - WORKERS - 1) % FAULTS.length] : '';
-    const w = spawnBaton('worker', { ...env, BATON_FAULTS: faults }, `crash${n}`);
+    const w = spawnBaton('worker', { ...env, BATON_FAULTS: faults, BATON_TEST_HOOKS: '1' }, `crash${n}`);
     all.push(w);
     if (faults) armed.add(w);
     void w.exited.then(() => {

@@ -2,7 +2,8 @@
  * Retries and dead ends on worker processes: a step failing twice then succeeding
  * ends `succeeded` with attempt 3 (a worker is SIGKILLed while its retry waits in
  * the delayed set: the other worker's mover promotes it); a step always failing ends
- * `failed` after its maxAttempts with the error stored, and retry restarts it.
+ * `failed` after its maxAttempts with the error stored, and retry restarts it as
+ * attempt 4, keeping the failed attempts.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -44,8 +45,12 @@ test('retries and dead ends on worker processes', { timeout: 120_000 }, async (t
   const ok = await waitForRun(t.p, twice, undefined, 30_000);
   assert.equal(ok.run.status, 'succeeded');
   const wobble = ok.steps[1];
-  assert.deepEqual([wobble.name, wobble.status, wobble.attempt], ['wobble', 'succeeded', 3]);
-  assert.equal((wobble.error as { attempt: number }).attempt, 2, 'the last error is kept');
+  assert.deepEqual([wobble.name, wobble.status, wobble.attempt, wobble.error], ['wobble', 'succeeded', 3, null]);
+  assert.deepEqual(
+    ok.attempts.filter((a) => a.seq === 1).map((a) => [a.attempt, a.status, (a.error as { attempt?: number } | null)?.attempt ?? null]),
+    [[1, 'failed', 1], [2, 'failed', 2], [3, 'succeeded', null]],
+    'every attempt is kept, with its error',
+  );
 
   const dead = await waitForRun(t.p, always, undefined, 30_000);
   assert.equal(dead.run.status, 'failed');
@@ -59,7 +64,8 @@ test('retries and dead ends on worker processes', { timeout: 120_000 }, async (t
   assert.equal(res.status, 202);
   const retried = await waitForRun(t.p, always, undefined, 30_000);
   assert.equal(retried.run.status, 'succeeded');
-  assert.deepEqual(retried.steps.map((s) => [s.name, s.status, s.attempt]), [['first', 'succeeded', 1], ['wobble', 'succeeded', 1]]);
+  assert.deepEqual(retried.steps.map((s) => [s.name, s.status, s.attempt]), [['first', 'succeeded', 1], ['wobble', 'succeeded', 4]]);
+  assert.deepEqual(retried.attempts.filter((a) => a.seq === 1).map((a) => a.status), ['failed', 'failed', 'failed', 'succeeded'], 'the retry erased no failure');
   console.log(
     'retries: "twice" succeeded on attempt 3 (a worker SIGKILLed during its backoff); ' +
       `"always" failed after 3 attempts with "${error.message}", then POST /retry restarted it from "wobble" and it succeeded`,

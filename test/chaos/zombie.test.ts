@@ -41,7 +41,7 @@ test('zombie: a worker thawed after losing its lease cannot overwrite the new ow
   const FENCED = /fence rejected the write/;
 
   // Scene 1: frozen at the commit; the fence is the only thing in the way.
-  const a = await start('A', { BATON_FAULTS: 'before-commit=stop' });
+  const a = await start('A', { BATON_FAULTS: 'before-commit=stop', BATON_TEST_HOOKS: '1' });
   const first = await trigger(t.api, 'zombie', { label: 'one' });
   await a.waitForLine(/"fault":"before-commit","signal":"SIGSTOP"/);
   const b = await start('B');

@@ -265,13 +265,16 @@ describe('against a running API', () => {
     const run = await cli(['run', 'approval'], { env });
     const id = run.stdout.trim();
     await waitForRun(t.p, id, ['waiting']);
-    const wrong = await cli(['signal', id, 'reject'], { env });
-    assert.equal(wrong.code, 1);
-    assert.match(wrong.stderr, /run_not_waiting: .* it waits for "approve"/);
+    const early = await cli(['signal', id, 'reject'], { env });
+    assert.equal(early.code, 0, early.stderr);
+    assert.match(early.stderr, new RegExp(`kept signal "reject" in the inbox of run ${id}: no step waits for it yet`));
     const sent = await cli(['signal', id, 'approve', '{"ok": true, "by": "ana"}', '--follow'], { env });
     assert.equal(sent.code, 0, sent.stderr);
     assert.match(sent.stderr, new RegExp(`delivered signal "approve" to run ${id}`));
     assert.deepEqual(JSON.parse(sent.stdout), { change: 'raise the rate limit', approved: { ok: true, by: 'ana' } });
+    const late = await cli(['signal', id, 'approve'], { env });
+    assert.equal(late.code, 1);
+    assert.match(late.stderr, /run_finished: run \S+ is succeeded: it takes no more signals/);
   });
 
   test('a worker whose functions call tool servers with no URL, or that has no signing key, says so loudly at start', async (tc) => {

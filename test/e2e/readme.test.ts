@@ -165,7 +165,7 @@ describe('blocks that need npm start', () => {
         assert.match(output, new RegExp(`"id":"${created[1]}","function":"pr-review","status":"(running|queued|succeeded)"`));
         assert.match(output, /^event: run\.finished$/m);
         assert.match(output, /"replayOf":"/);
-        assert.match(output, /"code":"run_not_waiting"/, 'the signal to a run that does not wait is refused, in JSON');
+        assert.match(output, /"code":"run_finished"/, 'the signal to a finished run is refused, in JSON');
       }
     });
   }

@@ -2,7 +2,8 @@
  * An OpenAI-compatible stub (POST /v1/chat/completions, JSON and SSE streaming) for
  * tests: the real @ai-sdk/openai provider talks to it over real HTTP. Each call's
  * answer comes from `reply` (default: echo the last user message's first line);
- * `delayMs` makes it slow, `failFirst` makes the first N calls answer 500.
+ * `delayMs` makes it slow, `failFirst` makes the first N calls answer 500, and `fail`
+ * answers any call with the HTTP error it returns (429 with Retry-After, 401, …).
  */
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
@@ -18,6 +19,13 @@ export interface ChatRequest {
 
 export type StubReply = string | { toolCalls: Array<{ name: string; arguments: Record<string, unknown> }> };
 
+/** An error answer: the status, its headers (e.g. `retry-after`) and the message in the body. */
+export interface StubFailure {
+  status: number;
+  headers?: Record<string, string>;
+  message?: string;
+}
+
 export interface LlmStubOptions {
   reply?: (req: ChatRequest, call: number) => StubReply;
   /** Fixed delay, or [min, max] uniformly, or per call (1-based), before answering (ms). */
@@ -25,6 +33,8 @@ export interface LlmStubOptions {
   /** Awaited after the delay, before answering: lets a test hold a call until it says so. */
   gate?: (call: number, req: ChatRequest) => Promise<void> | void;
   failFirst?: number;
+  /** Per call (1-based): answer with this error instead, or undefined to answer normally. */
+  fail?: (call: number, req: ChatRequest) => StubFailure | undefined;
   /** Pause between streamed chunks (ms), so a client sees the tokens arrive over time. */
   chunkDelayMs?: number;
 }
@@ -76,6 +86,11 @@ export async function startLlmStub(opts: LlmStubOptions = {}): Promise<LlmStub> 
     }
     if (signal.aborted) return c.body(null, 499 as never);
     if (opts.failFirst && n <= opts.failFirst) return c.json({ error: { message: 'stub failure', type: 'server_error' } }, 500);
+    const failure = opts.fail?.(n, req);
+    if (failure) {
+      const body = { error: { message: failure.message ?? `stub answered ${failure.status}`, type: 'stub_error' } };
+      return c.json(body, failure.status as 400, failure.headers ?? {});
+    }
     const reply = opts.reply?.(req, n) ?? `stub answer: ${lastUserText(req).split('\n')[0].slice(0, 80)}`;
     const usage = { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 };
     const id = `chatcmpl-${n}`;

@@ -119,7 +119,7 @@ describe('runs', () => {
     await waitForRun(t.p, id);
     await expectError(await t.api.request(`/v1/runs/${id}/cancel`, { method: 'POST' }), 409, 'run_finished');
     await expectError(await t.api.request(`/v1/runs/${id}/retry`, { method: 'POST' }), 409, 'run_not_failed');
-    await expectError(await post(`/v1/runs/${id}/signals/approve`, '{}'), 409, 'run_not_waiting');
+    await expectError(await post(`/v1/runs/${id}/signals/approve`, '{}'), 409, 'run_finished');
     await expectError(await post(`/v1/runs/${id}/signals/bad%20name`, '{}'), 400, 'invalid_request');
     await expectError(await post(`/v1/runs/${id}/replay`, JSON.stringify({ fromSeq: 'two' })), 400, 'invalid_request');
     await expectError(await post(`/v1/runs/${id}/replay`, JSON.stringify({ fromSeq: 9 })), 400, 'invalid_request');

@@ -121,7 +121,7 @@ test('reclaim: a message left by a dead consumer runs again once the lease has e
   const id = await trigger(t.api, 'relay', {});
   // The dead consumer read the message and claimed the step, then vanished.
   const [d] = await t.p.queue.read(['relay'], 'dead', 10, 500);
-  const claimed = await claimStep(t.p.db, { runId: id, seq: d.message.seq, leaseOwner: 'dead/1', worker: 'dead', leaseMs: 600 });
+  const claimed = await claimStep(t.p.db, { runId: id, function: 'relay', seq: d.message.seq, leaseOwner: 'dead/1', worker: 'dead', leaseMs: 600 });
   assert.ok(claimed);
 
   const worker = await startWorker(t.p);
@@ -159,18 +159,18 @@ test('the fence: a worker that lost its lease cannot commit over the new owner',
   const t = await startTestPlatform({ functions: registryOf(agent), tools: false, llm: 'offline', worker: false });
   tc.after(() => t.close());
   const id = await trigger(t.api, 'relay', {});
-  const base = { runId: id, seq: 0, worker: 'w', leaseMs: 200 };
+  const base = { runId: id, function: 'relay', seq: 0, worker: 'w', leaseMs: 200 };
   assert.ok(await claimStep(t.p.db, { ...base, leaseOwner: 'zombie/1' }));
   assert.equal(await claimStep(t.p.db, { ...base, leaseOwner: 'other/1' }), null, 'the lease is live');
   // Once the zombie's lease has run out, another claimer takes the step over.
   await waitFor(() => claimStep(t.p.db, { ...base, leaseOwner: 'other/1', leaseMs: 5000 }), 'the lease to expire', 5000);
   const commit = (leaseOwner: string, by: string) =>
     commitStep(t.p.db, {
-      runId: id, seq: 0, leaseOwner, kind: 'compute', patch: { by }, usage: { model: null, inputTokens: null, outputTokens: null },
+      runId: id, seq: 0, attempt: 1, leaseOwner, kind: 'compute', patch: { by }, usage: { model: null, inputTokens: null, outputTokens: null },
       outcome: { type: 'next', step: 'b' }, snapshot: null,
     });
   assert.equal(await commit('zombie/1', 'zombie'), null, 'the zombie is fenced out');
-  assert.deepEqual(await commit('other/1', 'other'), { wakeInMs: null });
+  assert.ok(await commit('other/1', 'other'), 'the new owner commits');
   const { run, steps } = await waitForRun(t.p, id, ['running']);
   assert.equal(run.nextSeq, 1);
   assert.deepEqual(steps[0].patch, { by: 'other' });

@@ -42,18 +42,18 @@ after(() => t.close());
 
 test('a step failing twice then succeeding ends succeeded on attempt 3, its errors visible', async () => {
   const id = await trigger(t.api, 'flaky', { mode: 'twice' });
-  const { run, steps } = await waitForRun(t.p, id);
+  const { run, steps, attempts } = await waitForRun(t.p, id);
   assert.equal(run.status, 'succeeded');
   assert.deepEqual(run.output, { attempt: 3 });
   const wobble = steps[1];
-  assert.equal(wobble.status, 'succeeded');
-  assert.equal(wobble.attempt, 3);
-  // The last failed attempt's error is kept on the row.
+  assert.deepEqual([wobble.status, wobble.attempt, wobble.error], ['succeeded', 3, null], 'the step row shows the latest attempt');
+  // Each failed attempt's error is kept on its own row.
+  const failed = attempts.filter((a) => a.seq === 1 && a.status === 'failed');
   assert.deepEqual(
-    { code: (wobble.error as { code: string }).code, attempt: (wobble.error as { attempt: number }).attempt },
-    { code: 'step_error', attempt: 2 },
+    failed.map((a) => [a.attempt, (a.error as { code: string }).code, (a.error as { attempt: number }).attempt]),
+    [[1, 'step_error', 1], [2, 'step_error', 2]],
   );
-  assert.match((wobble.error as { message: string }).message, /attempt 2/);
+  assert.match((failed[1].error as { message: string }).message, /attempt 2/);
 });
 
 test('a step always failing ends failed after its own maxAttempts; retry restarts it from that step', async () => {
@@ -72,9 +72,10 @@ test('a step always failing ends failed after its own maxAttempts; retry restart
   const retried = await waitForRun(t.p, id);
   assert.equal(retried.run.status, 'succeeded');
   assert.equal(retried.run.error, null);
-  assert.deepEqual(retried.run.output, { attempt: 1 });
+  assert.deepEqual(retried.run.output, { attempt: 4 }, 'the attempt count goes on after the failed ones');
   // Restarted from the failed step: the first step did not run again.
-  assert.deepEqual(retried.steps.map((s) => [s.seq, s.name, s.status, s.attempt]), [[0, 'first', 'succeeded', 1], [1, 'wobble', 'succeeded', 1]]);
+  assert.deepEqual(retried.steps.map((s) => [s.seq, s.name, s.status, s.attempt]), [[0, 'first', 'succeeded', 1], [1, 'wobble', 'succeeded', 4]]);
+  assert.deepEqual(retried.attempts.filter((a) => a.seq === 1).map((a) => a.status), ['failed', 'failed', 'failed', 'succeeded'], 'the failures stay');
 
   const again = await t.api.request(`/v1/runs/${id}/retry`, { method: 'POST' });
   assert.equal(again.status, 409, 'only a failed or cancelled run can be retried');
