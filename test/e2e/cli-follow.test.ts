@@ -59,8 +59,8 @@ test('on a terminal: the step in progress with its elapsed time, the tokens as t
   assert.ok(done > at, 'the step completes after its tokens');
   // Streamed, not printed at the end: the status line was redrawn between the first word and the last.
   assert.match(screen.slice(screen.indexOf(words[0]), at), /[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] +1 review/);
-  assert.match(screen, /✓ +0 fetch_diff +tool +\d+ ms/);
-  assert.match(screen, /✓ +2 post +tool +\d+ ms/);
+  assert.match(screen, /✓ +0 fetch_diff +tool +(?:\d+ ms|\d+\.\d s|\d+ min \d+ s)/);
+  assert.match(screen, /✓ +2 post +tool +(?:\d+ ms|\d+\.\d s|\d+ min \d+ s)/);
   assert.match(screen, /run succeeded: 3 steps, 3 attempts, 11 input \+ 7 output tokens, [\d.]+ s/);
 });
 
@@ -71,9 +71,9 @@ test('in a pipe: plain lines, no terminal codes, no streamed text; the same summ
   assert.doesNotMatch(r.stderr, /never validated/, 'no streamed tokens in a log');
   const lines = r.stderr.trim().split('\n');
   assert.match(lines[0], /^accepted in [\d.]+ ms: http:\/\/127\.0\.0\.1:\d+\/v1\/runs\/\S+$/);
-  assert.match(lines[1], /^ {2}✓ {2}0 fetch_diff +tool +\d+ ms$/);
+  assert.match(lines[1], /^ {2}✓ {2}0 fetch_diff +tool +(?:\d+ ms|\d+\.\d s|\d+ min \d+ s)$/);
   assert.match(lines[2], /^ {2}✓ {2}1 review +llm +\d+\.\d s$/);
-  assert.match(lines[3], /^ {2}✓ {2}2 post +tool +\d+ ms$/);
+  assert.match(lines[3], /^ {2}✓ {2}2 post +tool +(?:\d+ ms|\d+\.\d s|\d+ min \d+ s)$/);
   assert.match(lines[4], /^run succeeded: 3 steps, 3 attempts, 11 input \+ 7 output tokens, [\d.]+ s$/);
   const [id, ...output] = r.stdout.split('\n');
   assert.match(id, /^[0-9a-f-]{36}$/);

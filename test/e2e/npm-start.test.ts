@@ -57,10 +57,10 @@ test('npm start runs the demo to completion on the embedded default, keeps its r
   assert.match(first.out, /embedded PGlite/);
   assert.match(first.out, /offline model baton-offline/);
   assert.match(first.out, /curl -sS -X POST http:\/\/127\.0\.0\.1:\d+\/v1\/functions\/pr-review\/runs/);
-  assert.match(first.out, /✓ +0 fetch_diff +tool +\d+ ms/);
-  assert.match(first.out, /✓ +1 review +llm +\d+ ms/);
-  assert.match(first.out, /✓ +2 post +tool +\d+ ms/);
-  assert.match(first.out, /Run succeeded in \d+ ms/);
+  assert.match(first.out, /✓ +0 fetch_diff +tool +(?:\d+ ms|\d+\.\d s|\d+ min \d+ s)/);
+  assert.match(first.out, /✓ +1 review +llm +(?:\d+ ms|\d+\.\d s|\d+ min \d+ s)/);
+  assert.match(first.out, /✓ +2 post +tool +(?:\d+ ms|\d+\.\d s|\d+ min \d+ s)/);
+  assert.match(first.out, /Run succeeded in (?:\d+ ms|\d+\.\d s|\d+ min \d+ s)/);
   assert.match(first.out, /reviewed by the offline model baton-offline/);
   assert.ok(fs.existsSync(path.join(dir, '.baton/pgdata')), 'the database lives under .baton/');
 

@@ -82,7 +82,7 @@ test('npx baton in the installed project: --help, and dev --once runs its own fu
   assert.match(dev.stdout, /database +\S+\/my-agents\/\.baton\/pgdata \(embedded PGlite\)/);
   assert.match(dev.stdout, /✓ +0 greet +llm/);
   assert.match(dev.stdout, /✓ +1 finish +compute/);
-  assert.match(dev.stdout, /Run succeeded in \d+ ms/);
+  assert.match(dev.stdout, /Run succeeded in (?:\d+ ms|\d+\.\d s|\d+ min \d+ s)/);
   assert.match(dev.stdout, /greeting: .*Greet world/);
 });
 
