@@ -3,7 +3,8 @@
  */
 import { and, asc, desc, eq, lt, sql } from 'drizzle-orm';
 import { type Run, type RunStatus, type Step, type StepAttempt, runs, stepAttempts, steps } from '../../schema/tables.ts';
-import { type Db, query, queryPrepared } from '../db/connect.ts';
+import { type Db, query } from '../db/connect.ts';
+import { insertRun } from './run-inserts.ts';
 
 export interface NewRun {
   id: string;
@@ -27,15 +28,16 @@ export type CreateRunResult =
  */
 export async function createRun(db: Db, r: NewRun): Promise<CreateRunResult> {
   const input = JSON.stringify(r.input);
-  const inserted = await queryPrepared<{ id: string }>(
-    db,
-    'baton_run_insert',
-    sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of)
-        values (${r.id}, ${r.function}, ${r.tenant}, ${input}::jsonb, ${r.start}, ${r.idempotencyKey ?? null}, ${r.replayOf ?? null})
-        on conflict do nothing
-        returning id`,
-  );
-  if (inserted[0]) return { created: true, id: inserted[0].id };
+  const inserted = await insertRun(db, {
+    id: r.id,
+    function: r.function,
+    tenant: r.tenant,
+    input,
+    next_step: r.start,
+    idempotency_key: r.idempotencyKey ?? null,
+    replay_of: r.replayOf ?? null,
+  });
+  if (inserted) return { created: true, id: r.id };
   const [existing] = await query<{ id: string; same: boolean; status: RunStatus }>(
     db,
     sql`select id, input = ${input}::jsonb as same, status::text as status from runs
