@@ -3,7 +3,7 @@
  */
 import { and, asc, desc, eq, lt, sql } from 'drizzle-orm';
 import { type Run, type RunStatus, type Step, type StepAttempt, runs, stepAttempts, steps } from '../../schema/tables.ts';
-import { type Db, query } from '../db/connect.ts';
+import { type Db, query, queryPrepared } from '../db/connect.ts';
 
 export interface NewRun {
   id: string;
@@ -27,8 +27,9 @@ export type CreateRunResult =
  */
 export async function createRun(db: Db, r: NewRun): Promise<CreateRunResult> {
   const input = JSON.stringify(r.input);
-  const inserted = await query<{ id: string }>(
+  const inserted = await queryPrepared<{ id: string }>(
     db,
+    'baton_run_insert',
     sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of)
         values (${r.id}, ${r.function}, ${r.tenant}, ${input}::jsonb, ${r.start}, ${r.idempotencyKey ?? null}, ${r.replayOf ?? null})
         on conflict do nothing
