@@ -10,6 +10,7 @@ import { createLlmClient } from '../llm/client.ts';
 import type { StepUsage } from '../store/commit.ts';
 import type { ClaimedStep } from '../store/claim.ts';
 import type { Platform } from '../platform.ts';
+import { noteUsage, traceToolCall } from '../tracing.ts';
 import { faultPoint } from './fault-points.ts';
 
 export interface StepRecorder {
@@ -50,6 +51,7 @@ export function createStepContext(
     },
     onUsage: (usage, modelId) => {
       recorder.usage = { model: modelId, inputTokens: usage.inputTokens ?? null, outputTokens: usage.outputTokens ?? null };
+      noteUsage(modelId, usage.inputTokens, usage.outputTokens);
       if (usage.inputTokens) p.metrics.tokens.inc({ function: agent.name, model: modelId, direction: 'input' }, usage.inputTokens);
       if (usage.outputTokens) p.metrics.tokens.inc({ function: agent.name, model: modelId, direction: 'output' }, usage.outputTokens);
     },
@@ -71,17 +73,19 @@ export function createStepContext(
     async tool<T>(name: string, args: Record<string, unknown> = {}): Promise<T> {
       beforeCall('tool', name);
       faultPoint('during-call', where);
-      const result = await p.tools.call({
-        runId: claimed.runId,
-        seq: claimed.seq,
-        attempt: claimed.attempt,
-        function: agent.name,
-        scopes: agent.tools,
-        name,
-        args,
-        abortSignal,
-        deadline,
-      });
+      const result = await traceToolCall(name, where, () =>
+        p.tools.call({
+          runId: claimed.runId,
+          seq: claimed.seq,
+          attempt: claimed.attempt,
+          function: agent.name,
+          scopes: agent.tools,
+          name,
+          args,
+          abortSignal,
+          deadline,
+        }),
+      );
       faultPoint('after-call', where);
       return result as T;
     },

@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { callerOf, createToolServerApp, isMain, toolServerEnv } from '../lib/server.ts';
+import { startTracing } from '../lib/tracing.ts';
 import { serveTool } from '../lib/shutdown.ts';
 import { createGitHubClient, type GitHubClient, type GitHubComment, type RepoRef } from './client.ts';
 
@@ -133,6 +134,7 @@ export function githubEnv(env: NodeJS.ProcessEnv = process.env): { apiUrl: strin
 }
 
 if (isMain(import.meta.url)) {
+  await startTracing('baton-tool-github');
   const env = toolServerEnv();
   const gh = githubEnv();
   const app = createToolServerApp({

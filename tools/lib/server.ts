@@ -16,6 +16,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { type CapabilityClaims, loadPublicKeys, verifyCapability } from './capability.ts';
+import { mcpSpans } from './mcp-span.ts';
 
 export const IDEMPOTENCY_META_KEY = 'baton/idempotency-key';
 
@@ -77,6 +78,8 @@ export function createToolServerApp(opts: ToolServerOptions): Hono {
     return reason ? c.json({ ok: false, server: opts.name, reason }, 503) : c.json({ ok: true, server: opts.name });
   });
 
+  // First, so a refused request shows in the caller's trace too.
+  app.use('/mcp', mcpSpans(opts.name));
   app.use('/mcp', bodyLimit({ maxSize: MAX_REQUEST_BYTES, onError: () => deny(413, `the request is over ${MAX_REQUEST_BYTES} bytes`) }));
   app.all('/mcp', async (c) => {
     const host = (c.req.header('host') ?? '').toLowerCase().replace(/:\d+$/, '');

@@ -8,6 +8,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { callerOf, createToolServerApp, isMain, toolServerEnv } from '../lib/server.ts';
+import { startTracing } from '../lib/tracing.ts';
 import { serveTool } from '../lib/shutdown.ts';
 import { type Comment, type CommentStore, createCommentStore } from './store.ts';
 
@@ -100,6 +101,7 @@ export function registerReviewTools(store: CommentStore) {
 }
 
 if (isMain(import.meta.url)) {
+  await startTracing('baton-tool-review');
   const env = toolServerEnv();
   const store = createCommentStore(process.env.REVIEW_STORE_FILE);
   const app = createToolServerApp({
