@@ -5,6 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import * as v from 'valibot';
+import { type PriceTable, parsePrices } from './llm/prices.ts';
 
 const int = (fallback: number, min = 0) =>
   v.optional(
@@ -47,6 +48,9 @@ const EnvSchema = v.object({
   BATON_TEST_HOOKS: text(),
   BATON_METRICS_PORT: v.optional(v.union([v.literal('off'), v.pipe(v.string(), v.trim(), v.regex(/^\d{1,5}$/, 'must be a port number or "off"'), v.transform(Number), v.maxValue(65_535))])),
   BATON_METRICS_HOST: textOr('127.0.0.1'),
+  BATON_PRICES: text(),
+  // 32 characters at least: `baton deploy` makes 256 random bits (43 base64url characters).
+  BATON_INVOKE_TOKEN: v.optional(v.pipe(v.string(), v.minLength(32, 'must be at least 32 characters (make one with `openssl rand -base64 32`)'))),
 });
 
 export interface Config {
@@ -88,8 +92,12 @@ export interface Config {
   faults: string | undefined;
   /** BATON_TEST_HOOKS=1: this process may arm test-only hooks (fault points). */
   testHooks: boolean;
+  /** Knative mode: the secret dispatchers send to function pods (`Authorization: Bearer`); unset → invocations are refused. */
+  invokeToken: string | undefined;
   /** Where Prometheus scrapes this process (`/metrics`), off the public API port. */
   metrics: { port: number; host: string; enabled: boolean; portGiven: boolean };
+  /** Model prices (built-in table + BATON_PRICES): each LLM step's cost_usd. */
+  prices: PriceTable;
 }
 
 export const DEFAULT_METRICS_PORT = 9464;
@@ -107,6 +115,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const heartbeatMs = e.BATON_HEARTBEAT_MS ? Number(e.BATON_HEARTBEAT_MS) : Math.max(50, Math.floor(leaseMs / 3));
   if (!Number.isFinite(heartbeatMs) || heartbeatMs <= 0 || heartbeatMs >= leaseMs) {
     throw new Error('invalid environment: BATON_HEARTBEAT_MS must be a positive number below BATON_LEASE_MS');
+  }
+  let prices: PriceTable;
+  try {
+    prices = parsePrices(e.BATON_PRICES);
+  } catch (err) {
+    throw new Error(`invalid environment: ${(err as Error).message}`, { cause: err });
   }
   return {
     port: e.PORT,
@@ -142,12 +156,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     revision: e.BATON_REVISION ?? env.K_REVISION,
     faults: e.BATON_FAULTS,
     testHooks: e.BATON_TEST_HOOKS === '1',
+    invokeToken: e.BATON_INVOKE_TOKEN,
     metrics: {
       port: typeof e.BATON_METRICS_PORT === 'number' ? e.BATON_METRICS_PORT : DEFAULT_METRICS_PORT,
       host: e.BATON_METRICS_HOST,
       enabled: e.BATON_METRICS_PORT !== 'off',
       portGiven: e.BATON_METRICS_PORT !== undefined,
     },
+    prices,
     ...overrides,
   };
 }

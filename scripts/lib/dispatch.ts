@@ -11,6 +11,7 @@
  */
 import type { StepOutcome } from '../../runtime/engine/execute-step.ts';
 import { BatonError } from '../../runtime/errors.ts';
+import { invokeHeaders } from '../../runtime/api/invoke-auth.ts';
 import type { Platform } from '../../runtime/platform.ts';
 import type { Delivery } from '../../runtime/queue/queue.ts';
 import { runRevision } from '../../runtime/store/revision.ts';
@@ -25,11 +26,15 @@ export interface DispatchOptions {
   pinned?: string | undefined;
   /** Longest a step may take, plus the claim and commit around it. */
   timeoutMs: number;
+  /** The function pods' credential; default BATON_INVOKE_TOKEN. */
+  token?: string;
   fetch?: typeof fetch;
 }
 
 export function createDispatch(p: Platform, opts: DispatchOptions) {
   const post = opts.fetch ?? fetch;
+  const token = opts.token ?? p.config.invokeToken;
+  if (!token) throw new Error('BATON_INVOKE_TOKEN is not set: function pods refuse invocations without it');
   return async function dispatch(d: Delivery, shutdown: AbortSignal): Promise<StepOutcome> {
     let target = opts.url;
     if (opts.pinned) {
@@ -38,7 +43,7 @@ export function createDispatch(p: Platform, opts: DispatchOptions) {
     }
     // A span for the request under the run's root; the step span in the function app is its child.
     const traced = startDispatchSpan(d.function, d.message.runId, d.message.seq, d.message.trace);
-    const headers = { 'content-type': 'application/json' };
+    const headers = { 'content-type': 'application/json', ...invokeHeaders(token) };
     let res: Response;
     try {
       res = await post(target, {

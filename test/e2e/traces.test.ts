@@ -202,8 +202,13 @@ test('a wake-up carries the trace through Redis (a message without one stays wit
 test("Knative shape: the dispatcher's span is the parent of the function app's step span", async () => {
   // The in-process worker steps aside: a dispatcher drains the stream and POSTs each step to the function app.
   await stopAll(procs.splice(1), 'SIGTERM');
-  const fnApp = await startCli(['worker', 'pr-review', '--serve'], { ...t.env, ...toolUrls, ...otel, OTEL_SERVICE_NAME: 'pr-review-function' }, /on (http:\/\/\S+)/);
-  await startCli(['worker', 'pr-review', '--dispatch', `${fnApp.match[1]}/invoke`], { ...t.env, ...otel }, /baton worker \S+: pr-review/);
+  const invoke = { BATON_INVOKE_TOKEN: 'invoke-secret-for-this-test-0123456789abcdef' };
+  const fnApp = await startCli(
+    ['worker', 'pr-review', '--serve'],
+    { ...t.env, ...toolUrls, ...otel, ...invoke, OTEL_SERVICE_NAME: 'pr-review-function' },
+    /on (http:\/\/\S+)/,
+  );
+  await startCli(['worker', 'pr-review', '--dispatch', `${fnApp.match[1]}/invoke`], { ...t.env, ...otel, ...invoke }, /baton worker \S+: pr-review/);
   const runId = await startRun();
   assert.equal((await waitForRun(t.p, runId, undefined, 60_000)).run.status, 'succeeded');
   const traceId = runId.replaceAll('-', '');
