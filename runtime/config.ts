@@ -102,6 +102,22 @@ export interface Config {
 
 export const DEFAULT_METRICS_PORT = 9464;
 
+let takenSigningKey: string | undefined;
+
+/**
+ * BATON_TOOL_SIGNING_KEY, taken out of process.env the first time it is read: the
+ * process keeps it in memory, and nothing it starts (a step's dependency shelling out)
+ * inherits the key that mints capability tokens. Later reads get the kept value.
+ */
+function takeSigningKey(env: NodeJS.ProcessEnv, read: string | undefined): string | undefined {
+  const inProcess = process.env.BATON_TOOL_SIGNING_KEY;
+  if (inProcess !== undefined && (env === process.env || read === inProcess)) {
+    takenSigningKey = inProcess;
+    delete process.env.BATON_TOOL_SIGNING_KEY;
+  }
+  return read ?? (env === process.env ? takenSigningKey : undefined);
+}
+
 /** Parses the environment; a bad value is reported with its variable's name. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
@@ -143,7 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     retryMaxMs: e.BATON_RETRY_MAX_MS,
     redisPrefix: e.BATON_REDIS_PREFIX,
     auth: e.BATON_AUTH === 'on',
-    toolSigningKey: e.BATON_TOOL_SIGNING_KEY,
+    toolSigningKey: takeSigningKey(env, e.BATON_TOOL_SIGNING_KEY),
     toolUrls: toolUrlsFrom(env),
     toolsWithoutToken: toolsWithoutTokenFrom(env),
     // The project's own functions/ (where `npx baton` runs), also when Baton is an installed package.

@@ -82,6 +82,7 @@ export function createStepContext(
           seq: claimed.seq,
           attempt: claimed.attempt,
           function: agent.name,
+          tenant: claimed.tenant,
           scopes: agent.tools,
           name,
           args,
