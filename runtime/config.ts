@@ -23,7 +23,8 @@ const EnvSchema = v.object({
   OPENAI_API_KEY: text(),
   OPENAI_BASE_URL: text(),
   BATON_MODEL: text(),
-  BATON_CONCURRENCY: int(32, 1),
+  // Steps mostly wait on an LLM or a tool, holding no connection: one process drives a thousand.
+  BATON_CONCURRENCY: int(1000, 1),
   BATON_DB_POOL: v.optional(v.pipe(v.string(), v.trim(), v.regex(/^\d+$/, 'must be a whole number'), v.transform(Number), v.minValue(1))),
   BATON_LEASE_MS: int(4000, 200),
   BATON_HEARTBEAT_MS: text(),
@@ -145,8 +146,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     redisUrl: e.REDIS_URL,
     openai: { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, model: e.BATON_MODEL },
     concurrency: e.BATON_CONCURRENCY,
-    // A step holds a connection only for its claim, heartbeats and commit: half the slots is plenty.
-    dbPoolSize: e.BATON_DB_POOL ?? Math.min(50, Math.max(4, Math.ceil(e.BATON_CONCURRENCY / 2))),
+    // A step holds a connection only for its claim, heartbeats and commit, each well under a
+    // millisecond of server time: 16 connections keep up with a thousand steps (more only
+    // add PostgreSQL backends competing for the same cores).
+    dbPoolSize: e.BATON_DB_POOL ?? Math.min(16, Math.max(4, Math.ceil(e.BATON_CONCURRENCY / 2))),
     leaseMs,
     heartbeatMs,
     graceMs: e.BATON_GRACE_MS,

@@ -3,7 +3,7 @@
  */
 import { and, asc, desc, eq, lt, sql } from 'drizzle-orm';
 import { type Run, type RunStatus, type Step, type StepAttempt, runs, stepAttempts, steps } from '../../schema/tables.ts';
-import { type Db, query } from '../db/connect.ts';
+import { type Db, query, queryPrepared } from '../db/connect.ts';
 
 export interface NewRun {
   id: string;
@@ -29,8 +29,10 @@ export type CreateRunResult =
  */
 export async function createRun(db: Db, r: NewRun): Promise<CreateRunResult> {
   const input = JSON.stringify(r.input);
-  const inserted = await query<{ id: string }>(
+  const inserted = await queryPrepared<{ id: string }>(
     db,
+    // A new name with the trace column: a server connection may still hold the old text under the old one.
+    'baton_run_insert_traced',
     sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of, trace_context)
         values (${r.id}, ${r.function}, ${r.tenant}, ${input}::jsonb, ${r.start}, ${r.idempotencyKey ?? null}, ${r.replayOf ?? null},
                 ${r.traceContext ?? null})
