@@ -17,6 +17,7 @@ import type { ApiEnv } from './auth.ts';
 import { readJson, validate } from './body.ts';
 import { runEvents } from './events.ts';
 import { startRunSpan } from '../tracing.ts';
+import { admitRun } from './quotas.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SIGNAL_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
@@ -95,6 +96,7 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     }
     const input = validate(agent.input, await readJson(c), 'input', 'invalid_input');
     const tenant = c.get('tenant');
+    const admitted = await admitRun(p, tenant);
     // One id for every retry of the insert, so a retried insert cannot create a second run.
     const id = uuidv7();
     // The run's trace starts here and is stored with it, so every later step joins it.
@@ -105,6 +107,7 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
         () => createRun(p.db, { id, function: agent.name, tenant, input, start: agent.start, idempotencyKey: key, traceContext: traced?.traceparent }),
         3000,
       );
+      admitted();
       if (!created.created && !created.sameInput) {
         throw new BatonError('idempotency_key_conflict', 'this Idempotency-Key was used for a run with a different input');
       }
@@ -182,6 +185,7 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
         throw new BatonError('invalid_request', `body.fromSeq: run ${run.id} has no step ${fromSeq}`);
       }
     }
+    const admitted = await admitRun(p, run.tenant);
     const newId = uuidv7();
     // A replay is a new run with its own trace (its root names the run it replays).
     const traced = startRunSpan(c.req.raw.headers, agent.name, newId);
@@ -189,6 +193,7 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     let w: Wakeup | null;
     try {
       w = await p.withDb(() => replayRun(p.db, { runId: run.id, newId, fromSeq, startStep: agent.start, traceContext: traced?.traceparent ?? null }), 3000);
+      admitted();
     } finally {
       traced?.span.end();
     }
