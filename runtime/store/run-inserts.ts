@@ -23,6 +23,8 @@ export interface RunRow {
   next_step: string;
   idempotency_key: string | null;
   replay_of: string | null;
+  /** W3C trace context of the request that created the run (OpenTelemetry). */
+  trace_context: string | null;
 }
 
 /** Inserts under way at once per database handle; further rows wait and go as one batch. */
@@ -87,9 +89,10 @@ async function send(db: Db, batch: Pending[]): Promise<void> {
 async function insertOne(db: Db, r: RunRow): Promise<boolean> {
   const rows = await queryPrepared<{ id: string }>(
     db,
-    'baton_run_insert',
-    sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of)
-        values (${r.id}, ${r.function}, ${r.tenant}, ${r.input}::jsonb, ${r.next_step}, ${r.idempotency_key}, ${r.replay_of})
+    // A new name with each new column: a server connection may still hold the old text under the old one.
+    'baton_run_insert_traced',
+    sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of, trace_context)
+        values (${r.id}, ${r.function}, ${r.tenant}, ${r.input}::jsonb, ${r.next_step}, ${r.idempotency_key}, ${r.replay_of}, ${r.trace_context})
         on conflict do nothing
         returning id`,
   );
@@ -103,10 +106,10 @@ async function insertMany(db: Db, rows: RunRow[]): Promise<Set<string>> {
   // The inputs travel as JSON text inside the batch's JSON, so each is stored exactly as one insert would store it.
   const inserted = await query<{ id: string }>(
     db,
-    sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of)
-        select r.id, r.function, r.tenant, r.input::jsonb, r.next_step, r.idempotency_key, r.replay_of
+    sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of, trace_context)
+        select r.id, r.function, r.tenant, r.input::jsonb, r.next_step, r.idempotency_key, r.replay_of, r.trace_context
         from jsonb_to_recordset(${JSON.stringify(ordered)}::jsonb)
-          as r(id uuid, function text, tenant text, input text, next_step text, idempotency_key text, replay_of uuid)
+          as r(id uuid, function text, tenant text, input text, next_step text, idempotency_key text, replay_of uuid, trace_context text)
         on conflict do nothing
         returning id`,
   );

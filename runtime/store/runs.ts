@@ -14,6 +14,8 @@ export interface NewRun {
   start: string;
   idempotencyKey?: string | undefined;
   replayOf?: string | undefined;
+  /** W3C `traceparent` of the run's root span (README "Observability"). */
+  traceContext?: string | null | undefined;
 }
 
 export type CreateRunResult =
@@ -36,6 +38,7 @@ export async function createRun(db: Db, r: NewRun): Promise<CreateRunResult> {
     next_step: r.start,
     idempotency_key: r.idempotencyKey ?? null,
     replay_of: r.replayOf ?? null,
+    trace_context: r.traceContext ?? null,
   });
   if (inserted) return { created: true, id: r.id };
   const [existing] = await query<{ id: string; same: boolean; status: RunStatus }>(
@@ -48,6 +51,12 @@ export async function createRun(db: Db, r: NewRun): Promise<CreateRunResult> {
   if (!existing) throw new Error('createRun: conflicting row vanished');
   if (existing.id === r.id) return { created: true, id: existing.id };
   return { created: false, id: existing.id, sameInput: existing.same, status: existing.status };
+}
+
+/** The run's trace, for a step whose wake-up did not carry it (a delayed or repaired one). */
+export async function runTraceContext(db: Db, id: string): Promise<string | null> {
+  const [row] = await query<{ trace_context: string | null }>(db, sql`select trace_context from runs where id = ${id}`);
+  return row?.trace_context ?? null;
 }
 
 export interface RunWithSteps {

@@ -91,6 +91,7 @@ test('a run the database refuses fails only its own insert, not the batch it tra
     next_step: 'only',
     idempotency_key: null,
     replay_of: null,
+    trace_context: null,
   }));
   const results = await Promise.allSettled(rows.map((r) => insertRun(t.p.db, r)));
   assert.equal(results[10].status, 'rejected', 'the refused row fails');
