@@ -30,6 +30,8 @@ export const ERROR_CODES = {
   tool_error: { status: 502, retryable: true },
   tool_unavailable: { status: 503, retryable: true },
   tool_denied: { status: 403, retryable: false },
+  /** A tool server saw the step's idempotency key with other arguments (or another tool). */
+  idempotency_conflict: { status: 409, retryable: false },
   one_call_per_step: { status: 500, retryable: false },
   unknown_step: { status: 500, retryable: false },
   invalid_step_result: { status: 500, retryable: false },

@@ -17,7 +17,7 @@ import { isTransientDbError } from '../db/sqlstate.ts';
 import type { Platform } from '../platform.ts';
 import type { StepMessage } from '../queue/queue.ts';
 import { type ClaimedStep, type Verdict, claimStep, diagnose, probeRun } from '../store/claim.ts';
-import { commitStep, recordFailure } from '../store/commit.ts';
+import { type StepUsage, commitStep, recordFailure } from '../store/commit.ts';
 import { resumeFromInbox } from '../store/signals.ts';
 import { releaseLease } from '../store/lease.ts';
 import { recordStepCall } from '../store/step-calls.ts';
@@ -82,7 +82,7 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
   const step = agent.steps.get(claimed.step);
   if (!step) {
     const err = new BatonError('unknown_step', `function "${fn}" has no step "${claimed.step}"`);
-    return fail(p, agent, claimed, leaseOwner, null, err, { model: null, inputTokens: null, outputTokens: null });
+    return fail(p, agent, claimed, leaseOwner, null, err, { model: null, inputTokens: null, outputTokens: null, costUsd: null });
   }
   return runClaimed(p, agent, step, claimed, leaseOwner, opts);
 }
@@ -158,7 +158,7 @@ async function commit(
   leaseOwner: string,
   result: StepResult,
   callKind: StepKind,
-  usage: { model: string | null; inputTokens: number | null; outputTokens: number | null },
+  usage: StepUsage,
 ): Promise<StepOutcome> {
   const patch = result.patch;
   const terminal = result.type === 'done';
@@ -174,6 +174,7 @@ async function commit(
             step: result.step ?? claimed.step,
             signal: result.signal,
             timeoutMs: result.timeoutMs ?? null,
+            request: result.request,
           };
   faultPoint('before-commit', claimed);
   let committed: Awaited<ReturnType<typeof commitStep>>;
@@ -222,7 +223,7 @@ async function fail(
   leaseOwner: string,
   kind: StepKind | null,
   err: BatonError,
-  usage: { model: string | null; inputTokens: number | null; outputTokens: number | null },
+  usage: StepUsage,
 ): Promise<StepOutcome> {
   const step = agent.steps.get(claimed.step);
   const maxAttempts = step?.maxAttempts ?? agent.maxAttempts ?? p.config.maxAttempts;

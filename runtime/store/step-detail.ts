@@ -65,7 +65,7 @@ export function stepDetailView(runId: string, d: StepDetail) {
     startedAt: s.startedAt,
     finishedAt: s.finishedAt,
     durationMs: s.durationMs,
-    usage: s.model ? { model: s.model, inputTokens: s.inputTokens, outputTokens: s.outputTokens } : null,
+    usage: s.model ? { model: s.model, inputTokens: s.inputTokens, outputTokens: s.outputTokens, costUsd: s.costUsd } : null,
     patch: s.patch,
     stateBefore: d.stateBefore,
     signal: d.signal,
@@ -79,7 +79,7 @@ export function stepDetailView(runId: string, d: StepDetail) {
         finishedAt: a.finishedAt,
         durationMs: a.durationMs,
         error: a.error,
-        usage: a.model ? { model: a.model, inputTokens: a.inputTokens, outputTokens: a.outputTokens } : null,
+        usage: a.model ? { model: a.model, inputTokens: a.inputTokens, outputTokens: a.outputTokens, costUsd: a.costUsd } : null,
         call: call ? { kind: call.kind, request: call.request, response: call.response, error: call.error } : null,
       };
     }),

@@ -6,7 +6,7 @@
  */
 import { html } from 'hono/html';
 import type { RunWithSteps } from '../../store/runs.ts';
-import { runTotals } from '../../store/runs.ts';
+import { usageTotals } from '../../store/runs.ts';
 import { type Html, duration, errorBox, fmtInt, json, statusBadge, time } from './format.ts';
 import { buildTimeline } from './timeline.ts';
 import { timelineView } from './timeline-view.ts';
@@ -16,10 +16,10 @@ const LIVE = new Set(['queued', 'running', 'waiting']);
 /** The part of the page that changes while the run runs. */
 export function runLive(full: RunWithSteps, selected: number | null): Html {
   const { run } = full;
-  const totals = runTotals(full);
+  const usage = usageTotals(full.attempts);
+  const attempts = full.attempts.length || full.steps.length;
   const tl = buildTimeline(full);
   const live = LIVE.has(run.status);
-  const cost = costOf(full);
   return html`<div id="live" data-status="${run.status}">
 <section class="run-head">
   <div class="title">
@@ -36,10 +36,10 @@ export function runLive(full: RunWithSteps, selected: number | null): Html {
 <dl class="facts totals">
   <div><dt>Created</dt><dd>${time(run.createdAt)}</dd></div>
   <div><dt>${live ? 'Running for' : 'Took'}</dt><dd>${duration(tl.totals.wallMs)}</dd></div>
-  <div><dt>Steps</dt><dd>${totals.steps}${totals.attempts > totals.steps ? html` <span class="muted">(${totals.attempts} attempts)</span>` : ''}</dd></div>
+  <div><dt>Steps</dt><dd>${full.steps.length}${attempts > full.steps.length ? html` <span class="muted">(${attempts} attempts)</span>` : ''}</dd></div>
   <div><dt>Running · queued</dt><dd>${duration(tl.totals.runningMs)} · ${duration(tl.totals.queuedMs + tl.totals.backoffMs)}</dd></div>
-  <div><dt>Tokens</dt><dd>${fmtInt(totals.inputTokens)} in · ${fmtInt(totals.outputTokens)} out</dd></div>
-  <div><dt>Cost</dt><dd>${cost === null ? html`<span class="muted" title="no price known for this model">—</span>` : `$${cost.toFixed(cost < 0.01 ? 5 : 2)}`}</dd></div>
+  <div><dt>Tokens</dt><dd>${fmtInt(usage.inputTokens)} in · ${fmtInt(usage.outputTokens)} out</dd></div>
+  <div><dt>Cost</dt><dd>${usage.llmCalls === 0 ? html`<span class="muted">no LLM calls</span>` : usage.costUsd === null ? html`<span class="muted" title="a model without a price (BATON_PRICES)">unknown</span>` : `$${usage.costUsd.toFixed(usage.costUsd < 0.01 ? 5 : 4)}`}</dd></div>
 </dl>
 ${run.status === 'waiting' ? waitingCard(full) : ''}
 ${run.error ? html`<div class="run-error">${errorBox(run.error)}</div>` : ''}
@@ -47,21 +47,10 @@ ${timelineView(tl, run.id, selected)}
 </div>`;
 }
 
-/** Sums `cost_usd` of every attempt where the schema has it (the price table is the agent loop's); null when none. */
-function costOf(full: RunWithSteps): number | null {
-  let total: number | null = null;
-  for (const a of [...full.attempts, ...(full.attempts.length === 0 ? full.steps : [])] as Array<Record<string, unknown>>) {
-    const c = a.costUsd;
-    if (typeof c === 'number' || (typeof c === 'string' && c !== '')) total = (total ?? 0) + Number(c);
-  }
-  return total;
-}
-
 /** A run parked on a signal: what it waits for, the pending tool call when there is one, and how to answer. */
 function waitingCard(full: RunWithSteps): Html {
   const { run } = full;
-  const row = run as unknown as Record<string, unknown>;
-  const pending = row.waitRequest ?? row.pendingCall ?? null;
+  const pending = run.waitRequest ?? null;
   const approval = run.waitSignal === 'approval';
   return html`<section class="panel waiting-card">
   <h2>Waiting for <code>${run.waitSignal ?? 'a signal'}</code>${run.wakeAt ? html` <small class="muted">until ${time(run.wakeAt)}</small>` : ''}</h2>
