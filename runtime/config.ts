@@ -51,6 +51,13 @@ const EnvSchema = v.object({
   BATON_METRICS_HOST: textOr('127.0.0.1'),
   BATON_PRICES: text(),
   // 32 characters at least: `baton deploy` makes 256 random bits (43 base64url characters).
+  BATON_MAX_STREAMS_PER_TENANT: int(100, 1),
+  BATON_STREAM_MAX_S: int(900, 1),
+  BATON_TENANT_MAX_ACTIVE_RUNS: int(10_000, 1),
+  BATON_TENANT_RUNS_PER_MIN: int(6000, 1),
+  BATON_AUTH_FAILURES_PER_MIN: int(30, 1),
+  BATON_AUTH_CACHE_MS: int(10_000, 100),
+  BATON_TRUSTED_PROXY_HOPS: int(0),
   BATON_INVOKE_TOKEN: v.optional(v.pipe(v.string(), v.minLength(32, 'must be at least 32 characters (make one with `openssl rand -base64 32`)'))),
 });
 
@@ -93,6 +100,23 @@ export interface Config {
   faults: string | undefined;
   /** BATON_TEST_HOOKS=1: this process may arm test-only hooks (fault points). */
   testHooks: boolean;
+  /** The API's limits (README "Limits"); per-tenant ones are shared by all replicas through Redis. */
+  limits: {
+    /** Concurrent event streams per tenant; beyond → 429 too_many_streams. */
+    streamsPerTenant: number;
+    /** A stream ends after this long; the client resumes with Last-Event-ID. */
+    streamMaxMs: number;
+    /** Live runs (queued, running, waiting) per tenant; beyond → 429 quota_exceeded. */
+    activeRunsPerTenant: number;
+    /** New runs per tenant per minute (sliding window); beyond → 429 quota_exceeded. */
+    runsPerMinute: number;
+    /** 401s one address may cause per minute before it gets 429s. */
+    authFailuresPerMinute: number;
+    /** How long a key's lookup (known or unknown) is remembered; a revoked key works at most this long. */
+    authCacheMs: number;
+    /** Proxies in front of the API that append to X-Forwarded-For (0: the peer's address is the client's). */
+    trustedProxyHops: number;
+  };
   /** Knative mode: the secret dispatchers send to function pods (`Authorization: Bearer`); unset → invocations are refused. */
   invokeToken: string | undefined;
   /** Where Prometheus scrapes this process (`/metrics`), off the public API port. */
@@ -176,6 +200,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     faults: e.BATON_FAULTS,
     testHooks: e.BATON_TEST_HOOKS === '1',
     invokeToken: e.BATON_INVOKE_TOKEN,
+    limits: {
+      streamsPerTenant: e.BATON_MAX_STREAMS_PER_TENANT,
+      streamMaxMs: e.BATON_STREAM_MAX_S * 1000,
+      activeRunsPerTenant: e.BATON_TENANT_MAX_ACTIVE_RUNS,
+      runsPerMinute: e.BATON_TENANT_RUNS_PER_MIN,
+      authFailuresPerMinute: e.BATON_AUTH_FAILURES_PER_MIN,
+      authCacheMs: e.BATON_AUTH_CACHE_MS,
+      trustedProxyHops: e.BATON_TRUSTED_PROXY_HOPS,
+    },
     metrics: {
       port: typeof e.BATON_METRICS_PORT === 'number' ? e.BATON_METRICS_PORT : DEFAULT_METRICS_PORT,
       host: e.BATON_METRICS_HOST,

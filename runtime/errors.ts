@@ -20,6 +20,10 @@ export const ERROR_CODES = {
   idempotency_key_conflict: { status: 409, retryable: false },
   payload_too_large: { status: 413, retryable: false },
   unsupported_media_type: { status: 415, retryable: false },
+  // Limits (README "Limits"): the client may retry after Retry-After.
+  too_many_streams: { status: 429, retryable: true },
+  quota_exceeded: { status: 429, retryable: true },
+  too_many_auth_failures: { status: 429, retryable: true },
   // Dependencies down: the client may retry.
   database_unavailable: { status: 503, retryable: true },
   queue_unavailable: { status: 503, retryable: true },

@@ -24,6 +24,7 @@ import { createSessions, sessionOrKey } from './ui/session.ts';
 function errorResponse(c: Context, err: BatonError) {
   const body = { error: { code: err.code, message: err.message, details: err.details ?? null } };
   if (err.code === 'unauthorized') c.header('WWW-Authenticate', 'Bearer realm="baton"');
+  if (err.status === 429) c.header('Retry-After', String(Math.max(1, Math.ceil((err.retryAfterMs ?? 1000) / 1000))));
   return c.json(body, err.status as 400);
 }
 
@@ -58,7 +59,7 @@ export function createApi(p: Platform): Hono<ApiEnv> {
   });
   // No /metrics here: it is served on BATON_METRICS_PORT, off the public port (scripts/lib/metrics-server.ts).
   // The run inspector: its pages and its sign-in (a cookie session the /v1 routes also accept).
-  const sessions = createSessions({ enabled: p.config.auth, db: p.db, withDb: p.withDb });
+  const sessions = createSessions({ enabled: p.config.auth, db: p.db, withDb: p.withDb, cacheMs: p.config.limits.authCacheMs });
   app.route('/ui', uiRoutes(p, sessions));
 
   app.use(
@@ -74,7 +75,19 @@ export function createApi(p: Platform): Hono<ApiEnv> {
         throw new BatonError('payload_too_large', `the request body is over ${MAX_BODY_BYTES} bytes`);
       },
     }),
-    sessionOrKey(sessions, apiKeyAuth({ enabled: p.config.auth, db: p.db, withDb: p.withDb })),
+    sessionOrKey(
+      sessions,
+      apiKeyAuth({
+        enabled: p.config.auth,
+        db: p.db,
+        withDb: p.withDb,
+        limits: p.limits,
+        cacheMs: p.config.limits.authCacheMs,
+        failuresPerMinute: p.config.limits.authFailuresPerMinute,
+        trustedProxyHops: p.config.limits.trustedProxyHops,
+        onLimiterError: (err) => p.log.warn({ err: err.message }, 'auth failure limiter unavailable'),
+      }),
+    ),
   );
   app.route('/v1', runsRoutes(p));
 

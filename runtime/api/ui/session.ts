@@ -7,7 +7,7 @@
  * Cookie value: `<key id>.<expiry, unix s>.<HMAC-SHA256 over "session.<id>.<exp>">`,
  * keyed by the key's SHA-256 as stored in `api_keys` (never sent to a client). So a
  * session is valid on every API replica with no session table, it holds no key, and
- * revoking the key ends its sessions (within the lookup cache's 10 s).
+ * revoking the key ends its sessions (within the key cache's time, 10 s by default).
  *
  * CSRF: a request that authenticates with the cookie and is not GET/HEAD must send
  * `X-CSRF-Token` (an HMAC over "csrf.<id>.<exp>", given to the page in a meta tag) and
@@ -17,6 +17,7 @@
 import crypto from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { LRUCache } from 'lru-cache';
 import type { Db } from '../../db/connect.ts';
 import { BatonError } from '../../errors.ts';
 import { hashKey, isKeyShaped, liveKeyById, tenantOfKey } from '../../store/api-keys.ts';
@@ -25,7 +26,6 @@ import { type ApiEnv, DEFAULT_TENANT } from '../auth.ts';
 export const SESSION_COOKIE = 'baton_session';
 export const CSRF_HEADER = 'x-csrf-token';
 const SESSION_TTL_S = 8 * 3600;
-const CACHE_TTL_MS = 10_000;
 const CACHE_MAX = 10_000;
 
 export interface Session {
@@ -59,15 +59,17 @@ export function createSessions(opts: {
   enabled: boolean;
   db: Db;
   withDb<T>(fn: () => Promise<T>, budgetMs?: number): Promise<T>;
+  /** How long a key lookup is trusted (the API keys' cache time): a revoked key's sessions end within it. */
+  cacheMs?: number;
 }): Sessions {
-  const cache = new Map<string, { key: { tenant: string; hash: string } | null; until: number }>();
+  const cacheMs = opts.cacheMs ?? 10_000;
+  // Bounded, and never emptied at once; `false` remembers an unknown or revoked key id.
+  const cache = new LRUCache<string, { tenant: string; hash: string } | false>({ max: CACHE_MAX, ttl: cacheMs });
   const keyById = async (id: string) => {
     const hit = cache.get(id);
-    if (hit && hit.until > Date.now()) return hit.key;
+    if (hit !== undefined) return hit || null;
     const key = await opts.withDb(() => liveKeyById(opts.db, id), 3000);
-    // Oldest entry out first (Map keeps insertion order): bounded, and never emptied at once.
-    if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value as string);
-    cache.set(id, { key, until: Date.now() + CACHE_TTL_MS });
+    cache.set(id, key ?? false);
     return key;
   };
   const secure = (c: Context) => new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
