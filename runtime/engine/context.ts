@@ -12,6 +12,7 @@ import type { StepUsage } from '../store/commit.ts';
 import type { ClaimedStep } from '../store/claim.ts';
 import type { StepCallRecord } from '../store/step-calls.ts';
 import type { Platform } from '../platform.ts';
+import { noteUsage, traceToolCall } from '../tracing.ts';
 import { faultPoint } from './fault-points.ts';
 
 export interface StepRecorder {
@@ -56,6 +57,7 @@ export function createStepContext(
       const inputTokens = usage.inputTokens ?? null;
       const outputTokens = usage.outputTokens ?? null;
       recorder.usage = { model: modelId, inputTokens, outputTokens, costUsd: costUsd(p.config.prices, modelId, inputTokens, outputTokens) };
+      noteUsage(modelId, usage.inputTokens, usage.outputTokens);
       if (usage.inputTokens) p.metrics.tokens.inc({ function: agent.name, model: modelId, direction: 'input' }, usage.inputTokens);
       if (usage.outputTokens) p.metrics.tokens.inc({ function: agent.name, model: modelId, direction: 'output' }, usage.outputTokens);
     },
@@ -83,18 +85,20 @@ export function createStepContext(
       const request = { tool: name, args };
       let result: unknown;
       try {
-        result = await p.tools.call({
-          runId: claimed.runId,
-          seq: claimed.seq,
-          attempt: claimed.attempt,
-          function: agent.name,
-          tenant: claimed.tenant,
-          scopes: agent.tools,
-          name,
-          args,
-          abortSignal,
-          deadline,
-        });
+        result = await traceToolCall(name, where, () =>
+          p.tools.call({
+            runId: claimed.runId,
+            seq: claimed.seq,
+            attempt: claimed.attempt,
+            function: agent.name,
+            tenant: claimed.tenant,
+            scopes: agent.tools,
+            name,
+            args,
+            abortSignal,
+            deadline,
+          }),
+        );
       } catch (err) {
         recorder.call = { kind: 'tool', request, error: { message: (err as Error)?.message ?? String(err), code: (err as { code?: unknown })?.code } };
         throw err;
