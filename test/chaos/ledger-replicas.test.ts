@@ -14,6 +14,7 @@ import pg from 'pg';
 import { type MintClaims, generateKeyPair, loadPrivateKey, mintCapability } from '../../tools/lib/capability.ts';
 import { digestArgs } from '../../tools/lib/digest.ts';
 import { createBareDatabase } from '../helpers/db.ts';
+import { documentedSql } from '../helpers/docs.ts';
 import { startGitHubStub, type GitHubStub } from '../helpers/github-stub.ts';
 import { answerText, rpc, toolsCall } from '../helpers/mcp.ts';
 import { runAlone } from '../helpers/processes.ts';
@@ -230,5 +231,23 @@ test('the review server keeps its comments in the ledger database: two replicas,
     }
   } finally {
     await Promise.all(reviewers.map((r) => r.stop()));
+  }
+});
+
+test("the README's ledger queries run as written and find these side effects", async () => {
+  const client = new pg.Client({ connectionString: ledgerDb.url });
+  await client.connect();
+  try {
+    // psql "$BATON_TOOL_LEDGER_URL" with the schema this test gave the ledger.
+    await client.query('set search_path to tool_ledger');
+    const ofRun = await client.query(documentedSql('README.md', 'Side effects of one run, in order'));
+    assert.ok(ofRun.rows.length >= KEYS, `${ofRun.rows.length} rows`);
+    assert.ok(ofRun.rows.every((r) => String(r.key).startsWith(`${RUN}:`)));
+    const repeated = await client.query(documentedSql('README.md', 'Side effects taken over or repeated, last day'));
+    assert.ok(repeated.rows.some((r) => r.attempts > 1), 'the takeovers are listed');
+    const pending = await client.query(documentedSql('README.md', 'Reservations still pending'));
+    assert.deepEqual(pending.rows, [], 'nothing is left pending');
+  } finally {
+    await client.end();
   }
 });
