@@ -6,13 +6,26 @@
  */
 import { BatonError } from '../errors.ts';
 import type { Platform } from '../platform.ts';
+import { heartbeatBranch } from '../store/branch.ts';
 import { heartbeat } from '../store/lease.ts';
 
-/** Starts beating; `onLost` is called once if the lease turns out to be gone. Returns the stop function. */
-export function keepLease(p: Platform, runId: string, leaseOwner: string, onLost: (reason: BatonError) => void): () => void {
+/**
+ * Starts beating; `onLost` is called once if the lease turns out to be gone. Returns the
+ * stop function. A branch of a fan-out holds its lease on its own step row (`branch`).
+ */
+export function keepLease(
+  p: Platform,
+  at: { runId: string; seq: number; branch: unknown },
+  leaseOwner: string,
+  onLost: (reason: BatonError) => void,
+): () => void {
+  const { runId, seq } = at;
+  const extend = at.branch
+    ? () => heartbeatBranch(p.db, runId, seq, leaseOwner, p.config.leaseMs)
+    : () => heartbeat(p.db, runId, leaseOwner, p.config.leaseMs);
   let lost = false;
   const beat = setInterval(() => {
-    heartbeat(p.db, runId, leaseOwner, p.config.leaseMs).then(
+    extend().then(
       (held) => {
         if (held || lost) return;
         lost = true;
