@@ -47,6 +47,8 @@ const EnvSchema = v.object({
   BATON_TEST_HOOKS: text(),
   BATON_METRICS_PORT: v.optional(v.union([v.literal('off'), v.pipe(v.string(), v.trim(), v.regex(/^\d{1,5}$/, 'must be a port number or "off"'), v.transform(Number), v.maxValue(65_535))])),
   BATON_METRICS_HOST: textOr('127.0.0.1'),
+  // 32 characters at least: `baton deploy` makes 256 random bits (43 base64url characters).
+  BATON_INVOKE_TOKEN: v.optional(v.pipe(v.string(), v.minLength(32, 'must be at least 32 characters (make one with `openssl rand -base64 32`)'))),
 });
 
 export interface Config {
@@ -88,6 +90,8 @@ export interface Config {
   faults: string | undefined;
   /** BATON_TEST_HOOKS=1: this process may arm test-only hooks (fault points). */
   testHooks: boolean;
+  /** Knative mode: the secret dispatchers send to function pods (`Authorization: Bearer`); unset → invocations are refused. */
+  invokeToken: string | undefined;
   /** Where Prometheus scrapes this process (`/metrics`), off the public API port. */
   metrics: { port: number; host: string; enabled: boolean; portGiven: boolean };
 }
@@ -142,6 +146,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     revision: e.BATON_REVISION ?? env.K_REVISION,
     faults: e.BATON_FAULTS,
     testHooks: e.BATON_TEST_HOOKS === '1',
+    invokeToken: e.BATON_INVOKE_TOKEN,
     metrics: {
       port: typeof e.BATON_METRICS_PORT === 'number' ? e.BATON_METRICS_PORT : DEFAULT_METRICS_PORT,
       host: e.BATON_METRICS_HOST,

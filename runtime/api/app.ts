@@ -15,10 +15,10 @@ import { isTransientDbError } from '../db/sqlstate.ts';
 import { BatonError, ERROR_CODES } from '../errors.ts';
 import type { Platform } from '../platform.ts';
 import { type ApiEnv, apiKeyAuth } from './auth.ts';
+import { MAX_BODY_BYTES } from './body.ts';
 import { runsRoutes } from './runs-routes.ts';
 import { uiPage } from './ui.ts';
 
-export const MAX_BODY_BYTES = 1024 * 1024;
 
 function errorResponse(c: Context, err: BatonError) {
   const body = { error: { code: err.code, message: err.message, details: err.details ?? null } };

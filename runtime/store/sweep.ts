@@ -3,6 +3,11 @@
  * runs in PostgreSQL are still live. This finds live runs that made no progress for
  * `staleMs` and hands them back to the caller to re-publish.
  *
+ * A run that sleeps on purpose (a wait's timeout or a retry's backoff: `wake_at` in the
+ * future) is not lost, its wake-up waits in the delayed set: it is left alone until
+ * that wake-up is overdue by `staleMs` too. So long waits are neither re-touched and
+ * re-published every sweep nor do they fill the sweep's batch ahead of a lost run.
+ *
  * One sweeper at a time, through a transaction-scoped advisory lock
  * (pg_try_advisory_xact_lock): a session lock would not survive PgBouncer's
  * transaction pooling. Touching updated_at throttles re-publishing to once per
@@ -36,6 +41,10 @@ export async function sweep(db: Db, opts: SweepOptions): Promise<SweptRun[] | nu
     const [lock] = await query<{ ok: boolean }>(tx as unknown as Db, sql`select pg_try_advisory_xact_lock(${SWEEP_LOCK}) as ok`);
     if (!lock?.ok) return null;
     const leaseFree = opts.ignoreLeases ? sql`true` : sql`(lease_owner is null or lease_expires_at < now())`;
+    const staleBefore = sql`now() - coalesce((${JSON.stringify(opts.staleMsByFunction ?? {})}::jsonb ->> function)::int, ${opts.staleMs}::int)
+                                   * interval '1 millisecond'`;
+    // At start in embedded mode (ignoreLeases) every live run is re-published, sleepers with their delay.
+    const wakeDue = opts.ignoreLeases ? sql`true` : sql`(wake_at is null or wake_at < ${staleBefore})`;
     return query<SweptRun>(
       tx as unknown as Db,
       sql`
@@ -43,8 +52,8 @@ export async function sweep(db: Db, opts: SweepOptions): Promise<SweptRun[] | nu
       where id in (
         select id from runs
         where status in ('queued', 'running', 'waiting')
-          and updated_at < now() - coalesce((${JSON.stringify(opts.staleMsByFunction ?? {})}::jsonb ->> function)::int, ${opts.staleMs}::int)
-                                   * interval '1 millisecond'
+          and updated_at < ${staleBefore}
+          and ${wakeDue}
           and ${leaseFree}
           and not (status = 'waiting' and wake_at is null)
         order by updated_at

@@ -11,6 +11,7 @@
  */
 import type { StepOutcome } from '../../runtime/engine/execute-step.ts';
 import { BatonError } from '../../runtime/errors.ts';
+import { invokeHeaders } from '../../runtime/api/invoke-auth.ts';
 import type { Platform } from '../../runtime/platform.ts';
 import type { Delivery } from '../../runtime/queue/queue.ts';
 import { runRevision } from '../../runtime/store/revision.ts';
@@ -23,11 +24,15 @@ export interface DispatchOptions {
   pinned?: string | undefined;
   /** Longest a step may take, plus the claim and commit around it. */
   timeoutMs: number;
+  /** The function pods' credential; default BATON_INVOKE_TOKEN. */
+  token?: string;
   fetch?: typeof fetch;
 }
 
 export function createDispatch(p: Platform, opts: DispatchOptions) {
   const post = opts.fetch ?? fetch;
+  const token = opts.token ?? p.config.invokeToken;
+  if (!token) throw new Error('BATON_INVOKE_TOKEN is not set: function pods refuse invocations without it');
   return async function dispatch(d: Delivery, shutdown: AbortSignal): Promise<StepOutcome> {
     let target = opts.url;
     if (opts.pinned) {
@@ -36,7 +41,7 @@ export function createDispatch(p: Platform, opts: DispatchOptions) {
     }
     const res = await post(target, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...invokeHeaders(token) },
       body: JSON.stringify({ run_id: d.message.runId, seq: d.message.seq }),
       signal: AbortSignal.any([shutdown, AbortSignal.timeout(opts.timeoutMs)]),
     });
