@@ -8,10 +8,15 @@
  * Two worker processes running branches side by side: test/chaos/fanout.test.ts.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { sql } from 'drizzle-orm';
+import { query } from '../../runtime/db/connect.ts';
 import { loadFunctions } from '../../runtime/functions.ts';
-import { type TestPlatform, startTestPlatform, trigger, waitForRun } from '../helpers/platform.ts';
+import { getRunWithSteps } from '../../runtime/store/runs.ts';
+import { documentedSql } from '../helpers/docs.ts';
+import { type TestPlatform, startTestPlatform, trigger, waitFor, waitForRun } from '../helpers/platform.ts';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/functions');
 
@@ -82,4 +87,69 @@ test("onBranchFailure 'continue': the join sees the failed branch's error in its
   assert.match(output.branches[1].error?.message ?? '', /branch 2 always fails \(attempt 2\)/);
   assert.deepEqual(output.notes, ['planned', 'branch 1', 'branch 3']);
   assert.deepEqual(steps.map((s) => [s.seq, s.status]), [[0, 'succeeded'], [1, 'succeeded'], [2, 'failed'], [3, 'succeeded'], [4, 'succeeded']]);
+});
+
+test('POST /retry of a run a branch failed queues the branches that had not succeeded again; the join then runs once', async () => {
+  const healedFile = path.join(t.config.dataDir, `healed-${Date.now()}`);
+  const id = await trigger(t.api, 'fanout', { branches: 3, delayMs: 20, failBranch: 2, healedFile });
+  const failed = await waitForRun(t.p, id);
+  assert.equal(failed.run.status, 'failed');
+  fs.writeFileSync(healedFile, 'ok');
+  const res = await t.api.request(`/v1/runs/${id}/retry`, { method: 'POST' });
+  assert.equal(res.status, 202);
+  const { run, steps, attempts } = await waitForRun(t.p, id);
+  assert.equal(run.status, 'succeeded', JSON.stringify(run.error));
+  assert.deepEqual(steps.map((s) => [s.seq, s.name, s.status]), [[0, 'plan', 'succeeded'], [1, 'work', 'succeeded'], [2, 'work', 'succeeded'], [3, 'work', 'succeeded'], [4, 'join', 'succeeded']]);
+  assert.deepEqual(attempts.filter((a) => a.seq === 2).map((a) => [a.attempt, a.status]), [[1, 'failed'], [2, 'failed'], [3, 'succeeded']], 'attempt numbers go on after a retry');
+  assert.equal(attempts.filter((a) => a.seq === 4).length, 1, 'the join ran once');
+  const output = run.output as { branches: Outcome[] };
+  assert.deepEqual(output.branches.map((b) => [b.index, b.ok]), [[1, true], [2, true], [3, true]]);
+  fs.rmSync(healedFile, { force: true });
+});
+
+test('cancel during a fan-out stops every branch: in-flight calls aborted, queued branches never run', async () => {
+  const id = await trigger(t.api, 'fanout', { branches: 2, delayMs: 30_000 });
+  await waitFor(async () => (await getRunWithSteps(t.p.db, id))?.steps.filter((s) => s.branch !== null && s.status === 'running').length === 2, 'both branches running');
+  const res = await t.api.request(`/v1/runs/${id}/cancel`, { method: 'POST' });
+  assert.equal(res.status, 200);
+  const { run, steps } = await waitForRun(t.p, id);
+  assert.equal(run.status, 'cancelled');
+  assert.deepEqual(steps.map((s) => [s.seq, s.status, (s.error as { code?: string } | null)?.code ?? null]), [[0, 'succeeded', null], [1, 'failed', 'cancelled'], [2, 'failed', 'cancelled']]);
+  await waitFor(() => t.p.inflight.size === 0, 'the branches’ calls aborted', 5000);
+});
+
+test('SSE: step events carry the branch; replay from a branch is refused (4xx naming fromSeq), from the fan-out it runs again', async () => {
+  const id = await trigger(t.api, 'fanout', { branches: 2, delayMs: 20 });
+  await waitForRun(t.p, id);
+  const res = await t.api.request(`/v1/runs/${id}/events`);
+  const text = await res.text();
+  const events = [...text.matchAll(/event: (\S+)\ndata: (.*)\n/g)].map((m) => [m[1], JSON.parse(m[2]) as { seq?: number; branch?: number | null; fanoutSeq?: number | null }] as const);
+  const started = events.filter(([e]) => e === 'step.started').map(([, d]) => [d.seq, d.branch, d.fanoutSeq]);
+  assert.deepEqual(started, [[0, null, null], [1, 1, 0], [2, 2, 0], [3, null, null]]);
+  assert.deepEqual(events.filter(([e]) => e === 'step.completed').map(([, d]) => [d.seq, d.branch]), [[0, null], [1, 1], [2, 2], [3, null]]);
+
+  // Reconnecting inside the fan-out: its branch events come again (same ids), nothing is lost.
+  const again = await (await t.api.request(`/v1/runs/${id}/events`, { headers: { 'Last-Event-ID': '2-1-0' } })).text();
+  const ids = [...again.matchAll(/^id: (\S+)$/gm)].map((m) => m[1]);
+  assert.deepEqual(ids, ['1-1-0', '1-1-1', '2-1-0', '2-1-1', '3-1-0', '3-1-1', 'end']);
+
+  const bad = await t.api.request(`/v1/runs/${id}/replay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fromSeq: 1 }) });
+  assert.equal(bad.status, 400);
+  assert.match(JSON.stringify(await bad.json()), /fromSeq: step 1 is branch 1 of the fan-out at seq 0/);
+  for (const fromSeq of [0, 3]) {
+    const replay = await t.api.request(`/v1/runs/${id}/replay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fromSeq }) });
+    assert.equal(replay.status, 202);
+    const { id: newId } = (await replay.json()) as { id: string };
+    const { run, steps } = await waitForRun(t.p, newId);
+    assert.equal(run.status, 'succeeded', JSON.stringify(run.error));
+    assert.deepEqual(steps.map((s) => [s.seq, s.name, s.branch]), [[0, 'plan', null], [1, 'work', 1], [2, 'work', 2], [3, 'join', null]]);
+    assert.deepEqual((run.output as { branches: Outcome[] }).branches.map((b) => [b.index, b.ok, b.output?.i]), [[1, true, 1], [2, true, 2]], `replay from ${fromSeq}: the join sees the branches`);
+  }
+});
+
+test("the README's fan-out query shows the latest fan-out's branches in order", async () => {
+  const id = await trigger(t.api, 'fanout', { branches: 2, delayMs: 10 });
+  await waitForRun(t.p, id);
+  const rows = await query<{ fanout_seq: number; branch: number; seq: number; status: string }>(t.p.db, sql.raw(documentedSql('README.md', "A fan-out's branches side by side")));
+  assert.deepEqual(rows.map((r) => [r.fanout_seq, r.branch, r.seq, r.status]), [[0, 1, 1, 'succeeded'], [0, 2, 2, 'succeeded']]);
 });
