@@ -32,6 +32,8 @@ export interface WaitResult {
   /** Step that receives the signal (default: the waiting step runs again, with ctx.signal set). */
   step: string | undefined;
   timeoutMs: number | undefined;
+  /** What the run waits for, shown by GET /v1/runs/:id while it waits (e.g. a tool call to approve). */
+  request?: unknown;
   patch: Patch;
 }
 /** One branch of a fan-out: the step that runs it and what it gets as `ctx.branch.input`. */
@@ -60,8 +62,15 @@ export function done(output: unknown = null, patch: Patch = {}): DoneResult {
 }
 
 /** Park the run until `POST /v1/runs/:id/signals/:signal` (or the timeout); it holds no worker meanwhile. */
-export function wait(signal: string, opts: { next?: string; timeoutMs?: number; patch?: Patch } = {}): WaitResult {
-  return { type: 'wait', signal, step: opts.next, timeoutMs: opts.timeoutMs, patch: opts.patch ?? {} };
+export function wait(signal: string, opts: { next?: string; timeoutMs?: number; patch?: Patch; request?: unknown } = {}): WaitResult {
+  return {
+    type: 'wait',
+    signal,
+    step: opts.next,
+    timeoutMs: opts.timeoutMs,
+    ...(opts.request !== undefined ? { request: opts.request } : {}),
+    patch: opts.patch ?? {},
+  };
 }
 
 /**

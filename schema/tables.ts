@@ -9,6 +9,7 @@ import {
   index,
   integer,
   jsonb,
+  numeric,
   pgEnum,
   pgTable,
   primaryKey,
@@ -75,6 +76,11 @@ export const runs = pgTable(
     /** The signal a waiting run waits for. */
     waitSignal: text('wait_signal'),
     /**
+     * What the waiting step asks for, shown by GET /v1/runs/:id while the run waits (an
+     * agent's tool call awaiting approval: `{ "kind": "approval", "tool", "args", … }`).
+     */
+    waitRequest: jsonb('wait_request'),
+    /**
      * What the step at next_seq resumes with, `{ name, payload, timedOut }`: written when a
      * signal is consumed or the wait times out, kept for every attempt of that step. It
      * lives on the run row so a claim, which locks that row, always sees it.
@@ -115,6 +121,8 @@ const attemptRecord = () => ({
   model: text('model'),
   inputTokens: integer('input_tokens'),
   outputTokens: integer('output_tokens'),
+  /** What the LLM call cost in US dollars (README "Cost"); NULL for other steps and for unpriced models. */
+  costUsd: numeric('cost_usd', { precision: 14, scale: 8, mode: 'number' }),
   startedAt: ts('started_at').notNull().defaultNow(),
   finishedAt: ts('finished_at'),
   durationMs: integer('duration_ms'),

@@ -23,6 +23,7 @@ import { uiPage } from './ui.ts';
 function errorResponse(c: Context, err: BatonError) {
   const body = { error: { code: err.code, message: err.message, details: err.details ?? null } };
   if (err.code === 'unauthorized') c.header('WWW-Authenticate', 'Bearer realm="baton"');
+  if (err.status === 429) c.header('Retry-After', String(Math.max(1, Math.ceil((err.retryAfterMs ?? 1000) / 1000))));
   return c.json(body, err.status as 400);
 }
 
@@ -71,7 +72,16 @@ export function createApi(p: Platform): Hono<ApiEnv> {
         throw new BatonError('payload_too_large', `the request body is over ${MAX_BODY_BYTES} bytes`);
       },
     }),
-    apiKeyAuth({ enabled: p.config.auth, db: p.db, withDb: p.withDb }),
+    apiKeyAuth({
+      enabled: p.config.auth,
+      db: p.db,
+      withDb: p.withDb,
+      limits: p.limits,
+      cacheMs: p.config.limits.authCacheMs,
+      failuresPerMinute: p.config.limits.authFailuresPerMinute,
+      trustedProxyHops: p.config.limits.trustedProxyHops,
+      onLimiterError: (err) => p.log.warn({ err: err.message }, 'auth failure limiter unavailable'),
+    }),
   );
   app.route('/v1', runsRoutes(p));
 

@@ -16,6 +16,7 @@ import { createRun, getRun, getRunWithSteps, listRuns, runSummary, runView } fro
 import type { ApiEnv } from './auth.ts';
 import { readJson, validate } from './body.ts';
 import { runEvents } from './events.ts';
+import { admitRun } from './quotas.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SIGNAL_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
@@ -93,12 +94,14 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     }
     const input = validate(agent.input, await readJson(c), 'input', 'invalid_input');
     const tenant = c.get('tenant');
+    const admitted = await admitRun(p, tenant);
     // One id for every retry of the insert, so a retried insert cannot create a second run.
     const id = uuidv7();
     const created = await p.withDb(
       () => createRun(p.db, { id, function: agent.name, tenant, input, start: agent.start, idempotencyKey: key }),
       3000,
     );
+    admitted();
     if (!created.created && !created.sameInput) {
       throw new BatonError('idempotency_key_conflict', 'this Idempotency-Key was used for a run with a different input');
     }
@@ -175,8 +178,10 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
         );
       }
     }
+    const admitted = await admitRun(p, run.tenant);
     const newId = uuidv7();
     const w = await p.withDb(() => replayRun(p.db, { runId: run.id, newId, fromSeq, startStep: agent.start }), 3000);
+    admitted();
     if (!w) throw new BatonError('run_not_found', `no run ${run.id}`);
     p.metrics.runsCreated.inc({ function: agent.name });
     await wake(w);

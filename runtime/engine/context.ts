@@ -7,6 +7,7 @@ import type { StepKind } from '../../schema/tables.ts';
 import type { Agent, StepContext } from '../define.ts';
 import { BatonError } from '../errors.ts';
 import { createLlmClient } from '../llm/client.ts';
+import { costUsd } from '../llm/prices.ts';
 import type { StepUsage } from '../store/commit.ts';
 import type { ClaimedStep } from '../store/claim.ts';
 import type { Platform } from '../platform.ts';
@@ -25,7 +26,7 @@ export function createStepContext(
   abortSignal: AbortSignal,
   deadline: number,
 ): { ctx: StepContext; recorder: StepRecorder } {
-  const recorder: StepRecorder = { kind: 'compute', calls: 0, usage: { model: null, inputTokens: null, outputTokens: null } };
+  const recorder: StepRecorder = { kind: 'compute', calls: 0, usage: { model: null, inputTokens: null, outputTokens: null, costUsd: null } };
   const where = { runId: claimed.runId, seq: claimed.seq, step: claimed.step };
   const beforeCall = (kind: StepKind, what: string) => {
     if (recorder.calls > 0) {
@@ -49,7 +50,9 @@ export function createStepContext(
       faultPoint('during-call', where);
     },
     onUsage: (usage, modelId) => {
-      recorder.usage = { model: modelId, inputTokens: usage.inputTokens ?? null, outputTokens: usage.outputTokens ?? null };
+      const inputTokens = usage.inputTokens ?? null;
+      const outputTokens = usage.outputTokens ?? null;
+      recorder.usage = { model: modelId, inputTokens, outputTokens, costUsd: costUsd(p.config.prices, modelId, inputTokens, outputTokens) };
       if (usage.inputTokens) p.metrics.tokens.inc({ function: agent.name, model: modelId, direction: 'input' }, usage.inputTokens);
       if (usage.outputTokens) p.metrics.tokens.inc({ function: agent.name, model: modelId, direction: 'output' }, usage.outputTokens);
     },
@@ -78,6 +81,7 @@ export function createStepContext(
         seq: claimed.seq,
         attempt: claimed.attempt,
         function: agent.name,
+        tenant: claimed.tenant,
         scopes: agent.tools,
         name,
         args,

@@ -22,7 +22,7 @@ import type { Platform } from '../platform.ts';
 import type { StepMessage } from '../queue/queue.ts';
 import { type ClaimedStep, type Verdict, claimStep, diagnose, probeRun } from '../store/claim.ts';
 import { claimBranch, releaseBranch } from '../store/branch.ts';
-import { commitStep, recordFailure } from '../store/commit.ts';
+import { type StepUsage, commitStep, recordFailure } from '../store/commit.ts';
 import { resumeFromInbox } from '../store/signals.ts';
 import { releaseLease } from '../store/lease.ts';
 import { applyPatch } from '../state.ts';
@@ -88,7 +88,7 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
   const step = agent.steps.get(claimed.step);
   if (!step) {
     const err = new BatonError('unknown_step', `function "${fn}" has no step "${claimed.step}"`);
-    return fail(p, agent, claimed, leaseOwner, null, err, { model: null, inputTokens: null, outputTokens: null });
+    return fail(p, agent, claimed, leaseOwner, null, err, { model: null, inputTokens: null, outputTokens: null, costUsd: null });
   }
   return runClaimed(p, agent, step, claimed, leaseOwner, opts);
 }
@@ -161,7 +161,7 @@ async function commit(
   leaseOwner: string,
   result: StepResult,
   callKind: StepKind,
-  usage: { model: string | null; inputTokens: number | null; outputTokens: number | null },
+  usage: StepUsage,
 ): Promise<StepOutcome> {
   const kindOf: StepKind = callKind !== 'compute' ? callKind : result.type === 'wait' ? 'wait' : 'compute';
   if (claimed.branch || result.type === 'parallel') {
@@ -195,6 +195,7 @@ async function commit(
             step: result.step ?? claimed.step,
             signal: result.signal,
             timeoutMs: result.timeoutMs ?? null,
+            request: result.request,
           };
   faultPoint('before-commit', claimed);
   let committed: Awaited<ReturnType<typeof commitStep>>;
@@ -243,7 +244,7 @@ async function fail(
   leaseOwner: string,
   kind: StepKind | null,
   err: BatonError,
-  usage: { model: string | null; inputTokens: number | null; outputTokens: number | null },
+  usage: StepUsage,
 ): Promise<StepOutcome> {
   const step = agent.steps.get(claimed.step);
   const maxAttempts = step?.maxAttempts ?? agent.maxAttempts ?? p.config.maxAttempts;

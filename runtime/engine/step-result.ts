@@ -32,9 +32,11 @@ export function checkResult(agent: Agent, stepName: string, result: unknown, isB
   if (r.patch === null || typeof r.patch !== 'object' || Array.isArray(r.patch)) return bad('returned a patch that is not an object');
   let patch: Patch;
   let output: unknown;
+  let request: unknown;
   try {
     patch = JSON.parse(JSON.stringify(r.patch)) as Patch;
     output = r.type === 'done' ? JSON.parse(JSON.stringify(r.output ?? null)) : undefined;
+    request = r.type === 'wait' && r.request !== undefined ? JSON.parse(JSON.stringify(r.request)) : undefined;
     if (r.type === 'parallel') {
       const branches = r.branches.map((b) => ({ step: b.step, input: JSON.parse(JSON.stringify(b.input ?? null)) as unknown }));
       const problem = unstorable(patch, 'patch') ?? unstorable(branches, 'branches');
@@ -44,9 +46,11 @@ export function checkResult(agent: Agent, stepName: string, result: unknown, isB
   } catch (err) {
     return bad(`returned something that is not JSON: ${(err as Error).message}`);
   }
-  const problem = unstorable(patch, 'patch') ?? unstorable(output, 'output');
+  const problem = unstorable(patch, 'patch') ?? unstorable(output, 'output') ?? unstorable(request, 'request');
   if (problem) return bad(`returned something that cannot be stored: ${problem}`);
-  return r.type === 'done' ? { ...r, patch, output } : { ...r, patch };
+  if (r.type === 'done') return { ...r, patch, output };
+  if (r.type === 'wait' && request !== undefined) return { ...r, patch, request };
+  return { ...r, patch };
 }
 
 function checkParallel(agent: Agent, r: Extract<StepResult, { type: 'parallel' }>): string | null {

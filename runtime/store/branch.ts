@@ -1,5 +1,5 @@
 /**
- * Fan-out, part 2: one branch's claim, heartbeat, commit and failure record (README
+ * Fan-out, part 2: one branch's claim, commit, failure record and lease release (README
  * "Fan-out and join"). A branch is an ordinary step with its own seq, but while a
  * fan-out runs the run row holds no lease: each branch is leased on its own `steps`
  * row, so K workers can hold K branches of one run at once.
@@ -11,7 +11,7 @@
  * and by the run being `running`; a cancelled or failed run, or a lost lease, matches
  * zero rows and the result is discarded. The run row counts unfinished branches
  * (`runs.branches`): the statement that finishes the last one sees 0 and its caller
- * publishes the join.
+ * publishes the join. Heartbeats of branch leases: store/lease.ts (heartbeatMany).
  */
 import { type SQL, sql } from 'drizzle-orm';
 import type { StepKind } from '../../schema/tables.ts';
@@ -110,7 +110,7 @@ export async function claimBranch(db: Db, c: BranchClaimInput): Promise<ClaimedS
         started_at = case when go.looping then s.started_at else now() end,
         finished_at = case when go.looping then now() end,
         duration_ms = case when go.looping then ${ms(sql`now() - s.started_at`)} end,
-        model = null, input_tokens = null, output_tokens = null
+        model = null, input_tokens = null, output_tokens = null, cost_usd = null
       from go
       where s.run_id = ${c.runId} and s.seq = go.seq
       returning s.seq, s.name, s.attempt, s.attempt_base, s.branch, s.fanout_seq, s.input,
@@ -167,18 +167,6 @@ export async function claimBranch(db: Db, c: BranchClaimInput): Promise<ClaimedS
   };
 }
 
-/** Extends a branch's lease. False: taken over, or the run is no longer running: abort the branch. */
-export async function heartbeatBranch(db: Db, runId: string, seq: number, leaseOwner: string, leaseMs: number): Promise<boolean> {
-  const rows = await query<{ seq: number }>(
-    db,
-    sql`update steps set lease_expires_at = now() + ${leaseMs}::int * interval '1 millisecond'
-        where run_id = ${runId} and seq = ${seq} and lease_owner = ${leaseOwner} and status = 'running'
-          and exists (select 1 from runs where id = ${runId} and status = 'running')
-        returning seq`,
-  );
-  return rows.length > 0;
-}
-
 /** Gives a branch's lease up (graceful shutdown); a branch handed back is not a crashed claim. */
 export async function releaseBranch(db: Db, runId: string, seq: number, leaseOwner: string): Promise<boolean> {
   const rows = await query<{ seq: number }>(
@@ -221,12 +209,12 @@ export async function commitBranch(db: Db, c: BranchCommitInput): Promise<Branch
     ), step as (
       update steps s set status = 'succeeded', kind = ${c.kind}::step_kind, patch = ${JSON.stringify(c.patch)}::jsonb,
         output = ${JSON.stringify(c.output ?? null)}::jsonb, error = null, lease_owner = null, lease_expires_at = null, claims = 0,
-        model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens},
+        model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens}, cost_usd = ${c.usage.costUsd},
         finished_at = now(), duration_ms = ${ms(sql`now() - s.started_at`)}
       from b where s.run_id = ${c.runId} and s.seq = b.seq
     ), attempt as (
       update step_attempts a set status = 'succeeded', error = null,
-        model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens},
+        model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens}, cost_usd = ${c.usage.costUsd},
         finished_at = now(), duration_ms = ${ms(sql`now() - a.started_at`)}
       from b where a.run_id = ${c.runId} and a.seq = b.seq and a.attempt = ${c.attempt}
     ), fenced as (
@@ -288,12 +276,12 @@ export async function recordBranchFailure(db: Db, f: BranchFailureInput): Promis
         attempt = s.attempt + ${retry ? 1 : 0}, claims = 0, lease_owner = null, lease_expires_at = null,
         wake_at = ${retry ? sql`now() + ${f.retryInMs}::int * interval '1 millisecond'` : sql`null`},
         kind = coalesce(${f.kind}::step_kind, s.kind), error = ${error}::jsonb,
-        model = ${f.usage.model}, input_tokens = ${f.usage.inputTokens}, output_tokens = ${f.usage.outputTokens},
+        model = ${f.usage.model}, input_tokens = ${f.usage.inputTokens}, output_tokens = ${f.usage.outputTokens}, cost_usd = ${f.usage.costUsd},
         finished_at = now(), duration_ms = ${ms(sql`now() - s.started_at`)}
       from b where s.run_id = ${f.runId} and s.seq = b.seq
     ), attempt as (
       update step_attempts a set status = 'failed', error = ${error}::jsonb,
-        model = ${f.usage.model}, input_tokens = ${f.usage.inputTokens}, output_tokens = ${f.usage.outputTokens},
+        model = ${f.usage.model}, input_tokens = ${f.usage.inputTokens}, output_tokens = ${f.usage.outputTokens}, cost_usd = ${f.usage.costUsd},
         finished_at = now(), duration_ms = ${ms(sql`now() - a.started_at`)}
       from b where a.run_id = ${f.runId} and a.seq = b.seq and a.attempt = ${f.attempt}
     ), ${stopSiblings(f.runId, f.seq, JSON.stringify({ code: 'cancelled', message: `branch ${f.runError.branch} ("${f.runError.step}") failed the run` }), sql`exists (select 1 from b) and ${failsRun}`)},

@@ -49,20 +49,20 @@ export async function commitFanout(db: Db, c: FanoutCommitInput): Promise<number
       update runs r set
         next_seq = ${c.seq + k + 1}, next_step = ${c.join}, status = 'running', output = null,
         attempt = 1, attempt_base = 0, claims = 0, lease_owner = null, lease_expires_at = null,
-        wait_signal = null, wake_at = null, signal = null,
+        wait_signal = null, wait_request = null, wake_at = null, signal = null,
         branches = ${k}, branch_failure = ${c.onBranchFailure}, updated_at = now()
       from run where r.id = run.id
       returning r.id
     ), step as (
       update steps s set
         status = 'succeeded', kind = ${c.kind}::step_kind, patch = ${JSON.stringify(c.patch)}::jsonb, next_step = ${c.join},
-        error = null, model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens},
+        error = null, model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens}, cost_usd = ${c.usage.costUsd},
         finished_at = now(), duration_ms = ${ms(sql`now() - s.started_at`)}
       from fenced where s.run_id = fenced.id and s.seq = ${c.seq}
     ), attempt as (
       update step_attempts a set
         status = 'succeeded', error = null,
-        model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens},
+        model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens}, cost_usd = ${c.usage.costUsd},
         finished_at = now(), duration_ms = ${ms(sql`now() - a.started_at`)}
       from fenced where a.run_id = fenced.id and a.seq = ${c.seq} and a.attempt = ${c.attempt}
     ), checkpoint as (
@@ -77,7 +77,7 @@ export async function commitFanout(db: Db, c: FanoutCommitInput): Promise<number
       on conflict (run_id, seq) do update set name = excluded.name, status = 'queued', attempt = 1, attempt_base = 0,
         branch = excluded.branch, fanout_seq = excluded.fanout_seq, input = excluded.input, output = null, patch = null,
         kind = null, error = null, next_step = null, lease_owner = null, lease_expires_at = null, claims = 0, wake_at = null,
-        worker = null, model = null, input_tokens = null, output_tokens = null, started_at = now(), finished_at = null, duration_ms = null
+        worker = null, model = null, input_tokens = null, output_tokens = null, cost_usd = null, started_at = now(), finished_at = null, duration_ms = null
     )
     select id from fenced`,
   );

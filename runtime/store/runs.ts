@@ -3,7 +3,7 @@
  */
 import { and, asc, desc, eq, lt, sql } from 'drizzle-orm';
 import { type Run, type RunStatus, type Step, type StepAttempt, runs, stepAttempts, steps } from '../../schema/tables.ts';
-import { type Db, query } from '../db/connect.ts';
+import { type Db, query, queryPrepared } from '../db/connect.ts';
 
 export interface NewRun {
   id: string;
@@ -27,8 +27,9 @@ export type CreateRunResult =
  */
 export async function createRun(db: Db, r: NewRun): Promise<CreateRunResult> {
   const input = JSON.stringify(r.input);
-  const inserted = await query<{ id: string }>(
+  const inserted = await queryPrepared<{ id: string }>(
     db,
+    'baton_run_insert',
     sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of)
         values (${r.id}, ${r.function}, ${r.tenant}, ${input}::jsonb, ${r.start}, ${r.idempotencyKey ?? null}, ${r.replayOf ?? null})
         on conflict do nothing
@@ -100,12 +101,34 @@ export function runView(r: RunWithSteps) {
     error: run.error,
     nextStep: run.nextStep,
     waitingFor: run.status === 'waiting' ? run.waitSignal : null,
+    /** What the waiting step asks for (an agent's tool call awaiting approval: tool and arguments). */
+    pending: run.status === 'waiting' ? (run.waitRequest ?? null) : null,
+    usage: usageTotals(r.attempts),
     replayOf: run.replayOf,
     createdAt: run.createdAt,
     updatedAt: run.updatedAt,
     finishedAt: run.finishedAt,
     steps: r.steps.map((s) => ({ ...stepView(s), attempts: r.attempts.filter((a) => a.seq === s.seq).map(attemptView) })),
   };
+}
+
+/**
+ * Tokens and cost of a run, every attempt counted (a failed attempt was billed too).
+ * `costUsd` is null when an attempt used a model without a price (runtime/llm/prices.ts).
+ */
+export function usageTotals(attempts: readonly StepAttempt[]) {
+  let inputTokens = 0;
+  let outputTokens = 0;
+  let costUsd: number | null = 0;
+  let llmCalls = 0;
+  for (const a of attempts) {
+    if (!a.model) continue;
+    llmCalls++;
+    inputTokens += a.inputTokens ?? 0;
+    outputTokens += a.outputTokens ?? 0;
+    costUsd = costUsd === null || a.costUsd === null ? null : costUsd + Number(a.costUsd);
+  }
+  return { llmCalls, inputTokens, outputTokens, costUsd: costUsd === null ? null : Math.round(costUsd * 1e8) / 1e8 };
 }
 
 /** A step as its latest attempt left it. */
@@ -124,7 +147,7 @@ export function stepView(s: Step) {
     finishedAt: s.finishedAt,
     nextStep: s.nextStep,
     error: s.error,
-    usage: s.model ? { model: s.model, inputTokens: s.inputTokens, outputTokens: s.outputTokens } : null,
+    usage: s.model ? { model: s.model, inputTokens: s.inputTokens, outputTokens: s.outputTokens, costUsd: s.costUsd } : null,
   };
 }
 
@@ -138,7 +161,7 @@ export function attemptView(a: StepAttempt) {
     startedAt: a.startedAt,
     finishedAt: a.finishedAt,
     error: a.error,
-    usage: a.model ? { model: a.model, inputTokens: a.inputTokens, outputTokens: a.outputTokens } : null,
+    usage: a.model ? { model: a.model, inputTokens: a.inputTokens, outputTokens: a.outputTokens, costUsd: a.costUsd } : null,
   };
 }
 

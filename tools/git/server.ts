@@ -135,6 +135,7 @@ if (isMain(import.meta.url)) {
     name: 'git',
     publicKey: env.publicKey,
     allowedHosts: env.allowedHosts,
+    maxTokenS: env.maxTokenS,
     register: registerGitTools(repo),
     ready: () => repoProblem(repo),
   });
