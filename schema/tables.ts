@@ -100,6 +100,12 @@ export const runs = pgTable(
     revision: text('revision'),
     /** The run this one replays, if any. */
     replayOf: uuid('replay_of'),
+    /**
+     * The run's trace (W3C `traceparent` of its root span, made when the API created the
+     * run): every step attempt, in any process and after any crash, continues it.
+     * NULL when tracing was off at the API (README "Observability").
+     */
+    traceContext: text('trace_context'),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
     finishedAt: ts('finished_at'),

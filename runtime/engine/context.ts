@@ -11,6 +11,7 @@ import { costUsd } from '../llm/prices.ts';
 import type { StepUsage } from '../store/commit.ts';
 import type { ClaimedStep } from '../store/claim.ts';
 import type { Platform } from '../platform.ts';
+import { noteUsage, traceToolCall } from '../tracing.ts';
 import { faultPoint } from './fault-points.ts';
 
 export interface StepRecorder {
@@ -53,6 +54,7 @@ export function createStepContext(
       const inputTokens = usage.inputTokens ?? null;
       const outputTokens = usage.outputTokens ?? null;
       recorder.usage = { model: modelId, inputTokens, outputTokens, costUsd: costUsd(p.config.prices, modelId, inputTokens, outputTokens) };
+      noteUsage(modelId, usage.inputTokens, usage.outputTokens);
       if (usage.inputTokens) p.metrics.tokens.inc({ function: agent.name, model: modelId, direction: 'input' }, usage.inputTokens);
       if (usage.outputTokens) p.metrics.tokens.inc({ function: agent.name, model: modelId, direction: 'output' }, usage.outputTokens);
     },
@@ -76,18 +78,20 @@ export function createStepContext(
     async tool<T>(name: string, args: Record<string, unknown> = {}): Promise<T> {
       beforeCall('tool', name);
       faultPoint('during-call', where);
-      const result = await p.tools.call({
-        runId: claimed.runId,
-        seq: claimed.seq,
-        attempt: claimed.attempt,
-        function: agent.name,
-        tenant: claimed.tenant,
-        scopes: agent.tools,
-        name,
-        args,
-        abortSignal,
-        deadline,
-      });
+      const result = await traceToolCall(name, where, () =>
+        p.tools.call({
+          runId: claimed.runId,
+          seq: claimed.seq,
+          attempt: claimed.attempt,
+          function: agent.name,
+          tenant: claimed.tenant,
+          scopes: agent.tools,
+          name,
+          args,
+          abortSignal,
+          deadline,
+        }),
+      );
       faultPoint('after-call', where);
       return result as T;
     },

@@ -14,6 +14,7 @@
  * engine/fanout.ts (README "Fan-out and join").
  */
 import { randomUUID } from 'node:crypto';
+import type { Context } from '@opentelemetry/api';
 import type { StepKind } from '../../schema/tables.ts';
 import type { Agent, DoneResult, ResolvedStep, StepResult } from '../define.ts';
 import { BatonError, coerceError } from '../errors.ts';
@@ -25,6 +26,9 @@ import { claimBranch, releaseBranch } from '../store/branch.ts';
 import { type StepUsage, commitStep, recordFailure } from '../store/commit.ts';
 import { resumeFromInbox } from '../store/signals.ts';
 import { releaseLease } from '../store/lease.ts';
+import { runTraceContext } from '../store/runs.ts';
+import { endStepSpan, inSpan, noteKind, startStepSpan } from '../tracing.ts';
+import { tracingOn } from '../../tools/lib/tracing.ts';
 import { applyPatch } from '../state.ts';
 import { backoffMs } from './backoff.ts';
 import { createStepContext } from './context.ts';
@@ -49,7 +53,12 @@ export interface ExecuteOptions {
   worker: string;
   /** Aborted when this process must stop (after its grace period). */
   shutdown?: AbortSignal;
+  /** The step span's parent when closer than the run's root (POST /invoke: the dispatcher's span). */
+  traceParent?: Context | null;
 }
+
+/** A claimed step and its run's trace (the `traceparent` its wake-ups carry on). */
+type Claimed = ClaimedStep & { trace?: string | undefined };
 
 const COMMIT_BUDGET_MS = 60_000;
 
@@ -57,6 +66,7 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
   const agent = p.functions.get(fn);
   if (!agent) throw new BatonError('function_not_found', `this process does not serve function "${fn}"`);
   const leaseOwner = `${opts.worker}/${randomUUID().slice(0, 8)}`;
+  const claimStarted = Date.now();
   const claim = {
     runId: msg.runId,
     function: fn,
@@ -66,7 +76,7 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
     leaseMs: p.config.leaseMs,
     maxClaims: p.config.maxClaims,
   };
-  const claimed =
+  const claimed: Claimed | null =
     (await p.withDb(() => claimStep(p.db, { ...claim, revision: p.config.revision ?? null }))) ??
     // Not the run's next step: maybe a branch of its fan-out, leased on its own row.
     (await p.withDb(() => claimBranch(p.db, claim)));
@@ -76,6 +86,33 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
     p.metrics.steps.inc({ function: fn, kind: 'none', outcome: 'skipped' });
     return { status: 'skipped', verdict };
   }
+  // The run's trace: from the message, or (a delayed or repaired wake-up) from the run's row.
+  claimed.trace =
+    msg.trace ?? (tracingOn() ? ((await p.withDb(() => runTraceContext(p.db, claimed.runId), 2000).catch(() => null)) ?? undefined) : undefined);
+  const span = startStepSpan({
+    runId: claimed.runId,
+    function: fn,
+    step: claimed.step,
+    seq: claimed.seq,
+    attempt: claimed.attempt,
+    worker: opts.worker,
+    runTrace: claimed.trace ?? null,
+    parent: opts.traceParent,
+    startTime: claimStarted,
+  });
+  if (!span) return afterClaim(p, agent, claimed, leaseOwner, opts);
+  try {
+    const outcome = await inSpan(span, () => afterClaim(p, agent, claimed, leaseOwner, opts));
+    endStepSpan(span, outcome);
+    return outcome;
+  } catch (err) {
+    endStepSpan(span, null, err);
+    throw err;
+  }
+}
+
+async function afterClaim(p: Platform, agent: Agent, claimed: Claimed, leaseOwner: string, opts: ExecuteOptions): Promise<StepOutcome> {
+  const fn = agent.name;
   p.events.publish(claimed.runId, { type: 'changed' });
   if (claimed.crashLoop) {
     // The claim itself failed the run: every earlier claim of this step died with its worker.
@@ -97,7 +134,7 @@ async function runClaimed(
   p: Platform,
   agent: Agent,
   step: ResolvedStep,
-  claimed: ClaimedStep,
+  claimed: Claimed,
   leaseOwner: string,
   opts: ExecuteOptions,
 ): Promise<StepOutcome> {
@@ -138,7 +175,7 @@ async function runClaimed(
           : () => releaseLease(p.db, claimed.runId, leaseOwner);
         await p.withDb(release).catch(() => {});
         // Not caught: a step that could not be handed back must leave its message pending (unacked) for reclaim.
-        await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq });
+        await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq, trace: claimed.trace });
         return count(p, agent, recorder.kind, { status: 'released' });
       }
       if (timeout.aborted) thrown = new BatonError('step_timeout', `step "${claimed.step}" exceeded its timeout of ${timeoutMs} ms`);
@@ -157,7 +194,7 @@ async function runClaimed(
 async function commit(
   p: Platform,
   agent: Agent,
-  claimed: ClaimedStep,
+  claimed: Claimed,
   leaseOwner: string,
   result: StepResult,
   callKind: StepKind,
@@ -226,12 +263,12 @@ async function commit(
   faultPoint('after-commit', claimed);
   // Hand on. A crash before this line is repaired by the claim of a duplicate or by the sweeper.
   const nextSeq = claimed.seq + 1;
-  if (result.type === 'next' || committed.resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq });
+  if (result.type === 'next' || committed.resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq, trace: claimed.trace });
   else if (result.type === 'wait') {
     // A signal buffered while this commit queued on the run's lock: take it now (rare; see store/commit.ts).
     const resumed = committed.recheckInbox ? await p.withDb(() => resumeFromInbox(p.db, claimed.runId), COMMIT_BUDGET_MS) : null;
-    if (resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq });
-    else if (committed.wakeInMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq }, Math.max(1, committed.wakeInMs));
+    if (resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq, trace: claimed.trace });
+    else if (committed.wakeInMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq, trace: claimed.trace }, Math.max(1, committed.wakeInMs));
   }
   p.events.publish(claimed.runId, { type: 'changed' });
   return count(p, agent, kind, { status: 'committed', result: result.type, nextSeq });
@@ -240,7 +277,7 @@ async function commit(
 async function fail(
   p: Platform,
   agent: Agent,
-  claimed: ClaimedStep,
+  claimed: Claimed,
   leaseOwner: string,
   kind: StepKind | null,
   err: BatonError,
@@ -278,7 +315,7 @@ async function fail(
   );
   if (!recorded) return count(p, agent, kind ?? 'compute', await fenced(p, claimed, 'failure'));
   p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, attempt: claimed.attempt, err: err.message, retry }, 'step failed');
-  if (delayMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq }, delayMs);
+  if (delayMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq, trace: claimed.trace }, delayMs);
   p.events.publish(claimed.runId, { type: 'changed' });
   return count(
     p,
@@ -299,14 +336,14 @@ async function settleStale(p: Platform, fn: string, msg: StepMessage): Promise<V
     // look at the inbox (see commit) can leave the one it waits for there. Take it now.
     const w = await p.withDb(() => resumeFromInbox(p.db, msg.runId));
     if (w) {
-      await p.queue.publish(w.function, { runId: w.id, seq: w.next_seq });
+      await p.queue.publish(w.function, { runId: w.id, seq: w.next_seq, trace: msg.trace });
       return { action: 'republish', reason: 'repair: the waiting run took its signal from the inbox', function: w.function, seq: w.next_seq, delayMs: 0 };
     }
   }
   // Fanning out: the join is not due; what matters is that every branch is queued or in flight.
   if (run && run.branches > 0 && run.status === 'running' && run.function === fn) return settleFanout(p, fn, msg);
   const verdict = diagnose(run, msg.seq, fn);
-  if (verdict.action !== 'drop') await p.queue.publish(verdict.function, { runId: msg.runId, seq: verdict.seq }, verdict.delayMs);
+  if (verdict.action !== 'drop') await p.queue.publish(verdict.function, { runId: msg.runId, seq: verdict.seq, trace: msg.trace }, verdict.delayMs);
   return verdict;
 }
 
@@ -319,7 +356,7 @@ async function settleStale(p: Platform, fn: string, msg: StepMessage): Promise<V
  * like an unclaimable one covers both: the repair re-publishes the run's current
  * step if the run is idle past this seq, and drops or re-checks it otherwise.
  */
-async function fenced(p: Platform, claimed: ClaimedStep, what: 'commit' | 'failure'): Promise<StepOutcome> {
+async function fenced(p: Platform, claimed: Claimed, what: 'commit' | 'failure'): Promise<StepOutcome> {
   p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, what }, 'fence rejected the write (lease lost): result discarded');
   const verdict = await settleStale(p, claimed.function, claimed);
   return { status: 'fenced', verdict };
@@ -333,6 +370,7 @@ function refusal(err: unknown): BatonError {
 
 function count(p: Platform, agent: Agent, kind: string, outcome: StepOutcome): StepOutcome {
   p.metrics.steps.inc({ function: agent.name, kind, outcome: outcome.status });
+  noteKind(kind);
   return outcome;
 }
 

@@ -18,13 +18,16 @@ import type { ErrorJson } from '../errors.ts';
 import type { Platform } from '../platform.ts';
 import type { StepMessage } from '../queue/queue.ts';
 import { type BranchFailureResult, commitBranch, recordBranchFailure } from '../store/branch.ts';
-import type { ClaimedStep, Verdict } from '../store/claim.ts';
+import type { ClaimedStep as Claimed, Verdict } from '../store/claim.ts';
 import type { StepUsage } from '../store/commit.ts';
 import { commitFanout, diagnoseFanout, probeBranches } from '../store/fanout.ts';
 import { applyPatch } from '../state.ts';
 import { faultPoint } from './fault-points.ts';
 
 const COMMIT_BUDGET_MS = 60_000;
+
+/** A claimed step and its run's trace (the `traceparent` its wake-ups carry on). */
+type ClaimedStep = Claimed & { trace?: string | undefined };
 
 /** Commits a step that returned parallel(...) and publishes its branches. False: fenced. */
 export async function commitFanoutStep(
@@ -57,7 +60,7 @@ export async function commitFanoutStep(
   if (!seqs) return false;
   faultPoint('after-commit', claimed);
   // Hand on, K times. A crash part-way is repaired when this step's message comes back (settleFanout).
-  for (const seq of seqs) await p.queue.publish(agent.name, { runId: claimed.runId, seq });
+  for (const seq of seqs) await p.queue.publish(agent.name, { runId: claimed.runId, seq, trace: claimed.trace });
   p.log.debug({ runId: claimed.runId, seq: claimed.seq, branches: seqs.length, join: result.join }, 'fanned out');
   return true;
 }
@@ -117,7 +120,7 @@ export async function failBranchStep(
     COMMIT_BUDGET_MS,
   );
   if (!recorded) return null;
-  if (failure.delayMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq }, failure.delayMs);
+  if (failure.delayMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq, trace: claimed.trace }, failure.delayMs);
   else if (recorded.last) await publishJoin(p, agent, claimed, recorded.joinSeq);
   return recorded;
 }
@@ -126,7 +129,7 @@ async function publishJoin(p: Platform, agent: Agent, claimed: ClaimedStep, join
   // The last branch is committed and the join not yet published: a crash here is repaired
   // when this branch's message comes back (the run is idle past it: publish its next step).
   faultPoint('after-last-branch', claimed);
-  await p.queue.publish(agent.name, { runId: claimed.runId, seq: joinSeq });
+  await p.queue.publish(agent.name, { runId: claimed.runId, seq: joinSeq, trace: claimed.trace });
 }
 
 /** A message of a fanning run that nothing could claim: re-check it, drop it, or re-publish idle branches. */
@@ -134,7 +137,7 @@ export async function settleFanout(p: Platform, fn: string, msg: StepMessage): P
   const branches = await p.withDb(() => probeBranches(p.db, msg.runId, msg.seq));
   const verdicts = diagnoseFanout(fn, msg.seq, branches);
   for (const v of verdicts) {
-    if (v.action !== 'drop') await p.queue.publish(v.function, { runId: msg.runId, seq: v.seq }, v.delayMs);
+    if (v.action !== 'drop') await p.queue.publish(v.function, { runId: msg.runId, seq: v.seq, trace: msg.trace }, v.delayMs);
   }
   return verdicts[0] ?? { action: 'drop', reason: 'fanning out: nothing to do' };
 }

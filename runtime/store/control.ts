@@ -81,7 +81,7 @@ export async function retryRun(db: Db, runId: string): Promise<Wakeup | null> {
  */
 export async function replayRun(
   db: Db,
-  r: { runId: string; newId: string; fromSeq: number; startStep: string },
+  r: { runId: string; newId: string; fromSeq: number; startStep: string; traceContext?: string | null },
 ): Promise<Wakeup | null> {
   const { runId, newId, fromSeq } = r;
   return db.transaction(async (tx) => {
@@ -89,13 +89,14 @@ export async function replayRun(
     const rows = await query<Wakeup>(
       t,
       sql`
-      insert into runs (id, function, tenant, input, next_step, next_seq, replay_of, signal)
+      insert into runs (id, function, tenant, input, next_step, next_seq, replay_of, signal, trace_context)
       select r.id_new, o.function, o.tenant, o.input,
         case when ${fromSeq}::int = 0 then ${r.startStep} else (select name from steps where run_id = o.id and seq = ${fromSeq}) end,
         ${fromSeq}, o.id,
         -- The step replayed first resumes with the signal it received the first time.
         (select jsonb_build_object('name', g.name, 'payload', g.payload, 'timedOut', false) from signals g
-          where g.run_id = o.id and g.seq = ${fromSeq} and ${fromSeq}::int > 0)
+          where g.run_id = o.id and g.seq = ${fromSeq} and ${fromSeq}::int > 0),
+        ${r.traceContext ?? null}
       from runs o, (select ${newId}::uuid as id_new) r
       where o.id = ${runId}
       returning id, function, next_seq`,

@@ -13,6 +13,8 @@ export interface NewRun {
   start: string;
   idempotencyKey?: string | undefined;
   replayOf?: string | undefined;
+  /** W3C `traceparent` of the run's root span (README "Observability"). */
+  traceContext?: string | null | undefined;
 }
 
 export type CreateRunResult =
@@ -29,9 +31,11 @@ export async function createRun(db: Db, r: NewRun): Promise<CreateRunResult> {
   const input = JSON.stringify(r.input);
   const inserted = await queryPrepared<{ id: string }>(
     db,
-    'baton_run_insert',
-    sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of)
-        values (${r.id}, ${r.function}, ${r.tenant}, ${input}::jsonb, ${r.start}, ${r.idempotencyKey ?? null}, ${r.replayOf ?? null})
+    // A new name with the trace column: a server connection may still hold the old text under the old one.
+    'baton_run_insert_traced',
+    sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of, trace_context)
+        values (${r.id}, ${r.function}, ${r.tenant}, ${input}::jsonb, ${r.start}, ${r.idempotencyKey ?? null}, ${r.replayOf ?? null},
+                ${r.traceContext ?? null})
         on conflict do nothing
         returning id`,
   );
@@ -46,6 +50,12 @@ export async function createRun(db: Db, r: NewRun): Promise<CreateRunResult> {
   if (!existing) throw new Error('createRun: conflicting row vanished');
   if (existing.id === r.id) return { created: true, id: existing.id };
   return { created: false, id: existing.id, sameInput: existing.same, status: existing.status };
+}
+
+/** The run's trace, for a step whose wake-up did not carry it (a delayed or repaired one). */
+export async function runTraceContext(db: Db, id: string): Promise<string | null> {
+  const [row] = await query<{ trace_context: string | null }>(db, sql`select trace_context from runs where id = ${id}`);
+  return row?.trace_context ?? null;
 }
 
 export interface RunWithSteps {
