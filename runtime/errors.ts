@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   forbidden: { status: 403, retryable: false },
   function_not_found: { status: 404, retryable: false },
   run_not_found: { status: 404, retryable: false },
+  step_not_found: { status: 404, retryable: false },
   route_not_found: { status: 404, retryable: false },
   method_not_allowed: { status: 405, retryable: false },
   run_not_failed: { status: 409, retryable: false },

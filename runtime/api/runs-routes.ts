@@ -13,6 +13,7 @@ import type { Platform } from '../platform.ts';
 import { cancelRun, replayRun, retryRun, type Wakeup } from '../store/control.ts';
 import { deliverSignal, resumeFromInbox } from '../store/signals.ts';
 import { createRun, getRun, getRunWithSteps, listRuns, runSummary, runView } from '../store/runs.ts';
+import { getStepDetail, stepDetailView } from '../store/step-detail.ts';
 import type { ApiEnv } from './auth.ts';
 import { readJson, validate } from './body.ts';
 import { runEvents } from './events.ts';
@@ -143,6 +144,15 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     const full = await p.withDb(() => getRunWithSteps(p.db, run.id), 3000);
     if (!full) throw new BatonError('run_not_found', `no run ${run.id}`);
     return c.json(runView(full));
+  });
+
+  app.get('/runs/:id/steps/:seq', async (c) => {
+    const run = await ownRun(c.req.param('id'), c.get('tenant'));
+    const raw = c.req.param('seq');
+    if (!/^\d{1,9}$/.test(raw)) throw new BatonError('invalid_request', `seq: "${raw.slice(0, 20)}" is not a step number`);
+    const detail = await p.withDb(() => getStepDetail(p.db, run.id, Number(raw)), 3000);
+    if (!detail) throw new BatonError('step_not_found', `run ${run.id} has no step ${raw}`);
+    return c.json(stepDetailView(run.id, detail));
   });
 
   app.get('/runs/:id/events', async (c) => {

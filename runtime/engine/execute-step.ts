@@ -26,6 +26,7 @@ import { claimBranch, releaseBranch } from '../store/branch.ts';
 import { type StepUsage, commitStep, recordFailure } from '../store/commit.ts';
 import { resumeFromInbox } from '../store/signals.ts';
 import { releaseLease } from '../store/lease.ts';
+import { recordStepCall } from '../store/step-calls.ts';
 import { runTraceContext } from '../store/runs.ts';
 import { endStepSpan, inSpan, noteKind, startStepSpan } from '../tracing.ts';
 import { tracingOn } from '../../tools/lib/tracing.ts';
@@ -160,6 +161,12 @@ async function runClaimed(
       p.inflight.remove(claimed.runId, controller);
     }
     p.metrics.stepSeconds.observe({ function: agent.name, kind: recorder.kind }, (performance.now() - started) / 1000);
+    if (recorder.call) {
+      // Before the commit, so a step shown finished always shows its call; losing this row only costs the inspector.
+      await recordStepCall(p.db, claimed, recorder.call).catch((err: Error) =>
+        p.log.warn({ runId: claimed.runId, seq: claimed.seq, err: err.message }, 'could not record the step call'),
+      );
+    }
 
     if (signal.aborted) {
       const reason = signal.reason as unknown;

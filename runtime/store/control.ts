@@ -116,6 +116,10 @@ export async function replayRun(
                started_at, finished_at, duration_ms
         from step_attempts where run_id = ${runId} and seq < ${fromSeq}`);
       await t.execute(sql`
+        insert into step_calls (run_id, seq, attempt, kind, request, response, error, created_at)
+        select ${newId}, seq, attempt, kind, request, response, error, created_at
+        from step_calls where run_id = ${runId} and seq < ${fromSeq}`);
+      await t.execute(sql`
         insert into checkpoints (run_id, seq, state)
         select ${newId}, seq, state from checkpoints where run_id = ${runId} and seq < ${fromSeq}`);
       await t.execute(sql`
