@@ -43,6 +43,8 @@ export function createStepContext(
   const llm = createLlmClient({
     model: p.model.model,
     modelId: p.model.id,
+    resolveModel: (id) => p.model.byId(id),
+    costUsd: (modelId, inputTokens, outputTokens) => costUsd(p.config.prices, modelId, inputTokens, outputTokens),
     abortSignal,
     step: claimed.step,
     beforeCall: () => {
@@ -88,6 +90,8 @@ export function createStepContext(
       faultPoint('after-call', where);
       return result as T;
     },
+    listTools: () =>
+      p.tools.list({ runId: claimed.runId, seq: claimed.seq, function: agent.name, scopes: agent.tools, abortSignal, deadline }),
     log: (message, fields) => log.info(fields ?? {}, message),
   };
   return { ctx, recorder };

@@ -22,6 +22,7 @@ import { IDEMPOTENCY_META_KEY } from '../../tools/lib/server.ts';
 import type { Db } from '../db/connect.ts';
 import { BatonError } from '../errors.ts';
 import { digestArgs, finishToolCall, insertToolCall } from '../store/tool-calls.ts';
+import { type ListRequest, type ToolDefinition, listTools } from './list-tools.ts';
 
 export interface ToolRequest {
   runId: string;
@@ -39,6 +40,8 @@ export interface ToolRequest {
 
 export interface ToolGateway {
   call(req: ToolRequest): Promise<unknown>;
+  /** The declared tools' definitions (`tools/list`, cached per process: mcp/list-tools.ts). */
+  list(req: ListRequest): Promise<ToolDefinition[]>;
 }
 
 export interface GatewayDeps {
@@ -90,6 +93,7 @@ function errorText(result: { content?: unknown }): string {
 
 export function createToolGateway(deps: GatewayDeps): ToolGateway {
   return {
+    list: (req) => listTools(deps, req),
     async call(req) {
       const started = Date.now();
       const parsed = splitToolName(req.name);
