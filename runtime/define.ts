@@ -10,13 +10,13 @@
  */
 import type * as v from 'valibot';
 import type { LlmClient } from './llm/client.ts';
-import type { ToolDefinition } from './mcp/list-tools.ts';
+import type { ToolDefinition } from './mcp/tool-list-cache.ts';
 import { agentLoop, type LoopOptions, withBudgetInput } from './agent/loop.ts';
 import type { Patch, State } from './state.ts';
 
 export { append } from './state.ts';
 export type { Patch, State } from './state.ts';
-export type { ToolDefinition } from './mcp/list-tools.ts';
+export type { ToolDefinition } from './mcp/tool-list-cache.ts';
 export { agentLoop, type LoopOptions } from './agent/loop.ts';
 
 export interface NextResult {

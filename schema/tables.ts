@@ -89,6 +89,12 @@ export const runs = pgTable(
     revision: text('revision'),
     /** The run this one replays, if any. */
     replayOf: uuid('replay_of'),
+    /**
+     * The run's trace (W3C `traceparent` of its root span, made when the API created the
+     * run): every step attempt, in any process and after any crash, continues it.
+     * NULL when tracing was off at the API (README "Observability").
+     */
+    traceContext: text('trace_context'),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
     finishedAt: ts('finished_at'),
@@ -154,6 +160,31 @@ export const stepAttempts = pgTable(
     ...attemptRecord(),
   },
   (t) => [primaryKey({ columns: [t.runId, t.seq, t.attempt] }), index('step_attempts_status_finished_idx').on(t.status, t.finishedAt)],
+);
+
+/**
+ * What an attempt sent to its one external call and what came back (README "Inspect runs
+ * with SQL"): the LLM's prompt and answer, or the tool's arguments and result. Written by
+ * the worker after the call returns, before the commit; long strings are cut (runtime/store/step-calls.ts).
+ * Only steps that made a call have a row, so no-op steps pay nothing for it.
+ */
+export const stepCalls = pgTable(
+  'step_calls',
+  {
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    attempt: integer('attempt').notNull(),
+    kind: stepKind('kind').notNull(),
+    /** `llm`: model, instructions, prompt or messages, tool names. `tool`: name and arguments. */
+    request: jsonb('request').notNull(),
+    /** `llm`: text, tool calls, finish reason, usage. `tool`: the result. NULL when the call failed. */
+    response: jsonb('response'),
+    error: jsonb('error'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.seq, t.attempt] })],
 );
 
 /** Full state snapshots: every K steps and at the end. State for step N = last snapshot + later patches. */
@@ -235,4 +266,5 @@ export type Run = typeof runs.$inferSelect;
 export type Step = typeof steps.$inferSelect;
 export type StepAttempt = typeof stepAttempts.$inferSelect;
 export type Signal = typeof signals.$inferSelect;
+export type StepCall = typeof stepCalls.$inferSelect;
 export type ToolCall = typeof toolCalls.$inferInsert;

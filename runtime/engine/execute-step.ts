@@ -10,6 +10,7 @@
  * reclaimed. Both the worker (in-process) and a function's `POST /invoke` call this.
  */
 import { randomUUID } from 'node:crypto';
+import type { Context } from '@opentelemetry/api';
 import type { StepKind } from '../../schema/tables.ts';
 import type { Agent, ResolvedStep, StepResult } from '../define.ts';
 import { BatonError, coerceError } from '../errors.ts';
@@ -20,6 +21,10 @@ import { type ClaimedStep, type Verdict, claimStep, diagnose, probeRun } from '.
 import { type StepUsage, commitStep, recordFailure } from '../store/commit.ts';
 import { resumeFromInbox } from '../store/signals.ts';
 import { releaseLease } from '../store/lease.ts';
+import { recordStepCall } from '../store/step-calls.ts';
+import { runTraceContext } from '../store/runs.ts';
+import { endStepSpan, inSpan, noteKind, startStepSpan } from '../tracing.ts';
+import { tracingOn } from '../../tools/lib/tracing.ts';
 import { applyPatch } from '../state.ts';
 import { backoffMs } from './backoff.ts';
 import { createStepContext } from './context.ts';
@@ -43,7 +48,12 @@ export interface ExecuteOptions {
   worker: string;
   /** Aborted when this process must stop (after its grace period). */
   shutdown?: AbortSignal;
+  /** The step span's parent when closer than the run's root (POST /invoke: the dispatcher's span). */
+  traceParent?: Context | null;
 }
+
+/** A claimed step and its run's trace (the `traceparent` its wake-ups carry on). */
+type Claimed = ClaimedStep & { trace?: string | undefined };
 
 const COMMIT_BUDGET_MS = 60_000;
 
@@ -51,7 +61,8 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
   const agent = p.functions.get(fn);
   if (!agent) throw new BatonError('function_not_found', `this process does not serve function "${fn}"`);
   const leaseOwner = `${opts.worker}/${randomUUID().slice(0, 8)}`;
-  const claimed = await p.withDb(() =>
+  const claimStarted = Date.now();
+  const claimed: Claimed | null = await p.withDb(() =>
     claimStep(p.db, {
       runId: msg.runId,
       function: fn,
@@ -69,6 +80,33 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
     p.metrics.steps.inc({ function: fn, kind: 'none', outcome: 'skipped' });
     return { status: 'skipped', verdict };
   }
+  // The run's trace: from the message, or (a delayed or repaired wake-up) from the run's row.
+  claimed.trace =
+    msg.trace ?? (tracingOn() ? ((await p.withDb(() => runTraceContext(p.db, claimed.runId), 2000).catch(() => null)) ?? undefined) : undefined);
+  const span = startStepSpan({
+    runId: claimed.runId,
+    function: fn,
+    step: claimed.step,
+    seq: claimed.seq,
+    attempt: claimed.attempt,
+    worker: opts.worker,
+    runTrace: claimed.trace ?? null,
+    parent: opts.traceParent,
+    startTime: claimStarted,
+  });
+  if (!span) return afterClaim(p, agent, claimed, leaseOwner, opts);
+  try {
+    const outcome = await inSpan(span, () => afterClaim(p, agent, claimed, leaseOwner, opts));
+    endStepSpan(span, outcome);
+    return outcome;
+  } catch (err) {
+    endStepSpan(span, null, err);
+    throw err;
+  }
+}
+
+async function afterClaim(p: Platform, agent: Agent, claimed: Claimed, leaseOwner: string, opts: ExecuteOptions): Promise<StepOutcome> {
+  const fn = agent.name;
   p.events.publish(claimed.runId, { type: 'changed' });
   if (claimed.crashLoop) {
     // The claim itself failed the run: every earlier claim of this step died with its worker.
@@ -76,7 +114,7 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
     p.metrics.steps.inc({ function: fn, kind: 'none', outcome: 'failed' });
     return { status: 'failed', error: claimed.crashLoop.message };
   }
-  faultPoint('claimed', msg);
+  faultPoint('claimed', claimed);
 
   const step = agent.steps.get(claimed.step);
   if (!step) {
@@ -90,7 +128,7 @@ async function runClaimed(
   p: Platform,
   agent: Agent,
   step: ResolvedStep,
-  claimed: ClaimedStep,
+  claimed: Claimed,
   leaseOwner: string,
   opts: ExecuteOptions,
 ): Promise<StepOutcome> {
@@ -116,6 +154,12 @@ async function runClaimed(
       p.inflight.remove(claimed.runId, controller);
     }
     p.metrics.stepSeconds.observe({ function: agent.name, kind: recorder.kind }, (performance.now() - started) / 1000);
+    if (recorder.call) {
+      // Before the commit, so a step shown finished always shows its call; losing this row only costs the inspector.
+      await recordStepCall(p.db, claimed, recorder.call).catch((err: Error) =>
+        p.log.warn({ runId: claimed.runId, seq: claimed.seq, err: err.message }, 'could not record the step call'),
+      );
+    }
 
     if (signal.aborted) {
       const reason = signal.reason as unknown;
@@ -128,7 +172,7 @@ async function runClaimed(
         // Released, another worker can claim the step at once; if this fails, the lease just expires.
         await p.withDb(() => releaseLease(p.db, claimed.runId, leaseOwner)).catch(() => {});
         // Not caught: a step that could not be handed back must leave its message pending (unacked) for reclaim.
-        await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq });
+        await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq, trace: claimed.trace });
         return count(p, agent, recorder.kind, { status: 'released' });
       }
       if (timeout.aborted) thrown = new BatonError('step_timeout', `step "${claimed.step}" exceeded its timeout of ${timeoutMs} ms`);
@@ -147,7 +191,7 @@ async function runClaimed(
 async function commit(
   p: Platform,
   agent: Agent,
-  claimed: ClaimedStep,
+  claimed: Claimed,
   leaseOwner: string,
   result: StepResult,
   callKind: StepKind,
@@ -198,12 +242,12 @@ async function commit(
   faultPoint('after-commit', claimed);
   // Hand on. A crash before this line is repaired by the claim of a duplicate or by the sweeper.
   const nextSeq = claimed.seq + 1;
-  if (result.type === 'next' || committed.resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq });
+  if (result.type === 'next' || committed.resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq, trace: claimed.trace });
   else if (result.type === 'wait') {
     // A signal buffered while this commit queued on the run's lock: take it now (rare; see store/commit.ts).
     const resumed = committed.recheckInbox ? await p.withDb(() => resumeFromInbox(p.db, claimed.runId), COMMIT_BUDGET_MS) : null;
-    if (resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq });
-    else if (committed.wakeInMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq }, Math.max(1, committed.wakeInMs));
+    if (resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq, trace: claimed.trace });
+    else if (committed.wakeInMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq, trace: claimed.trace }, Math.max(1, committed.wakeInMs));
   }
   p.events.publish(claimed.runId, { type: 'changed' });
   return count(p, agent, kind, { status: 'committed', result: result.type, nextSeq });
@@ -212,7 +256,7 @@ async function commit(
 async function fail(
   p: Platform,
   agent: Agent,
-  claimed: ClaimedStep,
+  claimed: Claimed,
   leaseOwner: string,
   kind: StepKind | null,
   err: BatonError,
@@ -243,7 +287,7 @@ async function fail(
   );
   if (!recorded) return count(p, agent, kind ?? 'compute', await fenced(p, claimed, 'failure'));
   p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, attempt: claimed.attempt, err: err.message, retry }, 'step failed');
-  if (delayMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq }, delayMs);
+  if (delayMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq, trace: claimed.trace }, delayMs);
   p.events.publish(claimed.runId, { type: 'changed' });
   return count(
     p,
@@ -264,12 +308,12 @@ async function settleStale(p: Platform, fn: string, msg: StepMessage): Promise<V
     // look at the inbox (see commit) can leave the one it waits for there. Take it now.
     const w = await p.withDb(() => resumeFromInbox(p.db, msg.runId));
     if (w) {
-      await p.queue.publish(w.function, { runId: w.id, seq: w.next_seq });
+      await p.queue.publish(w.function, { runId: w.id, seq: w.next_seq, trace: msg.trace });
       return { action: 'republish', reason: 'repair: the waiting run took its signal from the inbox', function: w.function, seq: w.next_seq, delayMs: 0 };
     }
   }
   const verdict = diagnose(run, msg.seq, fn);
-  if (verdict.action !== 'drop') await p.queue.publish(verdict.function, { runId: msg.runId, seq: verdict.seq }, verdict.delayMs);
+  if (verdict.action !== 'drop') await p.queue.publish(verdict.function, { runId: msg.runId, seq: verdict.seq, trace: msg.trace }, verdict.delayMs);
   return verdict;
 }
 
@@ -282,7 +326,7 @@ async function settleStale(p: Platform, fn: string, msg: StepMessage): Promise<V
  * like an unclaimable one covers both: the repair re-publishes the run's current
  * step if the run is idle past this seq, and drops or re-checks it otherwise.
  */
-async function fenced(p: Platform, claimed: ClaimedStep, what: 'commit' | 'failure'): Promise<StepOutcome> {
+async function fenced(p: Platform, claimed: Claimed, what: 'commit' | 'failure'): Promise<StepOutcome> {
   p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, what }, 'fence rejected the write (lease lost): result discarded');
   const verdict = await settleStale(p, claimed.function, claimed);
   return { status: 'fenced', verdict };
@@ -290,6 +334,7 @@ async function fenced(p: Platform, claimed: ClaimedStep, what: 'commit' | 'failu
 
 function count(p: Platform, agent: Agent, kind: string, outcome: StepOutcome): StepOutcome {
   p.metrics.steps.inc({ function: agent.name, kind, outcome: outcome.status });
+  noteKind(kind);
   return outcome;
 }
 

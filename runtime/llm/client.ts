@@ -59,7 +59,23 @@ export interface LlmHooks {
   beforeCall(): void;
   onUsage(usage: LanguageModelUsage, modelId: string): void;
   onDelta(text: string): void;
+  /** What was sent and what came back (or the error), for the step's `step_calls` row. */
+  onCall?(call: { request: unknown; response?: unknown; error?: unknown }): void;
 }
+
+/** The parts of a call's options worth showing: what the model was asked, not the SDK plumbing. */
+function requestOf(options: GenerateOptions | StreamOptions, modelId: string) {
+  const o = options as Record<string, unknown>;
+  const tools = o.tools && typeof o.tools === 'object' ? Object.keys(o.tools) : undefined;
+  const pick: Record<string, unknown> = { model: modelId };
+  for (const k of ['instructions', 'system', 'prompt', 'messages', 'toolChoice', 'temperature', 'maxOutputTokens']) {
+    if (o[k] !== undefined) pick[k] = o[k];
+  }
+  if (tools) pick.tools = tools;
+  return pick;
+}
+
+const errorOf = (err: unknown) => ({ message: err instanceof Error ? err.message : String(err) });
 
 export function createLlmClient(h: LlmHooks): LlmClient {
   const modelOf = (m: LanguageModel | string | undefined) => (m === undefined ? h.model : typeof m === 'string' ? h.resolveModel(m) : m);
@@ -75,13 +91,24 @@ export function createLlmClient(h: LlmHooks): LlmClient {
     async generateText(options) {
       refuseMoreThanOneCall(h.step, options);
       h.beforeCall();
+      const request = requestOf(options, idOf(options.model));
       let result: GenerateResult;
       try {
         result = await generateText({ ...options, model: modelOf(options.model), abortSignal: h.abortSignal, maxRetries: 0 } as GenerateParams);
       } catch (err) {
+        h.onCall?.({ request, error: errorOf(err) });
         throw llmError(err);
       }
       h.onUsage(result.usage, idOf(options.model));
+      h.onCall?.({
+        request,
+        response: {
+          text: result.text,
+          toolCalls: result.toolCalls.map((c) => ({ toolCallId: c.toolCallId, toolName: c.toolName, input: c.input })),
+          finishReason: result.finishReason,
+          usage: { inputTokens: result.usage.inputTokens, outputTokens: result.usage.outputTokens },
+        },
+      });
       return result;
     },
     async streamText(options) {
@@ -109,7 +136,11 @@ export function createLlmClient(h: LlmHooks): LlmClient {
         }
       }
       if (buffer) h.onDelta(buffer);
-      if (failure) throw llmError(failure);
+      const request = requestOf(options, idOf(options.model));
+      if (failure) {
+        h.onCall?.({ request, error: errorOf(failure) });
+        throw llmError(failure);
+      }
       h.abortSignal.throwIfAborted();
       const [text, usage, finishReason, toolCalls, responseMessages] = await Promise.all([
         result.text,
@@ -119,13 +150,18 @@ export function createLlmClient(h: LlmHooks): LlmClient {
         result.responseMessages,
       ]);
       h.onUsage(usage, idOf(options.model));
-      return {
+      const answer = {
         text,
         usage,
         finishReason,
         toolCalls: toolCalls.map((c) => ({ toolCallId: c.toolCallId, toolName: c.toolName, input: c.input })),
         responseMessages,
       };
+      h.onCall?.({
+        request,
+        response: { text, toolCalls: answer.toolCalls, finishReason, usage: { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens } },
+      });
+      return answer;
     },
   };
 }

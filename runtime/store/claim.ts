@@ -21,7 +21,7 @@
  * qualified. README "Inspect runs with SQL" documents the columns.
  */
 import { sql } from 'drizzle-orm';
-import { type Db, query } from '../db/connect.ts';
+import { type Db, queryPrepared } from '../db/connect.ts';
 import type { SignalDelivery } from '../define.ts';
 import type { ErrorJson } from '../errors.ts';
 import { type Patch, type State, replay } from '../state.ts';
@@ -77,8 +77,9 @@ const ms = (interval: ReturnType<typeof sql>) => sql`(extract(epoch from ${inter
 
 export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | null> {
   const own = sql`run.lease_owner is not distinct from ${c.leaseOwner}`;
-  const rows = await query<ClaimRow>(
+  const rows = await queryPrepared<ClaimRow>(
     db,
+    'baton_claim',
     sql`
     with run as (
       select id, status, next_step, next_seq, attempt, claims, wait_signal, wake_at, lease_owner, lease_expires_at
@@ -189,8 +190,9 @@ export interface RunProbe {
 }
 
 export async function probeRun(db: Db, runId: string): Promise<RunProbe | null> {
-  const rows = await query<RunProbe>(
+  const rows = await queryPrepared<RunProbe>(
     db,
+    'baton_probe',
     sql`select status::text as status, function, next_seq,
       (lease_owner is not null and lease_expires_at > now()) as leased,
       (extract(epoch from lease_expires_at) * 1000)::float8 as lease_expires_ms,

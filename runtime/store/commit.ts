@@ -19,7 +19,7 @@
  */
 import { sql } from 'drizzle-orm';
 import type { StepKind } from '../../schema/tables.ts';
-import { type Db, query } from '../db/connect.ts';
+import { type Db, queryPrepared } from '../db/connect.ts';
 import type { ErrorJson } from '../errors.ts';
 import type { Patch, State } from '../state.ts';
 
@@ -70,8 +70,9 @@ export async function commitStep(db: Db, c: CommitInput): Promise<CommitResult |
   const timeoutMs = o.type === 'wait' ? o.timeoutMs : null;
   const request = o.type === 'wait' && o.request !== undefined ? JSON.stringify(o.request) : null;
   const snapshot = c.snapshot === null ? null : JSON.stringify(c.snapshot);
-  const rows = await query<{ wake_in_ms: number | null; resumed: boolean; recheck_inbox: boolean }>(
+  const rows = await queryPrepared<{ wake_in_ms: number | null; resumed: boolean; recheck_inbox: boolean }>(
     db,
+    'baton_commit',
     sql`
     with run as (
       select id from runs
@@ -153,8 +154,10 @@ export interface FailureInput {
 export async function recordFailure(db: Db, f: FailureInput): Promise<boolean> {
   const willRetry = f.retryInMs !== null;
   const error = JSON.stringify(f.error);
-  const rows = await query<{ id: string }>(
+  const rows = await queryPrepared<{ id: string }>(
     db,
+    // The text differs between a retry and a final failure: one statement each.
+    willRetry ? 'baton_fail_retry' : 'baton_fail_final',
     sql`
     with fenced as (
       update runs set

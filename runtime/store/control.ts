@@ -62,7 +62,7 @@ export async function retryRun(db: Db, runId: string): Promise<Wakeup | null> {
  */
 export async function replayRun(
   db: Db,
-  r: { runId: string; newId: string; fromSeq: number; startStep: string },
+  r: { runId: string; newId: string; fromSeq: number; startStep: string; traceContext?: string | null },
 ): Promise<Wakeup | null> {
   const { runId, newId, fromSeq } = r;
   return db.transaction(async (tx) => {
@@ -70,13 +70,14 @@ export async function replayRun(
     const rows = await query<Wakeup>(
       t,
       sql`
-      insert into runs (id, function, tenant, input, next_step, next_seq, replay_of, signal)
+      insert into runs (id, function, tenant, input, next_step, next_seq, replay_of, signal, trace_context)
       select r.id_new, o.function, o.tenant, o.input,
         case when ${fromSeq}::int = 0 then ${r.startStep} else (select name from steps where run_id = o.id and seq = ${fromSeq}) end,
         ${fromSeq}, o.id,
         -- The step replayed first resumes with the signal it received the first time.
         (select jsonb_build_object('name', g.name, 'payload', g.payload, 'timedOut', false) from signals g
-          where g.run_id = o.id and g.seq = ${fromSeq} and ${fromSeq}::int > 0)
+          where g.run_id = o.id and g.seq = ${fromSeq} and ${fromSeq}::int > 0),
+        ${r.traceContext ?? null}
       from runs o, (select ${newId}::uuid as id_new) r
       where o.id = ${runId}
       returning id, function, next_seq`,
@@ -95,6 +96,10 @@ export async function replayRun(
         select ${newId}, seq, attempt, status, error, worker, model, input_tokens, output_tokens,
                started_at, finished_at, duration_ms
         from step_attempts where run_id = ${runId} and seq < ${fromSeq}`);
+      await t.execute(sql`
+        insert into step_calls (run_id, seq, attempt, kind, request, response, error, created_at)
+        select ${newId}, seq, attempt, kind, request, response, error, created_at
+        from step_calls where run_id = ${runId} and seq < ${fromSeq}`);
       await t.execute(sql`
         insert into checkpoints (run_id, seq, state)
         select ${newId}, seq, state from checkpoints where run_id = ${runId} and seq < ${fromSeq}`);

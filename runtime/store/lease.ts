@@ -3,17 +3,35 @@
  * release gives it up (graceful shutdown). Both are fenced by the lease owner.
  */
 import { sql } from 'drizzle-orm';
-import { type Db, query } from '../db/connect.ts';
+import { type Db, query, queryPrepared } from '../db/connect.ts';
 
 /** Extends the lease. False: the lease is gone (taken over, or the run was cancelled): abort the step. */
 export async function heartbeat(db: Db, runId: string, leaseOwner: string, leaseMs: number): Promise<boolean> {
-  const rows = await query<{ id: string }>(
+  const rows = await queryPrepared<{ id: string }>(
     db,
+    'baton_heartbeat',
     sql`update runs set lease_expires_at = now() + ${leaseMs}::int * interval '1 millisecond'
         where id = ${runId} and lease_owner = ${leaseOwner} and status = 'running'
         returning id`,
   );
   return rows.length > 0;
+}
+
+/**
+ * Extends many leases in one statement (a worker's steps in flight). Returns the lease
+ * owners whose lease is still held; any other was taken over or cancelled.
+ */
+export async function heartbeatMany(db: Db, leases: readonly { runId: string; leaseOwner: string }[], leaseMs: number): Promise<Set<string>> {
+  if (leases.length === 0) return new Set();
+  const rows = await queryPrepared<{ lease_owner: string }>(
+    db,
+    'baton_heartbeat_many',
+    sql`update runs r set lease_expires_at = now() + ${leaseMs}::int * interval '1 millisecond'
+        from jsonb_to_recordset(${JSON.stringify(leases)}::jsonb) as l("runId" uuid, "leaseOwner" text)
+        where r.id = l."runId" and r.lease_owner = l."leaseOwner" and r.status = 'running'
+        returning r.lease_owner`,
+  );
+  return new Set(rows.map((r) => r.lease_owner));
 }
 
 /**

@@ -49,7 +49,7 @@ Kubernetes roles (baton deploy renders them):
                                timeout for the function's longest step)
   --housekeeping               run no steps: only delayed wake-ups and the sweeper
 
-Environment: DATABASE_URL, REDIS_URL (required); BATON_CONCURRENCY (32), BATON_LEASE_MS,
+Environment: DATABASE_URL, REDIS_URL (required); BATON_CONCURRENCY (1000), BATON_LEASE_MS,
 BATON_GRACE_MS, BATON_TOOL_<NAME>_URL, BATON_TOOL_SIGNING_KEY, BATON_METRICS_PORT (9464),
 OPENAI_API_KEY, OPENAI_BASE_URL, BATON_MODEL (README "Configuration").`;
 

@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { createToolServerApp, isMain, toolServerEnv } from '../lib/server.ts';
+import { startTracing } from '../lib/tracing.ts';
 import { serveTool } from '../lib/shutdown.ts';
 
 const run = promisify(execFile);
@@ -137,6 +138,7 @@ export async function findRepo(dir: string): Promise<string | null> {
 }
 
 if (isMain(import.meta.url)) {
+  await startTracing('baton-tool-git');
   const env = toolServerEnv();
   const repo = process.env.GIT_REPO ?? (await findRepo(process.cwd()));
   if (!repo) throw new Error('GIT_REPO is not set and the working directory is not in a git repository');
@@ -144,6 +146,7 @@ if (isMain(import.meta.url)) {
     name: 'git',
     publicKey: env.publicKey,
     allowedHosts: env.allowedHosts,
+    maxTokenS: env.maxTokenS,
     register: registerGitTools(repo),
     ready: () => repoProblem(repo),
   });
