@@ -131,7 +131,9 @@ test('a 4-turn run: every turn an llm step, every tool call a tool step, two cal
     second.map((c) => c.toolCallId),
     'results in the order of the calls',
   );
-  assert.ok(steps.every((s) => JSON.stringify(s.patch).length < 20_000), 'no step rewrote the transcript');
+  const total = JSON.stringify(state.messages).length;
+  const written = steps.reduce((n, s) => n + JSON.stringify((s.patch as { messages: unknown }).messages).length, 0);
+  assert.ok(written < total * 1.1, `patches add up to the conversation once (${written} bytes for ${total}), not a transcript per step`);
 
   const audit = await t.p.db.select().from(toolCalls).where(eq(toolCalls.runId, id)).orderBy(asc(toolCalls.seq));
   assert.deepEqual(audit.map((a) => [a.seq, `${a.server}.${a.tool}`, a.decision, a.outcome]), [
