@@ -1,5 +1,6 @@
 /**
- * The authoring API: `defineAgent`, and the three ways a step ends — `next`, `done`, `wait`.
+ * The authoring API: `defineAgent`, and the four ways a step ends — `next`, `done`, `wait`,
+ * `parallel` (fan out to branches that a join step collects; README "Fan-out and join").
  * Functions import only this module (and `append`); they never see SQL, Redis or HTTP.
  *
  * @example
@@ -39,7 +40,20 @@ export interface WaitResult {
   request?: unknown;
   patch: Patch;
 }
-export type StepResult = NextResult | DoneResult | WaitResult;
+/** One branch of a fan-out: the step that runs it and what it gets as `ctx.branch.input`. */
+export interface BranchSpec {
+  step: string;
+  input?: unknown;
+}
+export interface ParallelResult {
+  type: 'parallel';
+  branches: BranchSpec[];
+  /** The step that runs once every branch has finished; it sees them in `ctx.branches`. */
+  join: string;
+  onBranchFailure: 'fail' | 'continue';
+  patch: Patch;
+}
+export type StepResult = NextResult | DoneResult | WaitResult | ParallelResult;
 
 /** Hand the baton to `step`, recording `patch` as this step's change to the run's state. */
 export function next(step: string, patch: Patch = {}): NextResult {
@@ -63,6 +77,46 @@ export function wait(signal: string, opts: { next?: string; timeoutMs?: number; 
   };
 }
 
+/**
+ * Fan out: run every branch as its own step (claimed, leased, retried and committed on its
+ * own, by any worker, at the same time), then run `join` once, after all of them, with their
+ * results in `ctx.branches`, in the order given here. A branch ends with `done(output, patch?)`;
+ * its patch is applied to the run's state in branch order before the join (branches see the
+ * state as of this step, not each other's changes). A branch that fails after its attempts
+ * fails the run, or with `onBranchFailure: 'continue'` reaches the join as `{ ok: false, error }`.
+ *
+ * @example
+ * return parallel([{ step: 'fetch', input: { file: 'a.ts' } }, { step: 'fetch', input: { file: 'b.ts' } }], { join: 'summarise' });
+ */
+export function parallel(
+  branches: BranchSpec[],
+  opts: { join: string; onBranchFailure?: 'fail' | 'continue'; patch?: Patch },
+): ParallelResult {
+  return { type: 'parallel', branches, join: opts.join, onBranchFailure: opts.onBranchFailure ?? 'fail', patch: opts.patch ?? {} };
+}
+
+/** What a branch step knows about its place in the fan-out. */
+export interface BranchInfo {
+  /** 1..of, in the order parallel() was given the branches. */
+  index: number;
+  of: number;
+  /** The seq of the step that fanned out. */
+  fanoutSeq: number;
+  input: unknown;
+}
+
+/** What the join sees of one branch, in branch order. */
+export interface BranchOutcome {
+  index: number;
+  step: string;
+  seq: number;
+  ok: boolean;
+  /** The branch's done() output (when ok). */
+  output: unknown;
+  /** Why it failed after its attempts (`code`, `message`, …), when not ok (only with onBranchFailure: 'continue'). */
+  error: { code: string; message: string; [key: string]: unknown } | null;
+}
+
 /** What a resumed step sees of the signal that woke it. */
 export interface SignalDelivery {
   name: string;
@@ -81,6 +135,10 @@ export interface StepContext<I = unknown, S extends State = State> {
   readonly state: Readonly<S>;
   /** Set when the step runs because a signal arrived or its wait timed out. */
   readonly signal: SignalDelivery | undefined;
+  /** Set when this step is a branch of a fan-out. */
+  readonly branch: BranchInfo | undefined;
+  /** Set when this step joins a fan-out: every branch's outcome, in branch order. */
+  readonly branches: readonly BranchOutcome[] | undefined;
   /** Aborted on timeout, cancellation, lease loss or shutdown: pass it to anything slow. */
   readonly abortSignal: AbortSignal;
   /** `run_id:seq`, stable across retries: tools dedupe side effects on it. */

@@ -32,7 +32,7 @@ export function createStepContext(
   deadline: number,
 ): { ctx: StepContext; recorder: StepRecorder } {
   const recorder: StepRecorder = { kind: 'compute', calls: 0, usage: { model: null, inputTokens: null, outputTokens: null, costUsd: null }, call: null };
-  const where = { runId: claimed.runId, seq: claimed.seq };
+  const where = { runId: claimed.runId, seq: claimed.seq, step: claimed.step };
   const beforeCall = (kind: StepKind, what: string) => {
     if (recorder.calls > 0) {
       throw new BatonError(
@@ -79,6 +79,8 @@ export function createStepContext(
     input: claimed.input,
     state: claimed.state,
     signal: claimed.signal,
+    branch: claimed.branch,
+    branches: claimed.branches,
     abortSignal,
     idempotencyKey: `${claimed.runId}:${claimed.seq}`,
     llm,
