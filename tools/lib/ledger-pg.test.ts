@@ -47,7 +47,7 @@ test('a failed attempt is recorded, and the next call asks the remote before act
   const { rows } = await a.pool.query(`select outcome, error from ledger_unit.tool_ledger where key = 'k2'`);
   assert.deepEqual(rows, [{ outcome: 'error', error: 'GitHub answered 502' }]);
   let acted = false;
-  const out = await b.once(entry('k2'), { act: async () => ((acted = true), { id: 2 }), recover: async () => ({ id: 'found' }) });
+  const out = await b.once<{ id: number | string }>(entry('k2'), { act: async () => ((acted = true), { id: 2 }), recover: async () => ({ id: 'found' }) });
   assert.deepEqual(out, { result: { id: 'found' }, replayed: true });
   assert.equal(acted, false, 'the remote had it: no second side effect');
 });
