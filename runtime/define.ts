@@ -11,10 +11,14 @@
  */
 import type * as v from 'valibot';
 import type { LlmClient } from './llm/client.ts';
+import type { ToolDefinition } from './mcp/tool-list-cache.ts';
+import { agentLoop, type LoopOptions, withBudgetInput } from './agent/loop.ts';
 import type { Patch, State } from './state.ts';
 
 export { append } from './state.ts';
 export type { Patch, State } from './state.ts';
+export type { ToolDefinition } from './mcp/tool-list-cache.ts';
+export { agentLoop, type LoopOptions } from './agent/loop.ts';
 
 export interface NextResult {
   type: 'next';
@@ -142,6 +146,12 @@ export interface StepContext<I = unknown, S extends State = State> {
   readonly llm: LlmClient;
   /** Calls `server.tool` through the MCP gateway; only tools the function declared are allowed. */
   tool<T = unknown>(name: string, args?: Record<string, unknown>): Promise<T>;
+  /**
+   * The definitions (description, JSON Schema of the arguments) of the tools this function
+   * declared, from their servers' `tools/list` (cached per process). Not an external call
+   * in the one-call sense: it has no side effect, and a step may list and then call.
+   */
+  listTools(): Promise<ToolDefinition[]>;
   log(message: string, fields?: Record<string, unknown>): void;
 }
 
@@ -166,6 +176,28 @@ export interface AgentOptions<TSchema extends v.GenericSchema, S extends State> 
   steps: Record<string, StepFn<v.InferOutput<TSchema>, S> | StepDefinition<v.InferOutput<TSchema>, S>>;
 }
 
+/**
+ * An agent: the model chooses the tools. Instead of `start` and `steps`, `agent` says
+ * how to talk to the model and what the run may spend; the engine runs the loop (README
+ * "Agents"): every model turn and every tool call its own step.
+ *
+ * @example
+ * export default defineAgent({
+ *   name: 'pr-agent', input: v.object({ repo: v.string(), pr: v.number() }),
+ *   tools: { git: ['list_changed_files', 'get_diff'], review: ['post_comment'] },
+ *   agent: { instructions: 'You review code.', prompt: (i) => `Review ${i.repo}#${i.pr}.`, approve: ['review.post_comment'] },
+ * });
+ */
+export interface LoopAgentOptions<TSchema extends v.GenericSchema> {
+  name: string;
+  description?: string;
+  input: TSchema;
+  tools: Record<string, readonly string[]>;
+  agent: LoopOptions<v.InferOutput<TSchema>>;
+  timeoutMs?: number;
+  maxAttempts?: number;
+}
+
 export interface ResolvedStep {
   name: string;
   run: StepFn<unknown, State>;
@@ -188,9 +220,19 @@ export interface Agent {
 const FUNCTION_NAME = /^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$/;
 const STEP_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
 
+export function defineAgent<TSchema extends v.GenericSchema>(options: LoopAgentOptions<TSchema>): Agent;
+export function defineAgent<TSchema extends v.GenericSchema, S extends State = State>(options: AgentOptions<TSchema, S>): Agent;
 export function defineAgent<TSchema extends v.GenericSchema, S extends State = State>(
-  options: AgentOptions<TSchema, S>,
+  given: AgentOptions<TSchema, S> | LoopAgentOptions<TSchema>,
 ): Agent {
+  const options: AgentOptions<TSchema, S> =
+    'agent' in given
+      ? {
+          ...given,
+          input: withBudgetInput(given.input) as TSchema,
+          ...(agentLoop(given.agent, given.tools, given.name) as unknown as Pick<AgentOptions<TSchema, S>, 'start' | 'steps'>),
+        }
+      : given;
   if (!FUNCTION_NAME.test(options.name)) {
     throw new Error(`defineAgent: name "${options.name}" must match ${FUNCTION_NAME} (it names streams and Kubernetes objects)`);
   }

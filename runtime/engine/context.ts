@@ -8,6 +8,7 @@ import type { Agent, StepContext } from '../define.ts';
 import { BatonError } from '../errors.ts';
 import { createLlmClient } from '../llm/client.ts';
 import { costUsd } from '../llm/prices.ts';
+import { listDeclaredTools } from '../mcp/tool-list-cache.ts';
 import type { StepUsage } from '../store/commit.ts';
 import type { ClaimedStep } from '../store/claim.ts';
 import type { StepCallRecord } from '../store/step-calls.ts';
@@ -47,6 +48,8 @@ export function createStepContext(
   const llm = createLlmClient({
     model: p.model.model,
     modelId: p.model.id,
+    resolveModel: (id) => p.model.byId(id),
+    costUsd: (modelId, inputTokens, outputTokens) => costUsd(p.config.prices, modelId, inputTokens, outputTokens),
     abortSignal,
     step: claimed.step,
     beforeCall: () => {
@@ -109,6 +112,16 @@ export function createStepContext(
       faultPoint('after-call', where);
       return result as T;
     },
+    listTools: () =>
+      listDeclaredTools(p.tools, {
+        runId: claimed.runId,
+        seq: claimed.seq,
+        function: agent.name,
+        tenant: claimed.tenant,
+        scopes: agent.tools,
+        abortSignal,
+        deadline,
+      }),
     log: (message, fields) => log.info(fields ?? {}, message),
   };
   return { ctx, recorder };
