@@ -191,8 +191,14 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     const fromSeq = body?.fromSeq ?? 0;
     if (fromSeq > 0) {
       const full = await p.withDb(() => getRunWithSteps(p.db, run.id), 3000);
-      if (!full?.steps.some((s) => s.seq === fromSeq)) {
-        throw new BatonError('invalid_request', `body.fromSeq: run ${run.id} has no step ${fromSeq}`);
+      const from = full?.steps.find((s) => s.seq === fromSeq);
+      if (!from) throw new BatonError('invalid_request', `body.fromSeq: run ${run.id} has no step ${fromSeq}`);
+      if (from.branch !== null) {
+        // A branch runs only as part of its fan-out: replay the fan-out, or start after it at its join.
+        throw new BatonError(
+          'invalid_request',
+          `body.fromSeq: step ${fromSeq} is branch ${from.branch} of the fan-out at seq ${from.fanoutSeq}; replay from ${from.fanoutSeq} or from its join`,
+        );
       }
     }
     const admitted = await admitRun(p, run.tenant);

@@ -8,6 +8,7 @@ import type { Agent, StepContext } from '../define.ts';
 import { BatonError } from '../errors.ts';
 import { createLlmClient } from '../llm/client.ts';
 import { costUsd } from '../llm/prices.ts';
+import { listDeclaredTools } from '../mcp/tool-list-cache.ts';
 import type { StepUsage } from '../store/commit.ts';
 import type { ClaimedStep } from '../store/claim.ts';
 import type { StepCallRecord } from '../store/step-calls.ts';
@@ -31,7 +32,7 @@ export function createStepContext(
   deadline: number,
 ): { ctx: StepContext; recorder: StepRecorder } {
   const recorder: StepRecorder = { kind: 'compute', calls: 0, usage: { model: null, inputTokens: null, outputTokens: null, costUsd: null }, call: null };
-  const where = { runId: claimed.runId, seq: claimed.seq };
+  const where = { runId: claimed.runId, seq: claimed.seq, step: claimed.step };
   const beforeCall = (kind: StepKind, what: string) => {
     if (recorder.calls > 0) {
       throw new BatonError(
@@ -47,6 +48,8 @@ export function createStepContext(
   const llm = createLlmClient({
     model: p.model.model,
     modelId: p.model.id,
+    resolveModel: (id) => p.model.byId(id),
+    costUsd: (modelId, inputTokens, outputTokens) => costUsd(p.config.prices, modelId, inputTokens, outputTokens),
     abortSignal,
     step: claimed.step,
     beforeCall: () => {
@@ -76,6 +79,8 @@ export function createStepContext(
     input: claimed.input,
     state: claimed.state,
     signal: claimed.signal,
+    branch: claimed.branch,
+    branches: claimed.branches,
     abortSignal,
     idempotencyKey: `${claimed.runId}:${claimed.seq}`,
     llm,
@@ -107,6 +112,16 @@ export function createStepContext(
       faultPoint('after-call', where);
       return result as T;
     },
+    listTools: () =>
+      listDeclaredTools(p.tools, {
+        runId: claimed.runId,
+        seq: claimed.seq,
+        function: agent.name,
+        tenant: claimed.tenant,
+        scopes: agent.tools,
+        abortSignal,
+        deadline,
+      }),
     log: (message, fields) => log.info(fields ?? {}, message),
   };
   return { ctx, recorder };

@@ -152,6 +152,9 @@ export function stepView(s: Step) {
   return {
     seq: s.seq,
     name: s.name,
+    /** A fan-out's branch: its position 1..K and the fan-out step's seq (null for other steps). */
+    branch: s.branch,
+    fanoutSeq: s.fanoutSeq,
     kind: s.kind,
     status: s.status,
     attempt: s.attempt,
