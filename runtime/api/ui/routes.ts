@@ -22,7 +22,7 @@ import { getRun, getRunWithSteps, listRuns } from '../../store/runs.ts';
 import { getStepDetail, stepDetailView } from '../../store/step-detail.ts';
 import type { ApiEnv } from '../auth.ts';
 import { page, loginPage } from './layout.ts';
-import { runLive, runPage } from './run-page.ts';
+import { runData, runLive, runPage } from './run-page.ts';
 import { type RunsQuery, idPrefixRange, runsPage } from './runs-page.ts';
 import type { Session, Sessions } from './session.ts';
 import { stepView } from './step-view.ts';
@@ -165,7 +165,7 @@ export function uiRoutes(p: Platform, sessions: Sessions): Hono<ApiEnv> {
     const live = ['queued', 'running', 'waiting'].includes(run.status);
     const step = detail ? stepView(stepDetailView(run.id, detail), { live }) : '';
     const fragment = c.req.query('fragment');
-    if (fragment === 'live') return c.html(runLive(full, detail ? seq : null));
+    if (fragment === 'live') return c.html(html`${runLive(full, detail ? seq : null)}${runData(full)}`);
     if (fragment === 'step') return c.html(step);
     return c.html(page({ title: `${run.function} ${run.id}`, session, runId: run.id, body: runPage(full, step, detail ? seq : null) }));
   });

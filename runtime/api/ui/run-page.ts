@@ -65,17 +65,26 @@ function waitingCard(full: RunWithSteps): Html {
 </section>`;
 }
 
+/** The run's input, its output once it has one, and the signal form while it lives (redrawn with the live part). */
+export function runData(full: RunWithSteps): Html {
+  const { run } = full;
+  return html`<aside class="run-data" id="run-data">
+    ${run.output !== null ? html`<section class="panel"><h2>Output</h2>${json(run.output)}</section>` : ''}
+    ${LIVE.has(run.status) ? signalForm(run.waitSignal) : ''}
+    <section class="panel"><h2>Input</h2>${json(run.input)}</section>
+  </aside>`;
+}
+
 export function runPage(full: RunWithSteps, step: Html | string, selected: number | null): Html {
   const { run } = full;
-  const live = LIVE.has(run.status);
   return html`<nav class="crumbs"><a href="/ui">Runs</a> / <a href="/ui?function=${run.function}">${run.function}</a> / <code>${run.id}</code></nav>
 ${runLive(full, selected)}
+<section class="panel live-answer" id="live-stream" hidden>
+  <h2>Streaming from step <span id="live-stream-step"></span></h2>
+  <pre class="stream" id="live-stream-text"></pre>
+</section>
 <div class="run-body">
-  <aside class="run-data">
-    ${live ? signalForm(run.waitSignal) : ''}
-    <section class="panel"><h2>Input</h2>${json(run.input)}</section>
-    ${run.output !== null ? html`<section class="panel"><h2>Output</h2>${json(run.output)}</section>` : ''}
-  </aside>
+  ${runData(full)}
   <div class="step-slot" id="step-slot">${step || html`<section class="panel hint"><p>Select a step in the timeline to see what it changed, the state it saw, its prompt and answer or tool call, and each attempt with its error.</p></section>`}</div>
 </div>`;
 }

@@ -71,7 +71,7 @@ function callView(call: NonNullable<Attempt['call']>): Html {
       ${Array.isArray(req.messages) ? (req.messages as Array<{ role?: string; content?: unknown }>).map((m) => html`<div class="msg m-${m.role ?? 'user'}"><span class="role">${m.role ?? ''}</span>${text(m.content)}</div>`) : ''}
       ${Array.isArray(req.tools) && req.tools.length > 0 ? html`<p class="muted">tools offered: ${(req.tools as string[]).map((t) => html`<code>${t}</code> `)}</p>` : ''}
     </div>
-    <div class="answer"><h5>Answer${res?.finishReason ? html` <span class="muted">${res.finishReason}</span>` : ''}</h5>
+    <div class="answer"><h5>Answer${res?.finishReason ? html` <span class="muted">finished: ${res.finishReason}</span>` : ''}</h5>
       ${call.error ? errorBox(call.error) : ''}
       ${res?.text ? html`<div class="msg m-assistant">${text(res.text)}</div>` : ''}
       ${res?.toolCalls && res.toolCalls.length > 0 ? html`<h5>Tool calls asked for</h5>${json(res.toolCalls)}` : ''}

@@ -38,6 +38,8 @@ export interface TimelineRow {
   backoffMs: number;
   /** The row stands for the step the run will run next (not started yet). */
   pending: boolean;
+  /** A step a replay kept from the run it replays (it ran before this run existed). */
+  kept: boolean;
 }
 
 export interface Timeline {
@@ -53,7 +55,8 @@ const t = (d: Date | null | undefined) => (d ? new Date(d).getTime() : null);
 export function buildTimeline(full: RunWithSteps, now = Date.now()): Timeline {
   const { run } = full;
   // Steps copied into a replay keep their original times, before this run was created.
-  const start = Math.min(t(run.createdAt) ?? now, ...full.attempts.map((a) => t(a.startedAt) ?? now), ...full.steps.map((s) => t(s.startedAt) ?? now));
+  const created = t(run.createdAt) ?? now;
+  const start = Math.min(created, ...full.attempts.map((a) => t(a.startedAt) ?? now), ...full.steps.map((s) => t(s.startedAt) ?? now));
   const live = LIVE.has(run.status);
   const end = Math.max(start + 1, live ? now : (t(run.finishedAt) ?? t(run.updatedAt) ?? now));
   const rows: TimelineRow[] = [];
@@ -64,7 +67,8 @@ export function buildTimeline(full: RunWithSteps, now = Date.now()): Timeline {
     const attempts: Array<StepAttempt | Step> = own.length > 0 ? own : [step];
     const segments: Segment[] = [];
     const firstStart = t(attempts[0]?.startedAt) ?? readyAt;
-    const due = Math.min(readyAt, firstStart);
+    // A replay's first new step became due when the replay was created, not when the kept step before it ended.
+    const due = Math.min(firstStart >= created ? Math.max(readyAt, created) : readyAt, firstStart);
     if (firstStart > due) segments.push({ kind: prev?.kind === 'wait' ? 'waiting' : 'queued', start: due, end: firstStart });
     let lastEnd: number | null = null;
     for (const a of attempts) {
@@ -76,14 +80,16 @@ export function buildTimeline(full: RunWithSteps, now = Date.now()): Timeline {
       segments.push({ kind, start: s, end: e, attempt: a.attempt, ...(err ? { note: `${err.code ?? 'error'}: ${err.message ?? ''}` } : {}) });
       lastEnd = e;
     }
-    rows.push(rowOf(step.seq, step.name, step.kind, step.status, attempts.length, segments, false));
+    const kept = (t(step.finishedAt) ?? now) < created;
+    rows.push({ ...rowOf(step.seq, step.name, step.kind, step.status, attempts.length, segments, false), kept });
     readyAt = lastEnd ?? readyAt;
     prev = step;
   }
   if (live && run.nextStep && !full.steps.some((s) => s.seq === run.nextSeq)) {
     const kind: SegmentKind = run.status === 'waiting' ? 'waiting' : 'queued';
     const status = run.status === 'waiting' ? `waiting for ${run.waitSignal ?? 'a signal'}` : run.wakeAt ? 'retry scheduled' : 'queued';
-    rows.push(rowOf(run.nextSeq, run.nextStep, null, status, 0, [{ kind, start: readyAt, end: Math.max(readyAt, end) }], true));
+    const due = Math.max(readyAt, created);
+    rows.push({ ...rowOf(run.nextSeq, run.nextStep, null, status, 0, [{ kind, start: due, end: Math.max(due, end) }], true), kept: false });
   }
   const sum = (k: 'queuedMs' | 'waitingMs' | 'runningMs' | 'backoffMs') => rows.reduce((n, r) => n + r[k], 0);
   const last = Math.max(end, ...rows.flatMap((r) => r.segments.map((s) => s.end)));
@@ -95,7 +101,7 @@ export function buildTimeline(full: RunWithSteps, now = Date.now()): Timeline {
   };
 }
 
-function rowOf(seq: number, name: string, kind: string | null, status: string, attempts: number, segments: Segment[], pending: boolean): TimelineRow {
+function rowOf(seq: number, name: string, kind: string | null, status: string, attempts: number, segments: Segment[], pending: boolean): Omit<TimelineRow, 'kept'> {
   const total = (...kinds: SegmentKind[]) => segments.filter((s) => kinds.includes(s.kind)).reduce((n, s) => n + (s.end - s.start), 0);
   return {
     seq,

@@ -60,6 +60,7 @@
     return s !== null && /^\d+$/.test(s) ? Number(s) : null;
   };
 
+  let streaming = null; // the seq whose tokens show in the live box
   function paintStreams() {
     for (const pre of document.querySelectorAll('pre[data-stream-seq]')) {
       const text = streams.get(Number(pre.dataset.streamSeq));
@@ -68,6 +69,15 @@
         pre.scrollTop = pre.scrollHeight;
       }
     }
+    const box = document.getElementById('live-stream');
+    if (!box) return;
+    box.hidden = streaming === null;
+    if (streaming === null) return;
+    const row = document.querySelector(`.tl-row[data-seq="${streaming}"] .name`);
+    document.getElementById('live-stream-step').textContent = `#${streaming}${row ? ` ${row.textContent}` : ''}`;
+    const pre = document.getElementById('live-stream-text');
+    pre.textContent = streams.get(streaming) ?? '';
+    pre.scrollTop = pre.scrollHeight;
   }
 
   async function fragment(kind) {
@@ -78,18 +88,22 @@
     return res.text();
   }
 
+  /** Puts server-rendered markup in place: into #step-slot, or each top-level element over the one with its id. */
   function swap(id, markup) {
-    const el = document.getElementById(id);
-    if (!el) return;
     const tpl = document.createElement('template');
     tpl.innerHTML = markup.trim();
-    const next = tpl.content.firstElementChild;
     if (id === 'step-slot') {
-      el.replaceChildren(...tpl.content.childNodes);
-      localTimes(el);
-    } else if (next) {
-      el.replaceWith(next);
-      localTimes(next);
+      const slot = document.getElementById(id);
+      slot?.replaceChildren(...tpl.content.childNodes);
+      if (slot) localTimes(slot);
+    } else {
+      for (const next of [...tpl.content.children]) {
+        const el = next.id ? document.getElementById(next.id) : null;
+        if (!el) continue;
+        if (el.contains(document.activeElement) && el.id === 'run-data') continue; // do not wipe a form being typed in
+        el.replaceWith(next);
+        localTimes(next);
+      }
     }
     paintStreams();
   }
@@ -151,12 +165,15 @@
     source.onerror = () => show('reconnecting…', 'off'); // EventSource resumes with Last-Event-ID itself
     const onStep = (e) => {
       const data = JSON.parse(e.data);
+      // The answer is in the step's recorded call now: the live box has done its job.
+      if (e.type !== 'step.started' && data.seq === streaming) streaming = null;
       refresh(data.seq === selectedSeq());
     };
     for (const name of ['step.started', 'step.completed', 'step.failed', 'run.waiting']) source.addEventListener(name, onStep);
     source.addEventListener('step.delta', (e) => {
       const d = JSON.parse(e.data);
       streams.set(d.seq, (streams.get(d.seq) ?? '') + d.text);
+      streaming = d.seq;
       paintStreams();
     });
     source.addEventListener('run.finished', () => {
