@@ -41,6 +41,12 @@ const ListQuery = v.object({
   ),
 });
 
+/** `POST /v1/runs/:id/signals/approval`: the answer to an agent's tool call awaiting approval (README "Agents"). */
+const ApprovalBody = v.object({
+  approve: v.boolean('must be true or false'),
+  note: v.optional(v.pipe(v.string('must be a string'), v.maxLength(2000))),
+});
+
 const ReplayBody = v.optional(v.object({ fromSeq: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }), {});
 
 export function describeFunction(agent: Agent) {
@@ -226,6 +232,8 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     const name = c.req.param('name');
     if (!SIGNAL_NAME.test(name)) throw new BatonError('invalid_request', 'a signal name is 1-100 letters, digits, "_", "." or "-"');
     const payload = await readJson(c, { optional: true });
+    // An agent's approval gate reads `approve` and `note`: a malformed answer is refused here, not taken as a "no".
+    if (name === 'approval') validate(ApprovalBody, payload ?? null, 'body');
     const d = await p.withDb(() => deliverSignal(p.db, run.id, name, payload ?? null), 3000);
     if (!d || d.signalId === null) {
       const status = d?.runStatus ?? run.status;

@@ -91,13 +91,14 @@ export function buildTimeline(full: RunWithSteps, now = Date.now()): Timeline {
     const due = Math.max(readyAt, created);
     rows.push({ ...rowOf(run.nextSeq, run.nextStep, null, status, 0, [{ kind, start: due, end: Math.max(due, end) }], true), kept: false });
   }
-  const sum = (k: 'queuedMs' | 'waitingMs' | 'runningMs' | 'backoffMs') => rows.reduce((n, r) => n + r[k], 0);
+  // Totals are this run's own: a replay's kept steps ran (and were counted) in the run it replays.
+  const sum = (k: 'queuedMs' | 'waitingMs' | 'runningMs' | 'backoffMs') => rows.reduce((n, r) => n + (r.kept ? 0 : r[k]), 0);
   const last = Math.max(end, ...rows.flatMap((r) => r.segments.map((s) => s.end)));
   return {
     start,
     end: last,
     rows,
-    totals: { queuedMs: sum('queuedMs'), waitingMs: sum('waitingMs'), runningMs: sum('runningMs'), backoffMs: sum('backoffMs'), wallMs: last - start },
+    totals: { queuedMs: sum('queuedMs'), waitingMs: sum('waitingMs'), runningMs: sum('runningMs'), backoffMs: sum('backoffMs'), wallMs: last - created },
   };
 }
 
