@@ -13,6 +13,7 @@ import type { Platform } from '../platform.ts';
 import { cancelRun, replayRun, retryRun, type Wakeup } from '../store/control.ts';
 import { deliverSignal, resumeFromInbox } from '../store/signals.ts';
 import { createRun, getRun, getRunWithSteps, listRuns, runSummary, runView } from '../store/runs.ts';
+import { getStepDetail, stepDetailView } from '../store/step-detail.ts';
 import type { ApiEnv } from './auth.ts';
 import { readJson, validate } from './body.ts';
 import { runEvents } from './events.ts';
@@ -38,6 +39,12 @@ const ListQuery = v.object({
       v.check((d) => d.getUTCFullYear() >= 1 && d.getUTCFullYear() <= 9999, 'must be a date from year 1 to 9999'),
     ),
   ),
+});
+
+/** `POST /v1/runs/:id/signals/approval`: the answer to an agent's tool call awaiting approval (README "Agents"). */
+const ApprovalBody = v.object({
+  approve: v.boolean('must be true or false'),
+  note: v.optional(v.pipe(v.string('must be a string'), v.maxLength(2000))),
 });
 
 const ReplayBody = v.optional(v.object({ fromSeq: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }), {});
@@ -145,6 +152,15 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     return c.json(runView(full));
   });
 
+  app.get('/runs/:id/steps/:seq', async (c) => {
+    const run = await ownRun(c.req.param('id'), c.get('tenant'));
+    const raw = c.req.param('seq');
+    if (!/^\d{1,9}$/.test(raw)) throw new BatonError('invalid_request', `seq: "${raw.slice(0, 20)}" is not a step number`);
+    const detail = await p.withDb(() => getStepDetail(p.db, run.id, Number(raw)), 3000);
+    if (!detail) throw new BatonError('step_not_found', `run ${run.id} has no step ${raw}`);
+    return c.json(stepDetailView(run.id, detail));
+  });
+
   app.get('/runs/:id/events', async (c) => {
     const run = await ownRun(c.req.param('id'), c.get('tenant'));
     // HEAD is routed here too, and Hono drops a HEAD response's body without
@@ -181,8 +197,14 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     const fromSeq = body?.fromSeq ?? 0;
     if (fromSeq > 0) {
       const full = await p.withDb(() => getRunWithSteps(p.db, run.id), 3000);
-      if (!full?.steps.some((s) => s.seq === fromSeq)) {
-        throw new BatonError('invalid_request', `body.fromSeq: run ${run.id} has no step ${fromSeq}`);
+      const from = full?.steps.find((s) => s.seq === fromSeq);
+      if (!from) throw new BatonError('invalid_request', `body.fromSeq: run ${run.id} has no step ${fromSeq}`);
+      if (from.branch !== null) {
+        // A branch runs only as part of its fan-out: replay the fan-out, or start after it at its join.
+        throw new BatonError(
+          'invalid_request',
+          `body.fromSeq: step ${fromSeq} is branch ${from.branch} of the fan-out at seq ${from.fanoutSeq}; replay from ${from.fanoutSeq} or from its join`,
+        );
       }
     }
     const admitted = await admitRun(p, run.tenant);
@@ -210,6 +232,8 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     const name = c.req.param('name');
     if (!SIGNAL_NAME.test(name)) throw new BatonError('invalid_request', 'a signal name is 1-100 letters, digits, "_", "." or "-"');
     const payload = await readJson(c, { optional: true });
+    // An agent's approval gate reads `approve` and `note`: a malformed answer is refused here, not taken as a "no".
+    if (name === 'approval') validate(ApprovalBody, payload ?? null, 'body');
     const d = await p.withDb(() => deliverSignal(p.db, run.id, name, payload ?? null), 3000);
     if (!d || d.signalId === null) {
       const status = d?.runStatus ?? run.status;

@@ -8,19 +8,25 @@
  * The caller acks the queue message after this returns, whatever the outcome; if
  * this throws (the database stayed down), the message stays pending and is
  * reclaimed. Both the worker (in-process) and a function's `POST /invoke` call this.
+ *
+ * A message whose run step does not match may name a branch of a fan-out: then the
+ * branch is claimed on its own row, and its commit or failure goes through
+ * engine/fanout.ts (README "Fan-out and join").
  */
 import { randomUUID } from 'node:crypto';
 import type { Context } from '@opentelemetry/api';
 import type { StepKind } from '../../schema/tables.ts';
-import type { Agent, ResolvedStep, StepResult } from '../define.ts';
+import type { Agent, DoneResult, ResolvedStep, StepResult } from '../define.ts';
 import { BatonError, coerceError } from '../errors.ts';
 import { isTransientDbError } from '../db/sqlstate.ts';
 import type { Platform } from '../platform.ts';
 import type { StepMessage } from '../queue/queue.ts';
 import { type ClaimedStep, type Verdict, claimStep, diagnose, probeRun } from '../store/claim.ts';
+import { claimBranch, releaseBranch } from '../store/branch.ts';
 import { type StepUsage, commitStep, recordFailure } from '../store/commit.ts';
 import { resumeFromInbox } from '../store/signals.ts';
 import { releaseLease } from '../store/lease.ts';
+import { recordStepCall } from '../store/step-calls.ts';
 import { runTraceContext } from '../store/runs.ts';
 import { endStepSpan, inSpan, noteKind, startStepSpan } from '../tracing.ts';
 import { tracingOn } from '../../tools/lib/tracing.ts';
@@ -28,6 +34,7 @@ import { applyPatch } from '../state.ts';
 import { backoffMs } from './backoff.ts';
 import { createStepContext } from './context.ts';
 import { checkResult } from './step-result.ts';
+import { commitBranchStep, commitFanoutStep, failBranchStep, settleFanout } from './fanout.ts';
 import { faultPoint } from './fault-points.ts';
 import { keepLease } from './heartbeat.ts';
 
@@ -61,18 +68,19 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
   if (!agent) throw new BatonError('function_not_found', `this process does not serve function "${fn}"`);
   const leaseOwner = `${opts.worker}/${randomUUID().slice(0, 8)}`;
   const claimStarted = Date.now();
-  const claimed: Claimed | null = await p.withDb(() =>
-    claimStep(p.db, {
-      runId: msg.runId,
-      function: fn,
-      seq: msg.seq,
-      leaseOwner,
-      worker: opts.worker,
-      leaseMs: p.config.leaseMs,
-      maxClaims: p.config.maxClaims,
-      revision: p.config.revision ?? null,
-    }),
-  );
+  const claim = {
+    runId: msg.runId,
+    function: fn,
+    seq: msg.seq,
+    leaseOwner,
+    worker: opts.worker,
+    leaseMs: p.config.leaseMs,
+    maxClaims: p.config.maxClaims,
+  };
+  const claimed: Claimed | null =
+    (await p.withDb(() => claimStep(p.db, { ...claim, revision: p.config.revision ?? null }))) ??
+    // Not the run's next step: maybe a branch of its fan-out, leased on its own row.
+    (await p.withDb(() => claimBranch(p.db, claim)));
   if (!claimed) {
     const verdict = await settleStale(p, fn, msg);
     p.log.debug({ runId: msg.runId, seq: msg.seq, verdict }, 'message not claimed');
@@ -137,7 +145,7 @@ async function runClaimed(
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = AbortSignal.any([controller.signal, timeout, ...(opts.shutdown ? [opts.shutdown] : [])]);
   p.inflight.add(claimed.runId, controller);
-  const stopBeating = keepLease(p, claimed.runId, leaseOwner, (lost) => {
+  const stopBeating = keepLease(p, claimed, leaseOwner, (lost) => {
     if (!controller.signal.aborted) controller.abort(lost);
   });
   try {
@@ -153,6 +161,12 @@ async function runClaimed(
       p.inflight.remove(claimed.runId, controller);
     }
     p.metrics.stepSeconds.observe({ function: agent.name, kind: recorder.kind }, (performance.now() - started) / 1000);
+    if (recorder.call) {
+      // Before the commit, so a step shown finished always shows its call; losing this row only costs the inspector.
+      await recordStepCall(p.db, claimed, recorder.call).catch((err: Error) =>
+        p.log.warn({ runId: claimed.runId, seq: claimed.seq, err: err.message }, 'could not record the step call'),
+      );
+    }
 
     if (signal.aborted) {
       const reason = signal.reason as unknown;
@@ -163,7 +177,10 @@ async function runClaimed(
       }
       if (opts.shutdown?.aborted && !timeout.aborted) {
         // Released, another worker can claim the step at once; if this fails, the lease just expires.
-        await p.withDb(() => releaseLease(p.db, claimed.runId, leaseOwner)).catch(() => {});
+        const release = claimed.branch
+          ? () => releaseBranch(p.db, claimed.runId, claimed.seq, leaseOwner)
+          : () => releaseLease(p.db, claimed.runId, leaseOwner);
+        await p.withDb(release).catch(() => {});
         // Not caught: a step that could not be handed back must leave its message pending (unacked) for reclaim.
         await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq, trace: claimed.trace });
         return count(p, agent, recorder.kind, { status: 'released' });
@@ -172,7 +189,7 @@ async function runClaimed(
     }
     if (thrown !== undefined) return await fail(p, agent, claimed, leaseOwner, recorder.calls ? recorder.kind : null, coerceError(thrown), recorder.usage);
 
-    const checked = checkResult(agent, claimed.step, result);
+    const checked = checkResult(agent, claimed.step, result, claimed.branch !== undefined);
     if (checked instanceof BatonError) return await fail(p, agent, claimed, leaseOwner, recorder.kind, checked, recorder.usage);
     return await commit(p, agent, claimed, leaseOwner, checked, recorder.kind, recorder.usage);
   } finally {
@@ -190,10 +207,28 @@ async function commit(
   callKind: StepKind,
   usage: StepUsage,
 ): Promise<StepOutcome> {
+  const kindOf: StepKind = callKind !== 'compute' ? callKind : result.type === 'wait' ? 'wait' : 'compute';
+  if (claimed.branch || result.type === 'parallel') {
+    faultPoint('before-commit', claimed);
+    let ok: boolean;
+    try {
+      ok =
+        result.type === 'parallel'
+          ? await commitFanoutStep(p, agent, claimed, leaseOwner, result, kindOf, usage)
+          : await commitBranchStep(p, agent, claimed, leaseOwner, result as DoneResult, kindOf, usage);
+    } catch (err) {
+      if (err instanceof BatonError || isTransientDbError(err)) throw err;
+      const refused = refusal(err);
+      return fail(p, agent, claimed, leaseOwner, kindOf, refused, usage);
+    }
+    if (!ok) return count(p, agent, kindOf, await fenced(p, claimed, 'commit'));
+    p.events.publish(claimed.runId, { type: 'changed' });
+    return count(p, agent, kindOf, { status: 'committed', result: result.type, nextSeq: claimed.seq + 1 });
+  }
   const patch = result.patch;
   const terminal = result.type === 'done';
   const snapshotDue = terminal || (claimed.seq + 1) % p.config.snapshotEvery === 0;
-  const kind: StepKind = callKind !== 'compute' ? callKind : result.type === 'wait' ? 'wait' : 'compute';
+  const kind = kindOf;
   const outcome =
     result.type === 'next'
       ? { type: 'next' as const, step: result.step }
@@ -228,7 +263,7 @@ async function commit(
     // The database refused this result itself (not an outage): running the step again
     // would only be refused again, so the attempt fails with the database's reason.
     if (err instanceof BatonError || isTransientDbError(err)) throw err;
-    const refused = new BatonError('invalid_step_result', `the database refused the step's result: ${(err as Error).message}`);
+    const refused = refusal(err);
     return fail(p, agent, claimed, leaseOwner, kind, refused, usage);
   }
   if (!committed) return count(p, agent, kind, await fenced(p, claimed, 'commit'));
@@ -263,6 +298,13 @@ async function fail(
   // A provider's Retry-After wins over the jittered backoff: retrying sooner only buys another 429.
   const delayMs = retry ? Math.max(1, err.retryAfterMs ?? backoffMs(attempts, p.config.retryBaseMs, p.config.retryMaxMs)) : null;
   const error = { ...err.toJSON(), attempt: claimed.attempt };
+  if (claimed.branch) {
+    const branch = await failBranchStep(p, agent, claimed, leaseOwner, { kind, error, usage, delayMs });
+    if (!branch) return count(p, agent, kind ?? 'compute', await fenced(p, claimed, 'failure'));
+    p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, branch: claimed.branch.index, attempt: claimed.attempt, err: err.message, retry }, 'branch failed');
+    p.events.publish(claimed.runId, { type: 'changed' });
+    return count(p, agent, kind ?? 'compute', delayMs !== null ? { status: 'retrying', delayMs, error: err.message } : { status: 'failed', error: err.message });
+  }
   const recorded = await p.withDb(
     () =>
       recordFailure(p.db, {
@@ -305,6 +347,8 @@ async function settleStale(p: Platform, fn: string, msg: StepMessage): Promise<V
       return { action: 'republish', reason: 'repair: the waiting run took its signal from the inbox', function: w.function, seq: w.next_seq, delayMs: 0 };
     }
   }
+  // Fanning out: the join is not due; what matters is that every branch is queued or in flight.
+  if (run && run.branches > 0 && run.status === 'running' && run.function === fn) return settleFanout(p, fn, msg);
   const verdict = diagnose(run, msg.seq, fn);
   if (verdict.action !== 'drop') await p.queue.publish(verdict.function, { runId: msg.runId, seq: verdict.seq, trace: msg.trace }, verdict.delayMs);
   return verdict;
@@ -323,6 +367,12 @@ async function fenced(p: Platform, claimed: Claimed, what: 'commit' | 'failure')
   p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, what }, 'fence rejected the write (lease lost): result discarded');
   const verdict = await settleStale(p, claimed.function, claimed);
   return { status: 'fenced', verdict };
+}
+
+/** Why the database refused a result: drizzle wraps the server's message (the useful part) as the cause. */
+function refusal(err: unknown): BatonError {
+  const cause = (err as { cause?: { message?: string } }).cause?.message;
+  return new BatonError('invalid_step_result', `the database refused the step's result: ${cause ?? (err as Error).message}`);
 }
 
 function count(p: Platform, agent: Agent, kind: string, outcome: StepOutcome): StepOutcome {

@@ -1,7 +1,7 @@
 /**
  * Creating and reading runs (README: tables `runs`, `steps` and `step_attempts`).
  */
-import { and, asc, desc, eq, lt, sql } from 'drizzle-orm';
+import { and, asc, between, desc, eq, lt, sql } from 'drizzle-orm';
 import { type Run, type RunStatus, type Step, type StepAttempt, runs, stepAttempts, steps } from '../../schema/tables.ts';
 import { type Db, query } from '../db/connect.ts';
 import { insertRun } from './run-inserts.ts';
@@ -87,6 +87,10 @@ export interface ListRunsFilter {
   status?: RunStatus | undefined;
   /** Runs created before this one (cursor). */
   before?: Date | undefined;
+  /** Runs listed after this run id: ordered by (created_at, id), so runs created in the same instant are not skipped. */
+  afterRun?: string | undefined;
+  /** Runs whose id lies in [from, to]: an id prefix, expanded by the caller (uses the primary key). */
+  idRange?: readonly [string, string] | undefined;
   limit: number;
 }
 
@@ -96,8 +100,10 @@ export async function listRuns(db: Db, f: ListRunsFilter): Promise<Run[]> {
     f.function ? eq(runs.function, f.function) : undefined,
     f.status ? eq(runs.status, f.status) : undefined,
     f.before ? lt(runs.createdAt, f.before) : undefined,
+    f.afterRun ? sql`(${runs.createdAt}, ${runs.id}) < (select r.created_at, r.id from runs r where r.id = ${f.afterRun})` : undefined,
+    f.idRange ? between(runs.id, f.idRange[0], f.idRange[1]) : undefined,
   );
-  return db.select().from(runs).where(where).orderBy(desc(runs.createdAt)).limit(f.limit);
+  return db.select().from(runs).where(where).orderBy(desc(runs.createdAt), desc(runs.id)).limit(f.limit);
 }
 
 /** The API's view of a run (GET /v1/runs/:id). */
@@ -147,6 +153,9 @@ export function stepView(s: Step) {
   return {
     seq: s.seq,
     name: s.name,
+    /** A fan-out's branch: its position 1..K and the fan-out step's seq (null for other steps). */
+    branch: s.branch,
+    fanoutSeq: s.fanoutSeq,
     kind: s.kind,
     status: s.status,
     attempt: s.attempt,

@@ -49,7 +49,13 @@ const InitContainer = v.strictObject({
  * Per-tenant tool policy (BATON_TOOL_POLICY): what each tenant's runs may touch, e.g.
  * `{ tenants: { acme: { repos: ['acme/*'] } } }`. The tool servers read and enforce it.
  */
-const ToolPolicy = v.strictObject({ tenants: v.record(v.string(), v.looseObject({ repos: v.optional(v.array(v.string())) })) });
+const ToolPolicy = v.strictObject({
+  tenants: v.record(
+    v.string(),
+    // The same shape the tool servers accept (tools/lib/policy.ts): `owner/name` patterns, `*` within a segment.
+    v.strictObject({ repos: v.optional(v.array(v.pipe(v.string(), v.regex(/^[^/\s]+\/[^/\s]+$/, 'a repository pattern is "owner/name" (with * for any run of characters but /)')))) }),
+  ),
+});
 
 const Tool = v.strictObject({
   /** Command line of the server (default: `node tools/<name>/server.ts`); it runs under tini either way. */
@@ -181,6 +187,17 @@ export const DeployConfigSchema = v.strictObject({
       model: v.optional(v.string()),
     }),
     {},
+  ),
+  /**
+   * OpenTelemetry (README "Observability"): every Baton pod and tool server sends its
+   * spans to this OTLP/HTTP endpoint (egress is open; a collector in the cluster is usual).
+   */
+  tracing: v.optional(
+    v.strictObject({
+      endpoint: v.pipe(v.string(), v.regex(/^https?:\/\/[^/\s]+/, 'must be the collector\'s OTLP/HTTP base URL, e.g. http://otel-collector.observability:4318')),
+      /** Share of runs traced, each whole (a run's steps follow its root's decision). */
+      sampleRatio: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(1)), 1),
+    }),
   ),
   api: v.optional(v.strictObject({ replicas: v.optional(count(1, 100), 2), auth: v.optional(v.boolean(), true), resources: v.optional(Resources) }), {}),
   tools: v.optional(v.record(label('tool server name'), Tool), {}),

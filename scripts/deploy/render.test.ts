@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { loadConfig } from '../../runtime/config.ts';
+import { tracingConfigured } from '../../tools/lib/tracing.ts';
 import { loadFunctions } from '../../runtime/functions.ts';
 import { CONSUMER_GROUP, streamKey } from '../../runtime/queue/names.ts';
 import { renderValidated } from '../commands/deploy.ts';
@@ -14,6 +15,7 @@ import { pinnedUrl, revisionTag } from '../lib/revision-tag.ts';
 import { checkReferences, podsOf, secretsOf } from './check-references.ts';
 import { type DeployConfig, loadDeployConfig, parseConfig } from './config.ts';
 import type { Manifest } from './manifest.ts';
+import { loadPolicy } from '../../tools/lib/policy.ts';
 import { names, toolUrlEnv } from './names.ts';
 import { planDeploy } from './plan.ts';
 import { allObjects, render } from './render.ts';
@@ -182,6 +184,25 @@ for (const mode of ['knative', 'worker'] as const) {
       }
     });
 
+    test('every tool server enforces a policy it can read, and records side effects in a ledger of its own', () => {
+      for (const server of Object.keys(config.tools)) {
+        const c = containersOf(find(objects, 'Deployment', n.tool(server)))[0];
+        const raw = c.env?.find((e) => e.name === 'BATON_TOOL_POLICY')?.value;
+        assert.ok(raw, `${server}: BATON_TOOL_POLICY is rendered`);
+        assert.deepEqual(JSON.parse(JSON.stringify(loadPolicy(raw))), config.tools[server].policy ?? config.toolPolicy, `${server}: the server reads the configured policy`);
+        const ledger = c.env?.find((e) => e.name === 'BATON_TOOL_LEDGER_URL');
+        if (config.tools[server].ledger) {
+          assert.deepEqual(ledger?.valueFrom?.secretKeyRef, { name: n.ledgerSecret, key: 'uri' }, `${server}: the ledger's own credentials`);
+          assert.ok(!(c.env ?? []).some((e) => e.name === 'DATABASE_URL' || /REDIS/.test(e.name)), `${server}: nothing of the runtime's`);
+        } else {
+          assert.equal(ledger, undefined);
+        }
+      }
+      for (const pod of pods.filter((p) => p.component !== 'tool')) {
+        assert.ok(!secretsOf(pod).has(n.ledgerSecret), `${pod.object} holds no ledger credential`);
+      }
+    });
+
     test('the API is always on, with readiness and liveness probes', () => {
       const api = find(objects, 'Deployment', n.api);
       assert.ok(((api.spec as { replicas: number }).replicas ?? 0) >= 1);
@@ -249,6 +270,28 @@ describe('revisions', () => {
     const registry = await loadFunctions(loadConfig({}).functionsDir);
     assert.throws(() => planDeploy({ ...config, tools: { git: config.tools.git } }, registry), /declares tool server "review"/);
   });
+});
+
+test('tracing: every Baton pod and tool server gets the collector and the sampler; without it, none', async () => {
+  const roles = ['api', 'housekeeper', 'function', 'dispatcher', 'worker', 'tool'];
+  for (const mode of ['knative', 'worker'] as const) {
+    const base = await demo(mode);
+    const traced = parseConfig({ ...base, tracing: { endpoint: 'http://otel-collector.observability:4318', sampleRatio: 0.25 } });
+    const pods = podsOf(allObjects(await renderValidated(traced, []))).filter((p) => roles.includes(p.component));
+    const expected = mode === 'knative' ? ['api', 'housekeeper', 'function', 'dispatcher', 'tool'] : ['api', 'housekeeper', 'worker', 'tool'];
+    assert.deepEqual([...new Set(pods.map((p) => p.component))].sort(), expected.sort());
+    for (const pod of pods) {
+      const env = podEnv(pod.spec.containers![0] as Container);
+      assert.equal(tracingConfigured(env), true, pod.object);
+      assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://otel-collector.observability:4318', pod.object);
+      assert.equal(env.OTEL_TRACES_SAMPLER_ARG, '0.25');
+    }
+    for (const pod of podsOf(allObjects(await renderValidated(base, [])))) {
+      assert.equal(tracingConfigured(podEnv(pod.spec.containers![0] as Container)), false, pod.object);
+    }
+  }
+  const worker = await demo('worker');
+  assert.throws(() => parseConfig({ ...worker, tracing: { endpoint: 'collector:4318' } }), /tracing\.endpoint|URL/);
 });
 
 test('tool URL env names round-trip through the runtime config', () => {
