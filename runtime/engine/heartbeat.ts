@@ -8,12 +8,22 @@ import { BatonError } from '../errors.ts';
 import type { Platform } from '../platform.ts';
 import { heartbeat } from '../store/lease.ts';
 
-/** Starts beating; `onLost` is called once if the lease turns out to be gone. Returns the stop function. */
-export function keepLease(p: Platform, runId: string, leaseOwner: string, onLost: (reason: BatonError) => void): () => void {
+/**
+ * Starts beating; `onLost` is called once if the lease turns out to be gone, `onHeld`
+ * after each beat that extended it. Returns the stop function.
+ */
+export function keepLease(
+  p: Platform,
+  runId: string,
+  leaseOwner: string,
+  onLost: (reason: BatonError) => void,
+  onHeld?: () => void,
+): () => void {
   let lost = false;
   const beat = setInterval(() => {
     heartbeat(p.db, runId, leaseOwner, p.config.leaseMs).then(
       (held) => {
+        if (held) onHeld?.();
         if (held || lost) return;
         lost = true;
         onLost(new BatonError('lease_lost', 'the lease was lost'));

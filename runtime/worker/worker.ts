@@ -14,10 +14,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type StepOutcome, executeStep } from '../engine/execute-step.ts';
+import { type ExecuteOptions, type StepOutcome, executeStep } from '../engine/execute-step.ts';
 import { BatonError } from '../errors.ts';
 import type { Platform } from '../platform.ts';
-import type { Delivery, PendingEntry } from '../queue/queue.ts';
+import type { Delivery, PendingEntry, StepMessage } from '../queue/queue.ts';
 import { sweep } from '../store/sweep.ts';
 
 export interface WorkerOptions {
@@ -25,7 +25,7 @@ export interface WorkerOptions {
   functions?: readonly string[];
   concurrency?: number;
   /** How a delivery is executed (default: in-process; the Knative dispatcher POSTs it instead). */
-  execute?: (delivery: Delivery, shutdown: AbortSignal) => Promise<StepOutcome>;
+  execute?: (delivery: Delivery, shutdown: AbortSignal, hooks: Pick<ExecuteOptions, 'onHeartbeat' | 'handOn'>) => Promise<StepOutcome>;
   /** Re-publish every live run once at start (the embedded mode rebuilds its in-process queue). */
   rebuildAtStart?: boolean;
   onOutcome?: (delivery: Delivery, outcome: StepOutcome) => void;
@@ -58,8 +58,14 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
   let unsubscribe: (() => Promise<void>) | undefined;
   const log = p.log.child({ worker: consumer });
 
+  // In-process steps touch their stream entry on each lease heartbeat and hand on with
+  // one MULTI (XADD next + XACK); a custom executor (the Knative dispatcher) is touched
+  // on a timer and acked after it returns.
+  const inProcess = opts.execute === undefined;
   const execute =
-    opts.execute ?? ((d: Delivery, stop: AbortSignal) => executeStep(p, d.function, d.message, { worker: consumer, shutdown: stop }));
+    opts.execute ??
+    ((d: Delivery, stop: AbortSignal, hooks: Pick<ExecuteOptions, 'onHeartbeat' | 'handOn'>) =>
+      executeStep(p, d.function, d.message, { worker: consumer, shutdown: stop, ...hooks }));
 
   async function ack(d: Delivery) {
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -79,12 +85,18 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
 
   function handle(d: Delivery) {
     running.add(entry(d));
+    const touchEntry = () => p.queue.touch(d, consumer).catch(() => {});
     // Keep the stream entry fresh while the step runs, so no other worker's reclaim takes it.
-    const touch = setInterval(() => p.queue.touch(d, consumer).catch(() => {}), p.config.heartbeatMs);
+    const touch = inProcess ? undefined : setInterval(touchEntry, p.config.heartbeatMs);
+    let acked = false;
+    const handOn = async (next: StepMessage) => {
+      await p.queue.handOn(d, next);
+      acked = true;
+    };
     const task = (async () => {
       try {
-        const outcome = await execute(d, shutdown.signal);
-        await ack(d);
+        const outcome = await execute(d, shutdown.signal, { onHeartbeat: touchEntry, handOn });
+        if (!acked) await ack(d);
         opts.onOutcome?.(d, outcome);
       } catch (err) {
         if (err instanceof BatonError && err.code === 'function_not_found') await ack(d);
