@@ -6,7 +6,9 @@ import { loadConfig } from './config.ts';
 test('defaults follow the documented contract', () => {
   const c = loadConfig({});
   assert.equal(c.port, 8080);
-  assert.equal(c.concurrency, 32);
+  // DESIGN: set so 1,000 LLM-waiting steps fit one process; the pool stays small (no connection is held across a wait).
+  assert.equal(c.concurrency, 1000);
+  assert.equal(c.dbPoolSize, 16);
   assert.equal(c.auth, true);
   assert.equal(c.leaseMs, 4000);
   assert.ok(c.heartbeatMs < c.leaseMs);
@@ -31,6 +33,7 @@ test('reads values, tool URLs and the revision', () => {
   assert.equal(c.port, 9000);
   assert.equal(c.auth, false);
   assert.equal(c.concurrency, 4);
+  assert.equal(c.dbPoolSize, 4, 'a small worker keeps a small pool');
   assert.deepEqual(c.toolUrls, { git: 'http://g/mcp', 'my-tool': 'http://m/mcp' });
   assert.equal(c.revision, 'pr-review-00002');
 });

@@ -5,6 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import * as v from 'valibot';
+import { type PriceTable, parsePrices } from './llm/prices.ts';
 
 const int = (fallback: number, min = 0) =>
   v.optional(
@@ -22,7 +23,8 @@ const EnvSchema = v.object({
   OPENAI_API_KEY: text(),
   OPENAI_BASE_URL: text(),
   BATON_MODEL: text(),
-  BATON_CONCURRENCY: int(32, 1),
+  // Steps mostly wait on an LLM or a tool, holding no connection: one process drives a thousand.
+  BATON_CONCURRENCY: int(1000, 1),
   BATON_DB_POOL: v.optional(v.pipe(v.string(), v.trim(), v.regex(/^\d+$/, 'must be a whole number'), v.transform(Number), v.minValue(1))),
   BATON_LEASE_MS: int(4000, 200),
   BATON_HEARTBEAT_MS: text(),
@@ -47,6 +49,17 @@ const EnvSchema = v.object({
   BATON_TEST_HOOKS: text(),
   BATON_METRICS_PORT: v.optional(v.union([v.literal('off'), v.pipe(v.string(), v.trim(), v.regex(/^\d{1,5}$/, 'must be a port number or "off"'), v.transform(Number), v.maxValue(65_535))])),
   BATON_METRICS_HOST: textOr('127.0.0.1'),
+  BATON_PRICES: text(),
+  BATON_OPENAI_API: v.optional(v.picklist(['chat', 'responses']), 'chat'),
+  // 32 characters at least: `baton deploy` makes 256 random bits (43 base64url characters).
+  BATON_MAX_STREAMS_PER_TENANT: int(100, 1),
+  BATON_STREAM_MAX_S: int(900, 1),
+  BATON_TENANT_MAX_ACTIVE_RUNS: int(10_000, 1),
+  BATON_TENANT_RUNS_PER_MIN: int(6000, 1),
+  BATON_AUTH_FAILURES_PER_MIN: int(30, 1),
+  BATON_AUTH_CACHE_MS: int(10_000, 100),
+  BATON_TRUSTED_PROXY_HOPS: int(0),
+  BATON_INVOKE_TOKEN: v.optional(v.pipe(v.string(), v.minLength(32, 'must be at least 32 characters (make one with `openssl rand -base64 32`)'))),
 });
 
 export interface Config {
@@ -54,7 +67,8 @@ export interface Config {
   host: string;
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
-  openai: { apiKey: string | undefined; baseURL: string | undefined; model: string | undefined };
+  /** `api`: Chat Completions (every OpenAI-compatible server) or OpenAI's Responses API. */
+  openai: { apiKey: string | undefined; baseURL: string | undefined; model: string | undefined; api: 'chat' | 'responses' };
   concurrency: number;
   /** Connections this process may open to PostgreSQL (or to the pooler). */
   dbPoolSize: number;
@@ -88,11 +102,48 @@ export interface Config {
   faults: string | undefined;
   /** BATON_TEST_HOOKS=1: this process may arm test-only hooks (fault points). */
   testHooks: boolean;
+  /** The API's limits (README "Limits"); per-tenant ones are shared by all replicas through Redis. */
+  limits: {
+    /** Concurrent event streams per tenant; beyond → 429 too_many_streams. */
+    streamsPerTenant: number;
+    /** A stream ends after this long; the client resumes with Last-Event-ID. */
+    streamMaxMs: number;
+    /** Live runs (queued, running, waiting) per tenant; beyond → 429 quota_exceeded. */
+    activeRunsPerTenant: number;
+    /** New runs per tenant per minute (sliding window); beyond → 429 quota_exceeded. */
+    runsPerMinute: number;
+    /** 401s one address may cause per minute before it gets 429s. */
+    authFailuresPerMinute: number;
+    /** How long a key's lookup (known or unknown) is remembered; a revoked key works at most this long. */
+    authCacheMs: number;
+    /** Proxies in front of the API that append to X-Forwarded-For (0: the peer's address is the client's). */
+    trustedProxyHops: number;
+  };
+  /** Knative mode: the secret dispatchers send to function pods (`Authorization: Bearer`); unset → invocations are refused. */
+  invokeToken: string | undefined;
   /** Where Prometheus scrapes this process (`/metrics`), off the public API port. */
   metrics: { port: number; host: string; enabled: boolean; portGiven: boolean };
+  /** Model prices (built-in table + BATON_PRICES): each LLM step's cost_usd. */
+  prices: PriceTable;
 }
 
 export const DEFAULT_METRICS_PORT = 9464;
+
+let takenSigningKey: string | undefined;
+
+/**
+ * BATON_TOOL_SIGNING_KEY, taken out of process.env the first time it is read: the
+ * process keeps it in memory, and nothing it starts (a step's dependency shelling out)
+ * inherits the key that mints capability tokens. Later reads get the kept value.
+ */
+function takeSigningKey(env: NodeJS.ProcessEnv, read: string | undefined): string | undefined {
+  const inProcess = process.env.BATON_TOOL_SIGNING_KEY;
+  if (inProcess !== undefined && (env === process.env || read === inProcess)) {
+    takenSigningKey = inProcess;
+    delete process.env.BATON_TOOL_SIGNING_KEY;
+  }
+  return read ?? (env === process.env ? takenSigningKey : undefined);
+}
 
 /** Parses the environment; a bad value is reported with its variable's name. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
@@ -108,15 +159,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (!Number.isFinite(heartbeatMs) || heartbeatMs <= 0 || heartbeatMs >= leaseMs) {
     throw new Error('invalid environment: BATON_HEARTBEAT_MS must be a positive number below BATON_LEASE_MS');
   }
+  let prices: PriceTable;
+  try {
+    prices = parsePrices(e.BATON_PRICES);
+  } catch (err) {
+    throw new Error(`invalid environment: ${(err as Error).message}`, { cause: err });
+  }
   return {
     port: e.PORT,
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
-    openai: { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, model: e.BATON_MODEL },
+    openai: { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, model: e.BATON_MODEL, api: e.BATON_OPENAI_API },
     concurrency: e.BATON_CONCURRENCY,
-    // A step holds a connection only for its claim, heartbeats and commit: half the slots is plenty.
-    dbPoolSize: e.BATON_DB_POOL ?? Math.min(50, Math.max(4, Math.ceil(e.BATON_CONCURRENCY / 2))),
+    // A step holds a connection only for its claim, heartbeats and commit, each well under a
+    // millisecond of server time: 16 connections keep up with a thousand steps (more only
+    // add PostgreSQL backends competing for the same cores).
+    dbPoolSize: e.BATON_DB_POOL ?? Math.min(16, Math.max(4, Math.ceil(e.BATON_CONCURRENCY / 2))),
     leaseMs,
     heartbeatMs,
     graceMs: e.BATON_GRACE_MS,
@@ -129,7 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     retryMaxMs: e.BATON_RETRY_MAX_MS,
     redisPrefix: e.BATON_REDIS_PREFIX,
     auth: e.BATON_AUTH === 'on',
-    toolSigningKey: e.BATON_TOOL_SIGNING_KEY,
+    toolSigningKey: takeSigningKey(env, e.BATON_TOOL_SIGNING_KEY),
     toolUrls: toolUrlsFrom(env),
     toolsWithoutToken: toolsWithoutTokenFrom(env),
     // The project's own functions/ (where `npx baton` runs), also when Baton is an installed package.
@@ -142,12 +201,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     revision: e.BATON_REVISION ?? env.K_REVISION,
     faults: e.BATON_FAULTS,
     testHooks: e.BATON_TEST_HOOKS === '1',
+    invokeToken: e.BATON_INVOKE_TOKEN,
+    limits: {
+      streamsPerTenant: e.BATON_MAX_STREAMS_PER_TENANT,
+      streamMaxMs: e.BATON_STREAM_MAX_S * 1000,
+      activeRunsPerTenant: e.BATON_TENANT_MAX_ACTIVE_RUNS,
+      runsPerMinute: e.BATON_TENANT_RUNS_PER_MIN,
+      authFailuresPerMinute: e.BATON_AUTH_FAILURES_PER_MIN,
+      authCacheMs: e.BATON_AUTH_CACHE_MS,
+      trustedProxyHops: e.BATON_TRUSTED_PROXY_HOPS,
+    },
     metrics: {
       port: typeof e.BATON_METRICS_PORT === 'number' ? e.BATON_METRICS_PORT : DEFAULT_METRICS_PORT,
       host: e.BATON_METRICS_HOST,
       enabled: e.BATON_METRICS_PORT !== 'off',
       portGiven: e.BATON_METRICS_PORT !== undefined,
     },
+    prices,
     ...overrides,
   };
 }

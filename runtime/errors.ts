@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   forbidden: { status: 403, retryable: false },
   function_not_found: { status: 404, retryable: false },
   run_not_found: { status: 404, retryable: false },
+  step_not_found: { status: 404, retryable: false },
   route_not_found: { status: 404, retryable: false },
   method_not_allowed: { status: 405, retryable: false },
   run_not_failed: { status: 409, retryable: false },
@@ -19,6 +20,10 @@ export const ERROR_CODES = {
   idempotency_key_conflict: { status: 409, retryable: false },
   payload_too_large: { status: 413, retryable: false },
   unsupported_media_type: { status: 415, retryable: false },
+  // Limits (README "Limits"): the client may retry after Retry-After.
+  too_many_streams: { status: 429, retryable: true },
+  quota_exceeded: { status: 429, retryable: true },
+  too_many_auth_failures: { status: 429, retryable: true },
   // Dependencies down: the client may retry.
   database_unavailable: { status: 503, retryable: true },
   queue_unavailable: { status: 503, retryable: true },
@@ -29,10 +34,14 @@ export const ERROR_CODES = {
   tool_error: { status: 502, retryable: true },
   tool_unavailable: { status: 503, retryable: true },
   tool_denied: { status: 403, retryable: false },
+  /** A tool server saw the step's idempotency key with other arguments (or another tool). */
+  idempotency_conflict: { status: 409, retryable: false },
   one_call_per_step: { status: 500, retryable: false },
   unknown_step: { status: 500, retryable: false },
   invalid_step_result: { status: 500, retryable: false },
   crash_loop: { status: 500, retryable: false },
+  /** An agent loop hit one of its budgets (maxTurns, maxTokens, maxCostUsd); `details.budget` names it. */
+  budget_exceeded: { status: 402, retryable: false },
   cancelled: { status: 409, retryable: false },
   lease_lost: { status: 409, retryable: true },
   internal: { status: 500, retryable: true },

@@ -15,6 +15,8 @@ import { type EventBus, createMemoryBus } from './events/bus.ts';
 import { createRedisBus } from './events/redis-bus.ts';
 import { type FunctionRegistry, loadFunctions } from './functions.ts';
 import { type ResolvedModel, resolveModel } from './llm/model.ts';
+import { type Limits, createMemoryLimits } from './limits/limits.ts';
+import { createRedisLimits } from './limits/redis-limits.ts';
 import { type Logger, createLogger } from './log.ts';
 import { type ToolGateway, createToolGateway } from './mcp/gateway.ts';
 import { type Metrics, createMetrics } from './metrics.ts';
@@ -28,6 +30,8 @@ export interface Platform {
   db: Db;
   queue: Queue;
   events: EventBus;
+  /** The API's shared limits (Redis, or memory in the embedded mode). */
+  limits: Limits;
   functions: FunctionRegistry;
   model: ResolvedModel;
   tools: ToolGateway;
@@ -71,15 +75,18 @@ export async function createPlatform(config: Config, opts: PlatformOptions = {})
 
     let queue: Queue;
     let events: EventBus;
+    let limits: Limits;
     if (config.redisUrl) {
       const onError = (err: Error) => log.warn({ err: err.message }, 'redis connection error');
       const client: RedisClient = await connectRedis({ url: config.redisUrl, onError });
       closers.push(() => client.close().catch(() => client.destroy()));
       queue = createRedisQueue({ client, prefix: config.redisPrefix, onError });
       events = createRedisBus({ client, prefix: config.redisPrefix, onError });
+      limits = createRedisLimits({ client, prefix: config.redisPrefix });
     } else if (opts.allowMemoryQueue) {
       queue = createMemoryQueue();
       events = createMemoryBus();
+      limits = createMemoryLimits();
     } else {
       throw new Error('REDIS_URL is not set (only the embedded `baton dev` / `npm start` runs without Redis)');
     }
@@ -100,6 +107,7 @@ export async function createPlatform(config: Config, opts: PlatformOptions = {})
       db: database.db,
       queue,
       events,
+      limits,
       functions,
       model: resolveModel(config),
       tools: createToolGateway({ db: database.db, urls: config.toolUrls, withoutToken: config.toolsWithoutToken, signingKey, withDb }),

@@ -15,14 +15,16 @@ import { isTransientDbError } from '../db/sqlstate.ts';
 import { BatonError, ERROR_CODES } from '../errors.ts';
 import type { Platform } from '../platform.ts';
 import { type ApiEnv, apiKeyAuth } from './auth.ts';
+import { MAX_BODY_BYTES } from './body.ts';
 import { runsRoutes } from './runs-routes.ts';
-import { uiPage } from './ui.ts';
+import { uiRoutes } from './ui/routes.ts';
+import { createSessions, sessionOrKey } from './ui/session.ts';
 
-export const MAX_BODY_BYTES = 1024 * 1024;
 
 function errorResponse(c: Context, err: BatonError) {
   const body = { error: { code: err.code, message: err.message, details: err.details ?? null } };
   if (err.code === 'unauthorized') c.header('WWW-Authenticate', 'Bearer realm="baton"');
+  if (err.status === 429) c.header('Retry-After', String(Math.max(1, Math.ceil((err.retryAfterMs ?? 1000) / 1000))));
   return c.json(body, err.status as 400);
 }
 
@@ -33,7 +35,7 @@ export function createApi(p: Platform): Hono<ApiEnv> {
     c.header('Allow', methods.join(', '));
     return errorResponse(c, new BatonError('method_not_allowed', `${c.req.method} is not allowed here; use ${methods.join(', ')}`));
   } }));
-  app.use(secureHeaders({ crossOriginResourcePolicy: 'same-origin' }));
+  app.use(secureHeaders({ crossOriginResourcePolicy: 'same-origin', xFrameOptions: 'DENY' }));
   app.use(async function countRequests(c, next) {
     const started = performance.now();
     await next();
@@ -56,7 +58,9 @@ export function createApi(p: Platform): Hono<ApiEnv> {
     return c.json({ ready, database, queue }, ready ? 200 : 503);
   });
   // No /metrics here: it is served on BATON_METRICS_PORT, off the public port (scripts/lib/metrics-server.ts).
-  app.get('/ui', (c) => c.html(uiPage()));
+  // The run inspector: its pages and its sign-in (a cookie session the /v1 routes also accept).
+  const sessions = createSessions({ enabled: p.config.auth, db: p.db, withDb: p.withDb, cacheMs: p.config.limits.authCacheMs });
+  app.route('/ui', uiRoutes(p, sessions));
 
   app.use(
     '/v1/*',
@@ -71,7 +75,19 @@ export function createApi(p: Platform): Hono<ApiEnv> {
         throw new BatonError('payload_too_large', `the request body is over ${MAX_BODY_BYTES} bytes`);
       },
     }),
-    apiKeyAuth({ enabled: p.config.auth, db: p.db, withDb: p.withDb }),
+    sessionOrKey(
+      sessions,
+      apiKeyAuth({
+        enabled: p.config.auth,
+        db: p.db,
+        withDb: p.withDb,
+        limits: p.limits,
+        cacheMs: p.config.limits.authCacheMs,
+        failuresPerMinute: p.config.limits.authFailuresPerMinute,
+        trustedProxyHops: p.config.limits.trustedProxyHops,
+        onLimiterError: (err) => p.log.warn({ err: err.message }, 'auth failure limiter unavailable'),
+      }),
+    ),
   );
   app.route('/v1', runsRoutes(p));
 

@@ -8,6 +8,9 @@ import * as v from 'valibot';
 import { BatonError } from '../errors.ts';
 import { unstorable } from '../json.ts';
 
+/** Largest request body the API and the function apps read. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
 export async function readJson(c: Context, opts: { optional?: boolean } = {}): Promise<unknown> {
   const type = c.req.header('content-type');
   if (type && !/^application\/([a-z0-9.+-]*\+)?json\b/i.test(type.trim())) {

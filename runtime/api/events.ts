@@ -11,6 +11,12 @@
  *
  * Events: step.started, step.completed, step.failed, step.delta, run.waiting, and a
  * final run.finished, after which the stream ends.
+ *
+ * Branches of a fan-out run side by side, so their events do not arrive in id order:
+ * branch 2 may start before branch 1. The stream therefore sends every event it has
+ * not sent yet (not only those after the last one sent), and a `Last-Event-ID` inside a
+ * fan-out resumes from the fan-out step: that fan-out's branch events come again, with
+ * the same ids (a client dedupes on them), and none is lost.
  */
 import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
@@ -57,6 +63,8 @@ function attemptEvents(runId: string, s: Step, a: StepAttempt): DerivedEvent[] {
 export function deriveEvents(runId: string, full: RunWithSteps): DerivedEvent[] {
   const events = full.steps.flatMap((s) => {
     const attempts = full.attempts.filter((a) => a.seq === s.seq);
+    // A branch still queued for its first attempt has nothing to tell yet.
+    if (attempts.length === 0 && s.status === 'queued') return [];
     // A step recorded before attempts had rows of their own stands for its one attempt.
     return (attempts.length > 0 ? attempts : [s]).flatMap((a) => attemptEvents(runId, s, a));
   });
@@ -77,7 +85,10 @@ export function runEvents(p: Platform, c: Context, runId: string) {
   // After `end` only the final event is due again.
   const resumeFrom = lastEventId === 'end' ? ([Infinity, 0, 0] as [number, number, number]) : parseId(lastEventId);
   return streamSSE(c, async (stream) => {
-    let last = resumeFrom ?? ([-1, 0, 0] as [number, number, number]);
+    // Events at or before `floor` were seen by the client; `sent` holds those sent since.
+    let floor = resumeFrom ?? ([-1, 0, 0] as [number, number, number]);
+    let floorChecked = resumeFrom === null;
+    const sent = new Set<string>();
     let wakeUp: (() => void) | null = null;
     const pending: RunNotice[] = [];
     const unsubscribe = await p.events
@@ -106,10 +117,16 @@ export function runEvents(p: Platform, c: Context, runId: string) {
         const full = await p.withDb(() => getRunWithSteps(p.db, runId), 3000).catch(() => null);
         if (full) {
           const { run } = full;
+          if (!floorChecked) {
+            floorChecked = true;
+            // Resuming inside a fan-out: its branches' events may have come in any order, so send them all again.
+            const at = full.steps.find((s) => s.seq === floor[0]);
+            if (at?.fanoutSeq != null) floor = [at.fanoutSeq, Infinity, Infinity];
+          }
           for (const e of deriveEvents(runId, full)) {
-            if (!after(e.key, last)) continue;
+            if (!after(e.key, floor) || sent.has(e.id)) continue;
             await stream.writeSSE({ id: e.id, event: e.event, data: JSON.stringify(e.data) });
-            last = e.key;
+            sent.add(e.id);
             lastWrite = Date.now();
           }
           if (TERMINAL.has(run.status)) {

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import type { SQL } from 'drizzle-orm';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
-import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { type PgDatabase, PgDialect, type PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { drizzle as DrizzlePglite } from 'drizzle-orm/pglite';
 import type { PGlite as PGliteClass } from '@electric-sql/pglite';
 import pg from 'pg';
@@ -46,8 +46,10 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
     });
     // An idle client losing its connection (server restart) must not crash the process.
     pool.on('error', (err) => opts.onError?.(err));
+    const db = drizzlePg({ client: pool, schema }) as unknown as Db;
+    pools.set(db, { pool, prepared: true });
     return {
-      db: drizzlePg({ client: pool, schema }) as unknown as Db,
+      db,
       driver: 'postgres',
       where: redactUrl(opts.url),
       close: () => pool.end(),
@@ -81,6 +83,46 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
 export async function query<T>(db: Db, statement: SQL): Promise<T[]> {
   const result = (await db.execute(statement)) as unknown as { rows: T[] };
   return result.rows;
+}
+
+/**
+ * The hot statements of the step protocol (claim, commit, heartbeat, run insert) run
+ * as named, prepared statements: PostgreSQL parses and plans a large CTE once per
+ * connection instead of on every call, which halves its CPU per step.
+ *
+ * A pooler in transaction mode may not carry prepared statements (PgBouncer before
+ * 1.21, or with `max_prepared_statements = 0`): the statement was prepared on one
+ * server connection and the next call lands on another. PostgreSQL then refuses it
+ * at Parse or Bind, before anything executed, so the call is simply sent again
+ * unprepared, and this pool sends every later statement unprepared too.
+ */
+const pools = new WeakMap<Db, { pool: pg.Pool; prepared: boolean }>();
+const dialect = new PgDialect();
+/** Raised before execution when a pooler does not carry prepared statements across server connections. */
+const NOT_PREPARED = new Set(['26000', '42P05']);
+/** As Drizzle reads them (timestamps stay strings), so a prepared statement answers exactly like `query`. */
+const keepAsText = new Set([pg.types.builtins.TIMESTAMPTZ, pg.types.builtins.TIMESTAMP, pg.types.builtins.DATE, pg.types.builtins.INTERVAL, 1115, 1182, 1185, 1187, 1231]);
+const rowTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    keepAsText.has(oid) ? (value: string) => value : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+/**
+ * `query`, as a prepared statement named `name` where the connection allows it (see
+ * above). One name, one SQL text: a statement whose text varies needs a name per variant.
+ */
+export async function queryPrepared<T>(db: Db, name: string, statement: SQL): Promise<T[]> {
+  const target = pools.get(db);
+  if (!target?.prepared) return query<T>(db, statement);
+  const q = dialect.sqlToQuery(statement);
+  try {
+    const result = await target.pool.query<T & pg.QueryResultRow>({ name, text: q.sql, values: q.params as unknown[], types: rowTypes });
+    return result.rows;
+  } catch (err) {
+    if (!NOT_PREPARED.has((err as { code?: string }).code ?? '')) throw err;
+    target.prepared = false;
+    return query<T>(db, statement);
+  }
 }
 
 export function redactUrl(url: string): string {

@@ -2,23 +2,28 @@
  * The MCP gateway behind `ctx.tool('server.tool', args)`.
  *
  * 1. Scope: the function must have declared the tool; otherwise the call is refused
- *    here, before anything is sent (and audited as denied).
- * 2. A capability token is minted for this step: audience = the server, the
- *    function's declared tools of that server, the run and seq, expiry = the step's
- *    deadline plus a margin. The worker holds no tool credential; the server does.
- *    A third-party MCP server (any server reached by URL) does not check the token;
- *    it is harmless there (it names only that server and expires with the step), and
- *    BATON_TOOL_<NAME>_TOKEN=off withholds it from servers that have their own auth.
- * 3. The call goes out over Streamable HTTP with the step's AbortSignal and the
- *    idempotency key `run_id:seq` in `_meta`.
+ *    here, before anything is sent (and audited as denied). Scopes are looked up as
+ *    plain data: `constructor.x` or `__proto__.y` are undeclared tools like any other.
+ * 2. A capability token is minted for this one call (tools/lib/capability.ts): audience
+ *    = the server, the one tool, the digest of the exact arguments, the run's tenant,
+ *    the run and seq, expiring shortly after the call must have been sent. The worker
+ *    holds no tool credential; the server does. A third-party MCP server (any server
+ *    reached by URL) does not check the token; it is harmless there (it names only
+ *    that call), and BATON_TOOL_<NAME>_TOKEN=off withholds it from servers that have
+ *    their own auth.
+ * 3. The call goes out over Streamable HTTP with the step's AbortSignal and, in
+ *    `_meta`, the idempotency key `run_id:seq` and the digest of the arguments.
  * 4. Every call is a `tool_calls` row, allowed or denied; a 401/403 from the tool
  *    server turns the row into a denial with the server's reason.
+ * `list` discovers the declared tools of a function (MCP tools/list) with a listing
+ * token, which lists and calls nothing else.
  */
 import type { KeyObject } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { mintCapability } from '../../tools/lib/capability.ts';
-import { IDEMPOTENCY_META_KEY } from '../../tools/lib/server.ts';
+import { type MintClaims, mintCapability } from '../../tools/lib/capability.ts';
+import { ARGS_DIGEST_META_KEY, IDEMPOTENCY_META_KEY } from '../../tools/lib/server.ts';
+import { injectTraceHeaders } from '../../tools/lib/tracing.ts';
 import type { Db } from '../db/connect.ts';
 import { BatonError } from '../errors.ts';
 import { digestArgs, finishToolCall, insertToolCall } from '../store/tool-calls.ts';
@@ -28,6 +33,8 @@ export interface ToolRequest {
   seq: number;
   attempt: number;
   function: string;
+  /** The run's tenant: tool servers enforce their policy for it. */
+  tenant: string;
   scopes: Readonly<Record<string, readonly string[]>>;
   /** `server.tool` */
   name: string;
@@ -37,8 +44,33 @@ export interface ToolRequest {
   deadline: number;
 }
 
+/** A tools/list for a step: the declared tools of one server (or of every declared server). */
+export interface ToolListRequest {
+  runId: string;
+  seq: number;
+  function: string;
+  tenant: string;
+  scopes: Readonly<Record<string, readonly string[]>>;
+  /** One server; absent: every server the function declared. */
+  server?: string;
+  abortSignal: AbortSignal;
+  deadline: number;
+}
+
+/** A tool as the server describes it, limited to what the function declared. */
+export interface ListedTool {
+  server: string;
+  tool: string;
+  /** `server.tool`, as `ctx.tool` takes it. */
+  name: string;
+  description: string | undefined;
+  inputSchema: Record<string, unknown>;
+  outputSchema: Record<string, unknown> | undefined;
+}
+
 export interface ToolGateway {
   call(req: ToolRequest): Promise<unknown>;
+  list(req: ToolListRequest): Promise<ListedTool[]>;
 }
 
 export interface GatewayDeps {
@@ -52,6 +84,23 @@ export interface GatewayDeps {
 }
 
 const TOKEN_MARGIN_S = 30;
+/** A call token must reach the server within this long (it is checked on arrival); far below BATON_TOOL_MAX_TOKEN_S. */
+const CALL_TOKEN_S = 60;
+
+/** The declared tools of `server`, looked up as plain data (no prototype keys). */
+export function declaredTools(scopes: Readonly<Record<string, readonly string[]>>, server: string): readonly string[] | null {
+  if (!Object.hasOwn(scopes, server)) return null;
+  const scope = scopes[server];
+  return Array.isArray(scope) ? scope : null;
+}
+
+const own = (urls: Readonly<Record<string, string>>, server: string) => (Object.hasOwn(urls, server) ? urls[server] : undefined);
+
+/** Seconds since the epoch; the token lives until the call must have been sent, bounded, plus a margin. */
+function lifetime(deadline: number): { iat: number; exp: number } {
+  const iat = Math.floor(Date.now() / 1000);
+  return { iat, exp: Math.min(Math.ceil(deadline / 1000), iat + CALL_TOKEN_S) + TOKEN_MARGIN_S };
+}
 
 export function splitToolName(name: string): { server: string; tool: string } | null {
   const dot = name.indexOf('.');
@@ -109,9 +158,9 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
       };
 
       if (!parsed) await refuse('a tool is named "server.tool"');
-      const scope = req.scopes[server];
+      const scope = declaredTools(req.scopes, server);
       if (!scope?.includes(tool)) await refuse(`function "${req.function}" did not declare ${server}.${tool}`);
-      const url = deps.urls[server];
+      const url = own(deps.urls, server);
       if (!url) await refuse(`no URL is configured for tool server "${server}" (set BATON_TOOL_${server.toUpperCase().replaceAll('-', '_')}_URL)`);
       let endpoint: URL | undefined;
       try {
@@ -122,15 +171,19 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
       const sendToken = !deps.withoutToken?.includes(server);
       if (sendToken && !deps.signingKey) await refuse('no signing key is configured for capability tokens (BATON_TOOL_SIGNING_KEY)');
 
-      const headers: Record<string, string> = {};
+      // The step's trace goes along (`traceparent`): the tool server's span joins it.
+      const headers: Record<string, string> = injectTraceHeaders({});
       if (sendToken) {
-        const token = mintCapability(deps.signingKey as KeyObject, {
+        const token = await mintCapability(deps.signingKey as KeyObject, {
+          use: 'call',
           aud: server,
           run: req.runId,
           seq: req.seq,
           fn: req.function,
-          tools: [...(scope ?? [])],
-          exp: Math.ceil(req.deadline / 1000) + TOKEN_MARGIN_S,
+          tenant: req.tenant,
+          tool,
+          args: base.argsDigest,
+          ...lifetime(req.deadline),
         });
         headers.Authorization = `Bearer ${token}`;
       }
@@ -141,13 +194,15 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
         const timeout = Math.max(1, req.deadline - Date.now());
         await client.connect(transport, { signal: req.abortSignal, timeout });
         const result = (await client.callTool(
-          { name: tool, arguments: req.args, _meta: { [IDEMPOTENCY_META_KEY]: `${req.runId}:${req.seq}` } },
+          { name: tool, arguments: req.args, _meta: { [IDEMPOTENCY_META_KEY]: `${req.runId}:${req.seq}`, [ARGS_DIGEST_META_KEY]: base.argsDigest } },
           undefined,
           { signal: req.abortSignal, timeout },
         )) as { structuredContent?: unknown; content?: unknown; isError?: boolean };
         if (result.isError) {
           const message = errorText(result);
           await deps.withDb(() => finishToolCall(deps.db, auditId, { outcome: 'error', error: message, durationMs: Date.now() - started }));
+          // The same key with other arguments: retrying cannot help, and the first result is not this call's.
+          if (message.startsWith('idempotency_conflict:')) throw new BatonError('idempotency_conflict', `${req.name}: ${message}`, { details: { server, tool } });
           throw new BatonError('tool_error', `${req.name}: ${message}`, { details: { server, tool } });
         }
         await deps.withDb(() => finishToolCall(deps.db, auditId, { outcome: 'ok', durationMs: Date.now() - started }));
@@ -177,6 +232,65 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
         }
         await client.close().catch(() => {});
       }
+    },
+
+    async list(req) {
+      const servers = req.server !== undefined ? [req.server] : Object.keys(req.scopes).sort();
+      const out: ListedTool[] = [];
+      for (const server of servers) {
+        const scope = declaredTools(req.scopes, server);
+        if (!scope?.length) throw new BatonError('tool_denied', `function "${req.function}" declared no tool of "${server}"`, { details: { server } });
+        const url = own(deps.urls, server);
+        if (!url) throw new BatonError('tool_denied', `no URL is configured for tool server "${server}"`, { details: { server } });
+        const sendToken = !deps.withoutToken?.includes(server);
+        if (sendToken && !deps.signingKey) throw new BatonError('tool_denied', 'no signing key is configured for capability tokens (BATON_TOOL_SIGNING_KEY)');
+        const headers: Record<string, string> = {};
+        if (sendToken) {
+          const claims: MintClaims = { use: 'list', aud: server, run: req.runId, seq: req.seq, fn: req.function, tenant: req.tenant, tools: [...scope], ...lifetime(req.deadline) };
+          headers.Authorization = `Bearer ${await mintCapability(deps.signingKey as KeyObject, claims)}`;
+        }
+        const client = new Client({ name: 'baton-gateway', version: '1.0.0' });
+        let transport: StreamableHTTPClientTransport;
+        try {
+          transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+        } catch {
+          throw new BatonError('tool_denied', `the URL configured for tool server "${server}" is not a URL`, { details: { server } });
+        }
+        try {
+          const timeout = Math.max(1, req.deadline - Date.now());
+          await client.connect(transport, { signal: req.abortSignal, timeout });
+          let cursor: string | undefined;
+          // Bounded: a server that pages forever is not listing tools.
+          for (let page = 0; page < 20; page++) {
+            const listed = await client.listTools(cursor ? { cursor } : undefined, { signal: req.abortSignal, timeout });
+            for (const t of listed.tools) {
+              if (!scope.includes(t.name)) continue;
+              out.push({
+                server,
+                tool: t.name,
+                name: `${server}.${t.name}`,
+                description: t.description,
+                inputSchema: t.inputSchema as Record<string, unknown>,
+                outputSchema: t.outputSchema as Record<string, unknown> | undefined,
+              });
+            }
+            cursor = listed.nextCursor;
+            if (!cursor) break;
+          }
+        } catch (err) {
+          if (req.abortSignal.aborted) throw req.abortSignal.reason ?? err;
+          const code = (err as { code?: unknown }).code;
+          const message = (err as Error).message ?? String(err);
+          if (code === 401 || code === 403) throw new BatonError('tool_denied', `${server}: the tool server refused the listing: ${refusalReason(message)}`, { cause: err });
+          throw new BatonError('tool_unavailable', `${server}: ${message}`, { cause: err });
+        } finally {
+          if (transport.sessionId) {
+            await Promise.race([transport.terminateSession().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+          }
+          await client.close().catch(() => {});
+        }
+      }
+      return out;
     },
   };
 }

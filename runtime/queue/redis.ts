@@ -33,7 +33,8 @@ export async function connectRedis(opts: RedisConnectOptions): Promise<RedisClie
 // Every key a script touches is declared in KEYS (a function's delayed set and its stream
 // share the function's hash tag), so the scripts run on Redis Cluster too.
 
-// Delayed members are "runId|seq": the same wake-up scheduled twice is one member.
+// Delayed members are "runId|seq": the same wake-up scheduled twice is one member
+// (so they carry no trace; the step takes its run's from runs.trace_context).
 const SCHEDULE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -102,12 +103,18 @@ export function createRedisQueue(opts: RedisQueueOptions): Queue {
     const out: Delivery[] = [];
     for (const m of messages) {
       if (!m) continue;
-      out.push({ function: fn, id: m.id, message: { runId: m.message.run_id, seq: Number(m.message.seq) } });
+      const message: StepMessage = { runId: m.message.run_id, seq: Number(m.message.seq) };
+      if (m.message.trace) message.trace = m.message.trace;
+      out.push({ function: fn, id: m.id, message });
     }
     return out;
   }
 
-  const fields = (m: StepMessage) => ({ run_id: m.runId, seq: String(m.seq) });
+  const fields = (m: StepMessage) => {
+    const f: Record<string, string> = { run_id: m.runId, seq: String(m.seq) };
+    if (m.trace) f.trace = m.trace;
+    return f;
+  };
   const isNoGroup = (err: unknown) => String((err as Error)?.message).startsWith('NOGROUP');
 
   return {

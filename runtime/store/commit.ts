@@ -19,7 +19,7 @@
  */
 import { sql } from 'drizzle-orm';
 import type { StepKind } from '../../schema/tables.ts';
-import { type Db, query } from '../db/connect.ts';
+import { type Db, queryPrepared } from '../db/connect.ts';
 import type { ErrorJson } from '../errors.ts';
 import type { Patch, State } from '../state.ts';
 
@@ -27,6 +27,8 @@ export interface StepUsage {
   model: string | null;
   inputTokens: number | null;
   outputTokens: number | null;
+  /** US dollars (runtime/llm/prices.ts); null when unknown or not an LLM step. */
+  costUsd: number | null;
 }
 
 export interface CommitInput {
@@ -42,7 +44,7 @@ export interface CommitInput {
   outcome:
     | { type: 'next'; step: string }
     | { type: 'done'; output: unknown }
-    | { type: 'wait'; step: string; signal: string; timeoutMs: number | null };
+    | { type: 'wait'; step: string; signal: string; timeoutMs: number | null; request?: unknown };
   /** Full state to snapshot into `checkpoints`, or null to store only the patch. */
   snapshot: State | null;
 }
@@ -66,9 +68,11 @@ export async function commitStep(db: Db, c: CommitInput): Promise<CommitResult |
   const output = o.type === 'done' ? JSON.stringify(o.output ?? null) : null;
   const signal = o.type === 'wait' ? o.signal : null;
   const timeoutMs = o.type === 'wait' ? o.timeoutMs : null;
+  const request = o.type === 'wait' && o.request !== undefined ? JSON.stringify(o.request) : null;
   const snapshot = c.snapshot === null ? null : JSON.stringify(c.snapshot);
-  const rows = await query<{ wake_in_ms: number | null; resumed: boolean; recheck_inbox: boolean }>(
+  const rows = await queryPrepared<{ wake_in_ms: number | null; resumed: boolean; recheck_inbox: boolean }>(
     db,
+    'baton_commit',
     sql`
     with run as (
       select id from runs
@@ -91,6 +95,7 @@ export async function commitStep(db: Db, c: CommitInput): Promise<CommitResult |
         output = ${output}::jsonb, attempt = 1, attempt_base = 0, claims = 0,
         lease_owner = null, lease_expires_at = null,
         wait_signal = case when exists (select 1 from taken) then null else ${signal} end,
+        wait_request = case when exists (select 1 from taken) then null else ${request}::jsonb end,
         wake_at = case when ${timeoutMs}::int is null or exists (select 1 from taken) then null
           else now() + ${timeoutMs}::int * interval '1 millisecond' end,
         signal = (select jsonb_build_object('name', name, 'payload', payload, 'timedOut', false) from taken),
@@ -105,13 +110,13 @@ export async function commitStep(db: Db, c: CommitInput): Promise<CommitResult |
     ), step as (
       update steps set
         status = 'succeeded', kind = ${c.kind}::step_kind, patch = ${JSON.stringify(c.patch)}::jsonb, next_step = ${nextStep},
-        error = null, model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens},
+        error = null, model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens}, cost_usd = ${c.usage.costUsd},
         finished_at = now(), duration_ms = ${ms(sql`now() - started_at`)}
       where run_id = ${c.runId} and seq = ${c.seq} and exists (select 1 from fenced)
     ), attempt as (
       update step_attempts set
         status = 'succeeded', error = null,
-        model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens},
+        model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens}, cost_usd = ${c.usage.costUsd},
         finished_at = now(), duration_ms = ${ms(sql`now() - started_at`)}
       where run_id = ${c.runId} and seq = ${c.seq} and attempt = ${c.attempt} and exists (select 1 from fenced)
     ), checkpoint as (
@@ -149,8 +154,10 @@ export interface FailureInput {
 export async function recordFailure(db: Db, f: FailureInput): Promise<boolean> {
   const willRetry = f.retryInMs !== null;
   const error = JSON.stringify(f.error);
-  const rows = await query<{ id: string }>(
+  const rows = await queryPrepared<{ id: string }>(
     db,
+    // The text differs between a retry and a final failure: one statement each.
+    willRetry ? 'baton_fail_retry' : 'baton_fail_final',
     sql`
     with fenced as (
       update runs set
@@ -165,13 +172,13 @@ export async function recordFailure(db: Db, f: FailureInput): Promise<boolean> {
     ), step as (
       update steps set
         status = 'failed', kind = coalesce(${f.kind}::step_kind, kind), error = ${error}::jsonb,
-        model = ${f.usage.model}, input_tokens = ${f.usage.inputTokens}, output_tokens = ${f.usage.outputTokens},
+        model = ${f.usage.model}, input_tokens = ${f.usage.inputTokens}, output_tokens = ${f.usage.outputTokens}, cost_usd = ${f.usage.costUsd},
         finished_at = now(), duration_ms = ${ms(sql`now() - started_at`)}
       where run_id = ${f.runId} and seq = ${f.seq} and exists (select 1 from fenced)
     ), attempt as (
       update step_attempts set
         status = 'failed', error = ${error}::jsonb,
-        model = ${f.usage.model}, input_tokens = ${f.usage.inputTokens}, output_tokens = ${f.usage.outputTokens},
+        model = ${f.usage.model}, input_tokens = ${f.usage.inputTokens}, output_tokens = ${f.usage.outputTokens}, cost_usd = ${f.usage.costUsd},
         finished_at = now(), duration_ms = ${ms(sql`now() - started_at`)}
       where run_id = ${f.runId} and seq = ${f.seq} and attempt = ${f.attempt} and exists (select 1 from fenced)
     )

@@ -1,9 +1,9 @@
 /**
  * Creating and reading runs (README: tables `runs`, `steps` and `step_attempts`).
  */
-import { and, asc, desc, eq, lt, sql } from 'drizzle-orm';
+import { and, asc, between, desc, eq, lt, sql } from 'drizzle-orm';
 import { type Run, type RunStatus, type Step, type StepAttempt, runs, stepAttempts, steps } from '../../schema/tables.ts';
-import { type Db, query } from '../db/connect.ts';
+import { type Db, query, queryPrepared } from '../db/connect.ts';
 
 export interface NewRun {
   id: string;
@@ -13,6 +13,8 @@ export interface NewRun {
   start: string;
   idempotencyKey?: string | undefined;
   replayOf?: string | undefined;
+  /** W3C `traceparent` of the run's root span (README "Observability"). */
+  traceContext?: string | null | undefined;
 }
 
 export type CreateRunResult =
@@ -27,10 +29,13 @@ export type CreateRunResult =
  */
 export async function createRun(db: Db, r: NewRun): Promise<CreateRunResult> {
   const input = JSON.stringify(r.input);
-  const inserted = await query<{ id: string }>(
+  const inserted = await queryPrepared<{ id: string }>(
     db,
-    sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of)
-        values (${r.id}, ${r.function}, ${r.tenant}, ${input}::jsonb, ${r.start}, ${r.idempotencyKey ?? null}, ${r.replayOf ?? null})
+    // A new name with the trace column: a server connection may still hold the old text under the old one.
+    'baton_run_insert_traced',
+    sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of, trace_context)
+        values (${r.id}, ${r.function}, ${r.tenant}, ${input}::jsonb, ${r.start}, ${r.idempotencyKey ?? null}, ${r.replayOf ?? null},
+                ${r.traceContext ?? null})
         on conflict do nothing
         returning id`,
   );
@@ -45,6 +50,12 @@ export async function createRun(db: Db, r: NewRun): Promise<CreateRunResult> {
   if (!existing) throw new Error('createRun: conflicting row vanished');
   if (existing.id === r.id) return { created: true, id: existing.id };
   return { created: false, id: existing.id, sameInput: existing.same, status: existing.status };
+}
+
+/** The run's trace, for a step whose wake-up did not carry it (a delayed or repaired one). */
+export async function runTraceContext(db: Db, id: string): Promise<string | null> {
+  const [row] = await query<{ trace_context: string | null }>(db, sql`select trace_context from runs where id = ${id}`);
+  return row?.trace_context ?? null;
 }
 
 export interface RunWithSteps {
@@ -75,6 +86,10 @@ export interface ListRunsFilter {
   status?: RunStatus | undefined;
   /** Runs created before this one (cursor). */
   before?: Date | undefined;
+  /** Runs listed after this run id: ordered by (created_at, id), so runs created in the same instant are not skipped. */
+  afterRun?: string | undefined;
+  /** Runs whose id lies in [from, to]: an id prefix, expanded by the caller (uses the primary key). */
+  idRange?: readonly [string, string] | undefined;
   limit: number;
 }
 
@@ -84,8 +99,10 @@ export async function listRuns(db: Db, f: ListRunsFilter): Promise<Run[]> {
     f.function ? eq(runs.function, f.function) : undefined,
     f.status ? eq(runs.status, f.status) : undefined,
     f.before ? lt(runs.createdAt, f.before) : undefined,
+    f.afterRun ? sql`(${runs.createdAt}, ${runs.id}) < (select r.created_at, r.id from runs r where r.id = ${f.afterRun})` : undefined,
+    f.idRange ? between(runs.id, f.idRange[0], f.idRange[1]) : undefined,
   );
-  return db.select().from(runs).where(where).orderBy(desc(runs.createdAt)).limit(f.limit);
+  return db.select().from(runs).where(where).orderBy(desc(runs.createdAt), desc(runs.id)).limit(f.limit);
 }
 
 /** The API's view of a run (GET /v1/runs/:id). */
@@ -100,6 +117,9 @@ export function runView(r: RunWithSteps) {
     error: run.error,
     nextStep: run.nextStep,
     waitingFor: run.status === 'waiting' ? run.waitSignal : null,
+    /** What the waiting step asks for (an agent's tool call awaiting approval: tool and arguments). */
+    pending: run.status === 'waiting' ? (run.waitRequest ?? null) : null,
+    usage: usageTotals(r.attempts),
     replayOf: run.replayOf,
     createdAt: run.createdAt,
     updatedAt: run.updatedAt,
@@ -108,11 +128,33 @@ export function runView(r: RunWithSteps) {
   };
 }
 
+/**
+ * Tokens and cost of a run, every attempt counted (a failed attempt was billed too).
+ * `costUsd` is null when an attempt used a model without a price (runtime/llm/prices.ts).
+ */
+export function usageTotals(attempts: readonly StepAttempt[]) {
+  let inputTokens = 0;
+  let outputTokens = 0;
+  let costUsd: number | null = 0;
+  let llmCalls = 0;
+  for (const a of attempts) {
+    if (!a.model) continue;
+    llmCalls++;
+    inputTokens += a.inputTokens ?? 0;
+    outputTokens += a.outputTokens ?? 0;
+    costUsd = costUsd === null || a.costUsd === null ? null : costUsd + Number(a.costUsd);
+  }
+  return { llmCalls, inputTokens, outputTokens, costUsd: costUsd === null ? null : Math.round(costUsd * 1e8) / 1e8 };
+}
+
 /** A step as its latest attempt left it. */
 export function stepView(s: Step) {
   return {
     seq: s.seq,
     name: s.name,
+    /** A fan-out's branch: its position 1..K and the fan-out step's seq (null for other steps). */
+    branch: s.branch,
+    fanoutSeq: s.fanoutSeq,
     kind: s.kind,
     status: s.status,
     attempt: s.attempt,
@@ -121,7 +163,7 @@ export function stepView(s: Step) {
     finishedAt: s.finishedAt,
     nextStep: s.nextStep,
     error: s.error,
-    usage: s.model ? { model: s.model, inputTokens: s.inputTokens, outputTokens: s.outputTokens } : null,
+    usage: s.model ? { model: s.model, inputTokens: s.inputTokens, outputTokens: s.outputTokens, costUsd: s.costUsd } : null,
   };
 }
 
@@ -135,7 +177,7 @@ export function attemptView(a: StepAttempt) {
     startedAt: a.startedAt,
     finishedAt: a.finishedAt,
     error: a.error,
-    usage: a.model ? { model: a.model, inputTokens: a.inputTokens, outputTokens: a.outputTokens } : null,
+    usage: a.model ? { model: a.model, inputTokens: a.inputTokens, outputTokens: a.outputTokens, costUsd: a.costUsd } : null,
   };
 }
 

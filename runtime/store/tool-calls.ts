@@ -3,21 +3,12 @@
  * before an allowed call goes out and completed after, so a crash mid-call still
  * leaves a row (outcome NULL: unknown). Arguments are kept only as a digest.
  */
-import crypto from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { type ToolCall, toolCalls } from '../../schema/tables.ts';
 import type { Db } from '../db/connect.ts';
 
-/** SHA-256 of the arguments' canonical JSON (keys sorted), so equal arguments have equal digests. */
-export function digestArgs(args: unknown): string {
-  const canonical = (v: unknown): unknown =>
-    Array.isArray(v)
-      ? v.map(canonical)
-      : v && typeof v === 'object'
-        ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]))
-        : v;
-  return `sha256:${crypto.createHash('sha256').update(JSON.stringify(canonical(args ?? {}))).digest('hex')}`;
-}
+/** The same digest the capability token carries and tool servers recompute. */
+export { digestArgs } from '../../tools/lib/digest.ts';
 
 export async function insertToolCall(db: Db, row: ToolCall): Promise<number> {
   const [inserted] = await db.insert(toolCalls).values(row).returning({ id: toolCalls.id });

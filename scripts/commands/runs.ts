@@ -114,7 +114,8 @@ async function show(client: ApiClient, id: string, json: boolean): Promise<numbe
   }
   console.log(`${body.id}  ${body.function}  ${body.status}  created ${body.createdAt}`);
   for (const s of body.steps) {
-    const tokens = s.usage ? `  ${s.usage.inputTokens ?? 0}+${s.usage.outputTokens ?? 0} tokens (${s.usage.model})` : '';
+    const cost = typeof s.usage?.costUsd === 'number' ? ` $${s.usage.costUsd.toFixed(6)}` : '';
+    const tokens = s.usage ? `  ${s.usage.inputTokens ?? 0}+${s.usage.outputTokens ?? 0} tokens (${s.usage.model})${cost}` : '';
     const took = s.durationMs === null ? '-' : formatDuration(s.durationMs);
     console.log(`  ${String(s.seq).padStart(3)}  ${s.name.padEnd(16)} ${String(s.kind ?? '').padEnd(8)} ${s.status.padEnd(10)} attempt ${s.attempt}  ${took}${tokens}`);
   }

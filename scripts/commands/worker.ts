@@ -42,14 +42,14 @@ a \`baton tools\` running on this machine) and capability tokens need a signing 
 them says so when it starts.
 
 Kubernetes roles (baton deploy renders them):
-  --serve FUNCTION             serve FUNCTION's POST /invoke on PORT (a Knative Service)
+  --serve FUNCTION             serve FUNCTION's POST /invoke on PORT (a Knative Service; needs BATON_INVOKE_TOKEN)
   --dispatch URL               drain FUNCTION's stream, POSTing each step to URL
   --pinned TEMPLATE            with --dispatch: steps of a started run go to its revision's route ({tag})
   --timeout-ms MS              with --dispatch: how long a request waits (default: above Knative's
                                timeout for the function's longest step)
   --housekeeping               run no steps: only delayed wake-ups and the sweeper
 
-Environment: DATABASE_URL, REDIS_URL (required); BATON_CONCURRENCY (32), BATON_LEASE_MS,
+Environment: DATABASE_URL, REDIS_URL (required); BATON_CONCURRENCY (1000), BATON_LEASE_MS,
 BATON_GRACE_MS, BATON_TOOL_<NAME>_URL, BATON_TOOL_SIGNING_KEY, BATON_METRICS_PORT (9464),
 OPENAI_API_KEY, OPENAI_BASE_URL, BATON_MODEL (README "Configuration").`;
 
@@ -76,6 +76,10 @@ export async function main(argv: string[]): Promise<number> {
   const config = loadConfig();
   if (!config.databaseUrl || !config.redisUrl) {
     throw new CliError('DATABASE_URL and REDIS_URL must be set (the embedded mode is `baton dev`, i.e. `npm start`)', EXIT.usage);
+  }
+  if ((values.serve || values.dispatch !== undefined) && !config.invokeToken) {
+    // Fail closed: an unauthenticated /invoke lets anything in the cluster run any tenant's step.
+    throw new CliError('BATON_INVOKE_TOKEN must be set for --serve and --dispatch: the secret dispatchers send to function pods (`baton deploy` creates it)', EXIT.usage);
   }
   const functions = await loadFunctions(config.functionsDir, positionals.length ? positionals : undefined);
   const runsSteps = !values.housekeeping && values.dispatch === undefined;

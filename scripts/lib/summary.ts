@@ -1,8 +1,9 @@
 /**
  * The line `baton run --follow` ends with: steps, attempts, tokens, cost when it is
- * known, wall time. Cost is known for the offline model (free) and for models priced in
- * BATON_MODEL_PRICES: JSON `{ "model": [input, output] }` in US dollars per million
- * tokens, e.g. `{"gpt-4o-mini":[0.15,0.6]}`. Prices change too often to ship a table.
+ * known, wall time. The API prices every LLM call (BATON_PRICES on the server, README
+ * "Cost") and its totals are used; against an older API that sends none, the client
+ * prices the steps itself from BATON_MODEL_PRICES: JSON `{ "model": [input, output] }`
+ * in US dollars per million tokens.
  */
 import { OFFLINE_MODEL_ID } from '../../runtime/llm/offline.ts';
 
@@ -15,7 +16,7 @@ export interface StepView {
   durationMs: number | null;
   startedAt?: string | null;
   error?: { code?: string; message?: string } | null;
-  usage: { model: string; inputTokens: number | null; outputTokens: number | null } | null;
+  usage: { model: string; inputTokens: number | null; outputTokens: number | null; costUsd?: number | null } | null;
 }
 
 export interface RunView {
@@ -27,6 +28,8 @@ export interface RunView {
   createdAt: string;
   finishedAt: string | null;
   steps: StepView[];
+  /** The API's totals over every attempt, priced server-side (BATON_PRICES); absent from older APIs. */
+  usage?: { inputTokens: number; outputTokens: number; costUsd: number | null };
 }
 
 export interface RunSummary {
@@ -74,6 +77,12 @@ export function summarize(run: RunView, prices: Prices): RunSummary {
     outputTokens += output;
     const price = prices[s.usage.model];
     costUsd = price && costUsd !== null ? costUsd + (input * price[0] + output * price[1]) / 1e6 : null;
+  }
+  if (run.usage) {
+    // The API's own totals: every attempt counted, priced where the cost was incurred.
+    inputTokens = run.usage.inputTokens;
+    outputTokens = run.usage.outputTokens;
+    costUsd = run.usage.costUsd;
   }
   return {
     id: run.id,

@@ -51,7 +51,7 @@ export async function verifyReviewRuns(t: TestPlatform, ids: readonly string[]):
 
   const store = t.tools?.reviews;
   assert.ok(store, 'the review tool runs in the test process');
-  const comments = store.list({});
+  const comments = await store.list({});
   const keys = new Map<string, number>();
   for (const c of comments) keys.set(c.idempotencyKey ?? '', (keys.get(c.idempotencyKey ?? '') ?? 0) + 1);
   const duplicates = [...keys.values()].filter((n) => n > 1).length;

@@ -18,6 +18,9 @@ import { createTestDatabase, type TestDatabase } from './db.ts';
 import { type LlmStub, startLlmStub, type LlmStubOptions } from './llm-stub.ts';
 import { REDIS_URL, dropPrefix, testPrefix } from './redis.ts';
 
+/** The invoke credential of every test platform (and of processes spawned with its env). */
+export const TEST_INVOKE_TOKEN = 'test-invoke-token-0123456789abcdefghij';
+
 export interface TestPlatformOptions {
   functions?: FunctionRegistry;
   /** Extra environment for loadConfig (BATON_LEASE_MS, …). */
@@ -69,6 +72,8 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
     BATON_LOG_LEVEL: process.env.BATON_LOG_LEVEL ?? 'error',
     BATON_DATA_DIR: dir,
     BATON_TOOL_SIGNING_KEY: Buffer.from(keys.privateKeyPem).toString('base64'),
+    // Function apps and dispatchers share it (Knative mode), as they share a Secret in a cluster.
+    BATON_INVOKE_TOKEN: TEST_INVOKE_TOKEN,
     BATON_RETRY_BASE_MS: '50',
     BATON_RETRY_MAX_MS: '500',
     // Test files run in parallel against one server (max_connections 100): small pools.

@@ -12,8 +12,9 @@ import { loadPublicKey } from '../../tools/lib/capability.ts';
 import { createToolServerApp, listen } from '../../tools/lib/server.ts';
 import { registerGitTools } from '../../tools/git/server.ts';
 import { createGitHubClient } from '../../tools/github/client.ts';
-import { registerGitHubTools } from '../../tools/github/server.ts';
-import { registerReviewTools } from '../../tools/review/server.ts';
+import { githubTouches, registerGitHubTools } from '../../tools/github/server.ts';
+import type { ToolPolicy } from '../../tools/lib/policy.ts';
+import { registerReviewTools, reviewTouches } from '../../tools/review/server.ts';
 import { type CommentStore, createCommentStore } from '../../tools/review/store.ts';
 
 export interface SeenRequest {
@@ -23,6 +24,8 @@ export interface SeenRequest {
   /** JSON-RPC method and, for tools/call, the tool. */
   method: string | null;
   tool: string | null;
+  /** The arguments of a tools/call. */
+  args: Record<string, unknown> | null;
 }
 
 export interface ToolServers {
@@ -39,6 +42,8 @@ export async function startToolServers(opts: {
   publicKeyPem: string;
   repo: string;
   github?: { apiUrl: string; token: string };
+  /** BATON_TOOL_POLICY of the github and review servers (default: none, allow all). */
+  policy?: ToolPolicy | null;
 }): Promise<ToolServers> {
   const publicKey = loadPublicKey(opts.publicKeyPem);
   const allowedHosts = ['127.0.0.1', 'localhost'];
@@ -51,15 +56,17 @@ export async function startToolServers(opts: {
   };
   const urls: Record<string, string> = {};
   const closers: Array<() => Promise<void>> = [];
+  const touches = { github: githubTouches, review: reviewTouches } as Record<string, typeof githubTouches | undefined>;
   for (const [name, register] of Object.entries(registrations)) {
-    const inner = createToolServerApp({ name, publicKey, allowedHosts, register });
+    const inner = createToolServerApp({ name, publicKey, allowedHosts, register, policy: opts.policy ?? null, touches: touches[name] });
     const outer = new Hono();
     outer.all('*', async (c) => {
       const token = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '')?.[1] ?? null;
-      let rpc: { method?: string; params?: { name?: string } } = {};
+      let rpc: { method?: string; params?: { name?: string; arguments?: Record<string, unknown> } } = {};
       if (c.req.method === 'POST') rpc = ((await c.req.raw.clone().json().catch(() => ({}))) ?? {}) as typeof rpc;
       const res = await inner.fetch(c.req.raw);
-      seen.push({ server: name, token, status: res.status, method: rpc.method ?? null, tool: rpc.method === 'tools/call' ? (rpc.params?.name ?? null) : null });
+      const call = rpc.method === 'tools/call';
+      seen.push({ server: name, token, status: res.status, method: rpc.method ?? null, tool: call ? (rpc.params?.name ?? null) : null, args: call ? (rpc.params?.arguments ?? {}) : null });
       return res;
     });
     const served = await listen(outer, 0, '127.0.0.1');

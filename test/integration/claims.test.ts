@@ -14,7 +14,7 @@ import { registryOf } from '../../runtime/functions.ts';
 import type { Platform } from '../../runtime/platform.ts';
 import { claimStep } from '../../runtime/store/claim.ts';
 import { getRunWithSteps } from '../../runtime/store/runs.ts';
-import { type TestPlatform, startTestPlatform, trigger, waitFor, waitForRun } from '../helpers/platform.ts';
+import { TEST_INVOKE_TOKEN, type TestPlatform, startTestPlatform, trigger, waitFor, waitForRun } from '../helpers/platform.ts';
 
 const ran: string[] = [];
 const alpha = defineAgent({
@@ -66,7 +66,7 @@ test('a message or /invoke for function A never claims a run of function B', asy
   const invoke = createInvokeApp(t.p, { worker: 'alpha-pod' });
   const res = await invoke.request('/invoke/alpha', {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_INVOKE_TOKEN}` },
     body: JSON.stringify({ run_id: id, seq: 0 }),
   });
   assert.equal(res.status, 200);

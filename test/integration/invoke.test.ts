@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createInvokeApp } from '../../runtime/api/invoke-app.ts';
-import { type TestPlatform, startTestPlatform, trigger } from '../helpers/platform.ts';
+import { TEST_INVOKE_TOKEN, type TestPlatform, startTestPlatform, trigger } from '../helpers/platform.ts';
 import { getRunWithSteps } from '../../runtime/store/runs.ts';
 import { loadFunctions } from '../../runtime/functions.ts';
 import { ROOT } from '../helpers/processes.ts';
@@ -20,7 +20,7 @@ before(async () => {
 after(() => t.close());
 
 const invoke = async (body: unknown) => {
-  const res = await app.request('/invoke', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await app.request('/invoke', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_INVOKE_TOKEN}` }, body: JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as { outcome?: { status: string; nextSeq?: number }; error?: { code: string } } };
 };
 

@@ -166,7 +166,7 @@ test('the fence: a worker that lost its lease cannot commit over the new owner',
   await waitFor(() => claimStep(t.p.db, { ...base, leaseOwner: 'other/1', leaseMs: 5000 }), 'the lease to expire', 5000);
   const commit = (leaseOwner: string, by: string) =>
     commitStep(t.p.db, {
-      runId: id, seq: 0, attempt: 1, leaseOwner, kind: 'compute', patch: { by }, usage: { model: null, inputTokens: null, outputTokens: null },
+      runId: id, seq: 0, attempt: 1, leaseOwner, kind: 'compute', patch: { by }, usage: { model: null, inputTokens: null, outputTokens: null, costUsd: null },
       outcome: { type: 'next', step: 'b' }, snapshot: null,
     });
   assert.equal(await commit('zombie/1', 'zombie'), null, 'the zombie is fenced out');

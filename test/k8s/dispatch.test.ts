@@ -55,7 +55,7 @@ const served: Record<string, string> = {};
 const requests: string[] = [];
 
 async function platform(extra: Record<string, string>): Promise<Platform> {
-  const config = loadConfig({ DATABASE_URL: db.runtimeUrl, REDIS_URL, BATON_REDIS_PREFIX: prefix, BATON_AUTH: 'off', BATON_LOG_LEVEL: 'silent', ...extra });
+  const config = loadConfig({ DATABASE_URL: db.runtimeUrl, REDIS_URL, BATON_REDIS_PREFIX: prefix, BATON_AUTH: 'off', BATON_LOG_LEVEL: 'silent', BATON_INVOKE_TOKEN: 'dispatch-test-invoke-token-0123456789', ...extra });
   const p = await createPlatform(config, { functions: registryOf(agent) });
   platforms.push(p);
   return p;

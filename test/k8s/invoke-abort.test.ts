@@ -18,6 +18,7 @@ import { type Platform, createPlatform } from '../../runtime/platform.ts';
 import { type Served, serveApp } from '../../scripts/lib/serve.ts';
 import { REDIS_URL, type ScratchDatabase, dropPrefix, scratchDatabase, testPrefix, until } from './support.ts';
 
+const TOKEN = 'abort-test-invoke-token-0123456789';
 let release: () => void = () => {};
 let started = 0;
 let finishedBodies = 0;
@@ -45,7 +46,7 @@ const prefix = testPrefix();
 
 before(async () => {
   db = await scratchDatabase();
-  const config = loadConfig({ DATABASE_URL: db.runtimeUrl, REDIS_URL, BATON_REDIS_PREFIX: prefix, BATON_AUTH: 'off', BATON_LOG_LEVEL: 'silent', BATON_LEASE_MS: '2000' });
+  const config = loadConfig({ DATABASE_URL: db.runtimeUrl, REDIS_URL, BATON_REDIS_PREFIX: prefix, BATON_AUTH: 'off', BATON_LOG_LEVEL: 'silent', BATON_LEASE_MS: '2000', BATON_INVOKE_TOKEN: TOKEN });
   p = await createPlatform(config, { functions: registryOf(agent) });
   served = await serveApp(createInvokeApp(p, { worker: 'fn-pod' }), 0, '127.0.0.1');
 });
@@ -71,7 +72,7 @@ async function run(id: string) {
 }
 
 const invoke = (id: string, seq: number, signal?: AbortSignal) =>
-  fetch(`${served.url}/invoke`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ run_id: id, seq }), signal });
+  fetch(`${served.url}/invoke`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ run_id: id, seq }), signal });
 
 test('an aborted invoke request stops its step: lease released, step handed back, its late result discarded', async () => {
   const res = await createApi(p).request('/v1/functions/slow/runs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });

@@ -38,7 +38,7 @@ test('undeclared, unnamed, unconfigured and misconfigured calls are refused and 
   ];
   for (const [name, reason] of cases) {
     await assert.rejects(
-      t.p.tools.call({ runId, seq: 0, attempt: 1, function: 'idle', scopes, name, args: { secret: 'hunter2' }, abortSignal: new AbortController().signal, deadline: Date.now() + 5000 }),
+      t.p.tools.call({ runId, seq: 0, attempt: 1, function: 'idle', tenant: 'default', scopes, name, args: { secret: 'hunter2' }, abortSignal: new AbortController().signal, deadline: Date.now() + 5000 }),
       (err: Error & { code?: string }) => err.code === 'tool_denied' && reason.test(err.message),
       name,
     );
@@ -51,4 +51,29 @@ test('undeclared, unnamed, unconfigured and misconfigured calls are refused and 
     assert.match(row.reason ?? '', cases[i][1]);
     assert.ok(!JSON.stringify(row).includes('hunter2'), 'arguments are kept only as a digest');
   }
+});
+
+test('tool names that are prototype keys (constructor.x, __proto__.y, toString.z) are denied and audited, never a crash', async () => {
+  const id = await trigger(t.api, 'idle', {});
+  const scopes = { review: ['post_comment'] };
+  const names = ['constructor.x', '__proto__.y', 'toString.z', 'hasOwnProperty.call', 'review.constructor', 'review.__proto__', 'valueOf.valueOf'];
+  for (const [seq, name] of names.entries()) {
+    await assert.rejects(
+      t.p.tools.call({ runId: id, seq, attempt: 1, function: 'idle', tenant: 'default', scopes, name, args: {}, abortSignal: new AbortController().signal, deadline: Date.now() + 5000 }),
+      (err: Error & { code?: string }) => err.code === 'tool_denied' && /did not declare/.test(err.message),
+      name,
+    );
+  }
+  const rows = await t.p.db.select().from(toolCalls).where(eq(toolCalls.runId, id)).orderBy(asc(toolCalls.id));
+  assert.deepEqual(
+    rows.map((r) => [`${r.server}.${r.tool}`, r.decision, r.outcome]),
+    names.map((n) => [n, 'denied', 'denied']),
+  );
+  for (const [i, row] of rows.entries()) assert.equal(row.reason, `function "idle" did not declare ${names[i]}`);
+  // A scope object built from JSON, whose prototype keys are its own data, is plain data too.
+  const parsed = JSON.parse('{"__proto__": ["y"], "review": ["post_comment"]}') as Record<string, string[]>;
+  await assert.rejects(
+    t.p.tools.call({ runId: id, seq: 99, attempt: 1, function: 'idle', tenant: 'default', scopes: parsed, name: '__proto__.y', args: {}, abortSignal: new AbortController().signal, deadline: Date.now() + 5000 }),
+    (err: Error & { code?: string }) => err.code === 'tool_denied' && /no URL is configured for tool server "__proto__"/.test(err.message),
+  );
 });

@@ -1,6 +1,7 @@
 /**
  * Attack 2, a stolen capability token. Real tokens are taken off the wire from two
- * runs of the demo agent and misused: for the other run's idempotency key, after
+ * runs of the demo agent and misused: on another repository or pull request (another
+ * call than the one it was minted for), for the other run's idempotency key, after
  * expiry, with a tampered payload, against the wrong tool server. Each is refused,
  * and nothing happens at the tool. A gateway pointed at the wrong server gets the
  * server's refusal, and that is audited as a denial.
@@ -15,6 +16,7 @@ import { eq } from 'drizzle-orm';
 import { loadFunctions } from '../../runtime/functions.ts';
 import { toolCalls } from '../../schema/tables.ts';
 import { generateKeyPair, loadPrivateKey, mintCapability } from '../../tools/lib/capability.ts';
+import { digestArgs } from '../../tools/lib/digest.ts';
 import { answerText, rpc, toolsCall, toolsList } from '../helpers/mcp.ts';
 import { type TestPlatform, startTestPlatform, trigger, waitForRun } from '../helpers/platform.ts';
 import { makeRepo, startToolServers, type ToolServers } from '../helpers/tool-servers.ts';
@@ -26,8 +28,20 @@ let t: TestPlatform;
 let runA: string;
 let runB: string;
 
-const claimsOf = (token: string) =>
-  JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { run: string; seq: number; aud: string; fn: string; tools: string[]; iat: number; exp: number };
+interface Claims {
+  use: 'call';
+  sub: string;
+  run: string;
+  seq: number;
+  aud: string;
+  fn: string;
+  tenant: string;
+  tool: string;
+  args: string;
+  iat: number;
+  exp: number;
+}
+const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as Claims;
 
 /** Re-encodes a token's claims and keeps its signature: all an attacker can do without the private key. */
 function tamper(token: string, change: (c: Record<string, unknown>) => void): string {
@@ -41,6 +55,13 @@ const tokenOf = (server: string, tool: string, run: string) => {
   const token = tools.tokensFor(server, tool).find((tok) => claimsOf(tok).run === run);
   assert.ok(token, `a real ${server}.${tool} token of run ${run}`);
   return token;
+};
+
+/** The arguments the gateway really sent with a token. */
+const argsOf = (token: string) => {
+  const seen = tools.seen.find((s) => s.token === token && s.method === 'tools/call');
+  assert.ok(seen?.args, 'the call the token came with');
+  return seen.args;
 };
 
 before(async () => {
@@ -66,38 +87,66 @@ after(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('real tokens are narrow: one server, the declared tools, one step, expiring with the step plus a margin', () => {
-  const c = claimsOf(tokenOf('review', 'post_comment', runA));
+test('real tokens are narrow: one server, one tool, the exact arguments, the tenant, one step, short-lived', () => {
+  const token = tokenOf('review', 'post_comment', runA);
+  const c = claimsOf(token);
+  assert.equal(c.use, 'call');
   assert.equal(c.aud, 'review');
-  assert.deepEqual(c.tools, ['post_comment']);
+  assert.equal(c.tool, 'post_comment');
+  assert.equal(c.args, digestArgs(argsOf(token)), 'the digest of the arguments sent');
+  assert.equal(c.tenant, 'default');
   assert.equal(c.seq, 2);
-  const stepTimeoutS = (t.p.functions.get('pr-review')?.timeoutMs ?? STEP_TIMEOUT_MS) / 1000;
-  // iat is floored and exp is ceiled: one second of rounding on top of the 30 s margin.
-  assert.ok(c.exp - c.iat <= stepTimeoutS + 31, `lifetime ${c.exp - c.iat} s for a ${stepTimeoutS} s step`);
-  assert.ok(c.exp - c.iat >= stepTimeoutS, 'long enough for the step');
+  assert.equal(c.sub, `${runA}:2`);
+  assert.equal(JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString()).alg, 'EdDSA');
+  // Checked on arrival: it needs to live until the call is sent, not for the whole step.
+  assert.ok(c.exp - c.iat <= 91, `lifetime ${c.exp - c.iat} s`);
+  assert.ok(c.exp - c.iat >= 30, 'long enough to reach the server');
+});
+
+test('a token taken off the wire cannot post on another repository or pull request (403 token_args_mismatch)', async () => {
+  const stolen = tokenOf('review', 'post_comment', runA);
+  const original = argsOf(stolen);
+  const before = (await tools.review.list({})).length;
+  for (const args of [
+    { ...original, repo: 'victim/secrets', pr: 1 },
+    { ...original, repo: 'victim/secrets', pr: 2 },
+    { ...original, pr: 2 },
+    { ...original, body: 'pwned' },
+  ]) {
+    for (const key of [undefined, `${runA}:2`]) {
+      const a = await rpc(tools.urls.review, toolsCall('post_comment', args, key), { token: stolen });
+      assert.equal(a.status, 403, JSON.stringify(args));
+      assert.match(answerText(a), /^token_args_mismatch: /);
+    }
+  }
+  assert.equal((await tools.review.list({ repo: 'victim/secrets' })).length, 0);
+  assert.equal((await tools.review.list({})).length, before, 'no new comment anywhere');
 });
 
 test("run A's token cannot act under run B's idempotency key", async () => {
   const stolen = tokenOf('review', 'post_comment', runA);
-  const before = tools.review.list({}).length;
-  const forB = await rpc(tools.urls.review, toolsCall('post_comment', { repo: 'acme/shop', pr: 2, body: 'forged' }, `${runB}:2`), { token: stolen });
+  const original = argsOf(stolen);
+  const before = (await tools.review.list({})).length;
+  const forB = await rpc(tools.urls.review, toolsCall('post_comment', original, `${runB}:2`), { token: stolen });
   assert.equal(forB.status, 403);
   assert.match(answerText(forB), /the idempotency key does not belong to this token/);
-  // Without a key, the server keys on the token's own run:seq, so the replay only finds A's comment again.
-  const replay = await rpc(tools.urls.review, toolsCall('post_comment', { repo: 'acme/shop', pr: 2, body: 'forged' }), { token: stolen });
+  // Replayed exactly, it finds only A's own comment again.
+  const replay = await rpc(tools.urls.review, toolsCall('post_comment', original), { token: stolen });
   assert.equal(replay.status, 200);
   const structured = replay.body?.result?.structuredContent as { created: boolean; comment: { pr: number } };
   assert.equal(structured.created, false);
   assert.equal(structured.comment.pr, 1, "it is run A's own comment");
-  assert.equal(tools.review.list({}).length, before, 'no new comment');
+  assert.equal((await tools.review.list({})).length, before, 'no new comment');
 });
 
-test('a tampered token fails: wider scope, another run, later expiry, another audience', async () => {
+test('a tampered token fails: another tool, other arguments, another run or tenant, later expiry, another audience', async () => {
   const stolen = tokenOf('review', 'post_comment', runA);
+  const wipe = { repo: 'acme/shop' };
   const cases: Array<[string, string, unknown]> = [
-    ['scope widened to delete_all', tamper(stolen, (c) => (c.tools = ['post_comment', 'delete_all'])), toolsCall('delete_all', { repo: 'acme/shop' })],
-    ['run switched to B', tamper(stolen, (c) => (c.run = runB)), toolsCall('post_comment', { repo: 'acme/shop', pr: 2, body: 'x' }, `${runB}:2`)],
-    ['expiry pushed a day out', tamper(stolen, (c) => (c.exp = Number(c.exp) + 86_400)), toolsCall('list_comments', {})],
+    ['tool switched to delete_all', tamper(stolen, (c) => ((c.tool = 'delete_all'), (c.args = digestArgs(wipe)))), toolsCall('delete_all', wipe)],
+    ['run switched to B', tamper(stolen, (c) => ((c.run = runB), (c.sub = `${runB}:2`))), toolsCall('post_comment', argsOf(stolen), `${runB}:2`)],
+    ['tenant switched', tamper(stolen, (c) => (c.tenant = 'victim')), toolsCall('post_comment', argsOf(stolen))],
+    ['expiry pushed a day out', tamper(stolen, (c) => (c.exp = Number(c.exp) + 86_400)), toolsCall('post_comment', argsOf(stolen))],
     ['audience switched to git', tamper(stolen, (c) => (c.aud = 'git')), toolsList()],
   ];
   for (const [what, token, body] of cases) {
@@ -106,28 +155,38 @@ test('a tampered token fails: wider scope, another run, later expiry, another au
     assert.equal(a.status, 401, what);
     assert.match(answerText(a), /bad signature/, what);
   }
-  const forged = mintCapability(loadPrivateKey(generateKeyPair().privateKeyPem), { ...claimsOf(stolen), tools: ['delete_all'] });
-  assert.equal((await rpc(tools.urls.review, toolsCall('delete_all', { repo: 'acme/shop' }), { token: forged })).status, 401, 'signed by a key of our own');
-  assert.equal((await rpc(tools.urls.review, toolsCall('delete_all', { repo: 'acme/shop' }))).status, 401, 'no token at all');
-  assert.equal(tools.review.list({ repo: 'acme/shop' }).length, 2, 'both reviews are still there');
+  const forged = await mintCapability(loadPrivateKey(generateKeyPair().privateKeyPem), { ...claimsOf(stolen), tool: 'delete_all', args: digestArgs(wipe) });
+  assert.equal((await rpc(tools.urls.review, toolsCall('delete_all', wipe), { token: forged })).status, 401, 'signed by a key of our own');
+  assert.equal((await rpc(tools.urls.review, toolsCall('delete_all', wipe))).status, 401, 'no token at all');
+  assert.equal((await tools.review.list({ repo: 'acme/shop' })).length, 2, 'both reviews are still there');
 });
 
 test('a token is refused by every server but its own', async () => {
   const review = tokenOf('review', 'post_comment', runA);
   const git = tokenOf('git', 'get_diff', runA);
-  const atGit = await rpc(tools.urls.git, toolsCall('get_diff', { range: 'HEAD' }), { token: review });
+  const atGit = await rpc(tools.urls.git, toolsCall('get_diff', argsOf(git)), { token: review });
   assert.equal(atGit.status, 403);
   assert.match(answerText(atGit), /token is for "review", not "git"/);
-  const atReview = await rpc(tools.urls.review, toolsCall('post_comment', { repo: 'acme/shop', pr: 1, body: 'x' }), { token: git });
+  const atReview = await rpc(tools.urls.review, toolsCall('post_comment', argsOf(review)), { token: git });
   assert.equal(atReview.status, 403);
   assert.match(answerText(atReview), /token is for "git", not "review"/);
 });
 
 test('a replayed token fails once it has expired', async () => {
-  // Real tokens live for the step timeout plus a 30 s margin; this one is minted the
-  // same way with a one-second life, so the test need not wait half a minute.
+  // Real tokens live for a minute and a half at most; this one is minted the same way
+  // with a one-second life, so the test need not wait.
   const exp = Math.floor(Date.now() / 1000) + 1;
-  const token = mintCapability(loadPrivateKey(t.keys.privateKeyPem), { aud: 'git', run: runA, seq: 0, fn: 'pr-review', tools: ['get_diff'], exp });
+  const token = await mintCapability(loadPrivateKey(t.keys.privateKeyPem), {
+    use: 'call',
+    aud: 'git',
+    run: runA,
+    seq: 0,
+    fn: 'pr-review',
+    tenant: 'default',
+    tool: 'get_diff',
+    args: digestArgs({ range: 'HEAD' }),
+    exp,
+  });
   const fresh = await rpc(tools.urls.git, toolsCall('get_diff', { range: 'HEAD' }), { token });
   assert.equal(fresh.status, 200, answerText(fresh));
   while (Date.now() < exp * 1000) await sleep(50);

@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import { answerText, rpc, toolsCall } from '../../test/helpers/mcp.ts';
 import { makeRepo } from '../../test/helpers/tool-servers.ts';
 import { generateKeyPair, loadPrivateKey, loadPublicKey, mintCapability } from '../lib/capability.ts';
+import { digestArgs } from '../lib/digest.ts';
 import { createToolServerApp } from '../lib/server.ts';
 import { registerGitTools } from './server.ts';
 
@@ -24,10 +25,14 @@ before(() => {
     { message: 'two', files: { 'a.txt': 'a\nb\n', 'b.txt': 'b\n' } },
   ]);
   const app = createToolServerApp({ name: 'git', publicKey: loadPublicKey(pair.publicKeyPem), allowedHosts: ['127.0.0.1'], register: registerGitTools(repo) });
-  const token = mintCapability(loadPrivateKey(pair.privateKeyPem), {
-    aud: 'git', run: 'r', seq: 0, fn: 'f', tools: ['get_diff', 'list_changed_files'], exp: Math.floor(Date.now() / 1000) + 60,
-  });
-  call = (body) => rpc('/mcp', body, { token, fetcher: (url, init) => app.request(url, init), headers: { host: '127.0.0.1' } });
+  // A token for exactly this call, as the gateway mints it.
+  call = async (body) => {
+    const { name, arguments: args } = (body as { params: { name: string; arguments: unknown } }).params;
+    const token = await mintCapability(loadPrivateKey(pair.privateKeyPem), {
+      use: 'call', aud: 'git', run: 'r', seq: 0, fn: 'f', tenant: 't', tool: name, args: digestArgs(args), exp: Math.floor(Date.now() / 1000) + 60,
+    });
+    return rpc('/mcp', body, { token, fetcher: (url, init) => app.request(url, init), headers: { host: '127.0.0.1' } });
+  };
 });
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -39,6 +44,17 @@ test('lists the changed files and returns the diff of a commit or range', async 
   ]);
   const diff = await call(toolsCall('get_diff', { range: 'HEAD~1..HEAD', maxBytes: 1000 }));
   assert.match((diff.body?.result?.structuredContent as { diff: string }).diff, /^\+b$/m);
+});
+
+test('get_diff of one file: only the changes of that file; a path outside the repository is refused', async () => {
+  const one = await call(toolsCall('get_diff', { range: 'HEAD', path: 'b.txt' }));
+  const diff = (one.body?.result?.structuredContent as { diff: string }).diff;
+  assert.match(diff, /^\+\+\+ b\/b\.txt$/m);
+  assert.doesNotMatch(diff, /a\.txt/);
+  for (const p of ['../etc/passwd', '/etc/passwd', ':(glob)*', '']) {
+    const a = await call(toolsCall('get_diff', { range: 'HEAD', path: p }));
+    assert.equal(a.body?.result?.isError, true, p);
+  }
 });
 
 test('options disguised as revisions, and out-of-range sizes, are MCP errors; git never sees them', async () => {

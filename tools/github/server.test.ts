@@ -11,6 +11,7 @@ import { after, before, test } from 'node:test';
 import { startGitHubStub, type GitHubStub } from '../../test/helpers/github-stub.ts';
 import { answerText, rpc, toolsCall } from '../../test/helpers/mcp.ts';
 import { generateKeyPair, loadPrivateKey, loadPublicKey, mintCapability } from '../lib/capability.ts';
+import { digestArgs } from '../lib/digest.ts';
 import { createToolServerApp } from '../lib/server.ts';
 import { createGitHubClient } from './client.ts';
 import { githubEnv, registerGitHubTools } from './server.ts';
@@ -34,11 +35,22 @@ function toolServer(token = TOKEN, apiUrl = stub.url) {
     allowedHosts: ['127.0.0.1'],
     register: registerGitHubTools(createGitHubClient({ apiUrl, token: () => token })),
   });
-  return (body: unknown, seq = 1) =>
+  // A token for exactly this call, as the gateway mints it.
+  return async (body: { params: { name: string; arguments: unknown } }, seq = 1) =>
     rpc('/mcp', body, {
       fetcher: (url, init) => app.request(url, init),
       headers: { host: '127.0.0.1' },
-      token: mintCapability(signer, { aud: 'github', run: RUN, seq, fn: 'gh-review', tools: ['post_comment', 'list_comments'], exp: Math.floor(Date.now() / 1000) + 60 }),
+      token: await mintCapability(signer, {
+        use: 'call',
+        aud: 'github',
+        run: RUN,
+        seq,
+        fn: 'gh-review',
+        tenant: 'acme',
+        tool: body.params.name,
+        args: digestArgs(body.params.arguments),
+        exp: Math.floor(Date.now() / 1000) + 60,
+      }),
     });
 }
 
@@ -58,7 +70,7 @@ test('posts once per step key, even after a restart, finding its marker across p
   assert.equal(stored?.body, `LGTM\n\n<!-- baton:${RUN}:1 -->`);
 
   const restarted = toolServer();
-  const again = await restarted(toolsCall('post_comment', { repo: 'acme/shop', pr: 7, body: 'LGTM (retried)' }), 1);
+  const again = await restarted(toolsCall('post_comment', { repo: 'acme/shop', pr: 7, body: 'LGTM' }), 1);
   const repeat = again.body?.result?.structuredContent as { created: boolean; comment: { id: number } };
   assert.equal(repeat.created, false);
   assert.equal(repeat.comment.id, created.comment.id);

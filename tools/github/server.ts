@@ -6,16 +6,26 @@
  * https://api.github.com) points it at GitHub Enterprise or a test stub.
  * Run: `node tools/github/server.ts`.
  *
- * Idempotency: a posted comment carries a hidden marker `<!-- baton:<run_id>:<seq> -->`
- * and, before posting, the pull request's comments are searched for it. The state
- * that dedupes is therefore GitHub itself: it survives restarts of this server and is
- * shared by all its replicas, which a local table would not be. Markers that arrive
- * in a caller's text are defused, so nobody can pre-empt another step's comment.
+ * Idempotency: a post is a side effect in the tool ledger (tools/lib/ledger.ts), keyed
+ * by the step's `run_id:seq`: one replica reserves the key with an atomic insert, posts,
+ * and records the comment; a replica that gets the same key meanwhile waits for that
+ * result instead of posting. The comment also carries a hidden marker
+ * `<!-- baton:<run_id>:<seq> -->`: when a reservation's holder died mid-post (or its
+ * post failed), the replica that takes it over first searches the pull request's
+ * comments for the marker, and posts only when it is not there. GitHub's list is not
+ * guaranteed to show a comment right after it is written, which is why the marker
+ * search is the recovery path and not the lock. Markers that arrive in a caller's text
+ * are defused, so nobody can pre-empt another step's comment.
  */
 import fs from 'node:fs';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
+import { digestArgs } from '../lib/digest.ts';
+import { type Ledger, createMemoryLedger } from '../lib/ledger.ts';
+import { ledgerFromEnv } from '../lib/ledger-pg.ts';
+import { type Touches, noPolicyWarning } from '../lib/policy.ts';
 import { callerOf, createToolServerApp, isMain, toolServerEnv } from '../lib/server.ts';
+import { startTracing } from '../lib/tracing.ts';
 import { serveTool } from '../lib/shutdown.ts';
 import { createGitHubClient, type GitHubClient, type GitHubComment, type RepoRef } from './client.ts';
 
@@ -56,24 +66,12 @@ const view = (c: GitHubComment) => ({
   createdAt: c.created_at,
 });
 
-/** Runs calls for the same key one after another (a retried step racing its first delivery). */
-function keyedQueue() {
-  const tails = new Map<string, Promise<unknown>>();
-  return async <T>(key: string, fn: () => Promise<T>): Promise<T> => {
-    const prev = tails.get(key) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => {});
-    tails.set(key, tail);
-    try {
-      return await run;
-    } finally {
-      if (tails.get(key) === tail) tails.delete(key);
-    }
-  };
+/** What a github call touches, for the tenant policy: its repository. */
+export function githubTouches(_tool: string, args: Record<string, unknown>): Touches {
+  return typeof args.repo === 'string' ? { repos: [args.repo] } : { repos: 'all' };
 }
 
-export function registerGitHubTools(github: GitHubClient) {
-  const serial = keyedQueue();
+export function registerGitHubTools(github: GitHubClient, ledger: Ledger = createMemoryLedger()) {
   return (server: McpServer, only: ReadonlySet<string> | null) => {
     const allowed = (name: string) => !only || only.has(name);
     if (allowed('post_comment')) {
@@ -89,18 +87,23 @@ export function registerGitHubTools(github: GitHubClient) {
           outputSchema: { comment: z.object(CommentShape), created: z.boolean() },
         },
         async (args, extra) => {
-          const { idempotencyKey } = callerOf(extra);
+          const { idempotencyKey, argsDigest, tenant } = callerOf(extra);
           const repo = split(args.repo);
           const body = args.body.replace(MARKER_ANYWHERE, '&lt;!-- baton:');
-          const post = async () => {
-            if (idempotencyKey) {
-              const existing = (await github.listComments(repo, args.pr, extra.signal)).find((c) => c.body?.includes(marker(idempotencyKey)));
-              if (existing) return { comment: view(existing), created: false };
-            }
-            const text = idempotencyKey ? `${body}\n\n${marker(idempotencyKey)}` : body;
-            return { comment: view(await github.postComment(repo, args.pr, text, extra.signal)), created: true };
-          };
-          const structured = idempotencyKey ? await serial(idempotencyKey, post) : await post();
+          let structured: { comment: ReturnType<typeof view>; created: boolean };
+          if (!idempotencyKey) {
+            structured = { comment: view(await github.postComment(repo, args.pr, body, extra.signal)), created: true };
+          } else {
+            const entry = { key: idempotencyKey, server: 'github', tool: 'post_comment', argsDigest: argsDigest ?? digestArgs(args), tenant };
+            const outcome = await ledger.once(entry, {
+              recover: async () => {
+                const existing = (await github.listComments(repo, args.pr, extra.signal)).find((c) => c.body?.includes(marker(idempotencyKey)));
+                return existing ? view(existing) : null;
+              },
+              act: async () => view(await github.postComment(repo, args.pr, `${body}\n\n${marker(idempotencyKey)}`, extra.signal)),
+            });
+            structured = { comment: outcome.result, created: !outcome.replayed };
+          }
           return { content: [{ type: 'text', text: JSON.stringify(structured) }], structuredContent: structured };
         },
       );
@@ -133,14 +136,21 @@ export function githubEnv(env: NodeJS.ProcessEnv = process.env): { apiUrl: strin
 }
 
 if (isMain(import.meta.url)) {
+  await startTracing('baton-tool-github');
   const env = toolServerEnv();
   const gh = githubEnv();
+  if (!env.policy) process.stderr.write(noPolicyWarning('github'));
+  const ledger = ledgerFromEnv('github');
   const app = createToolServerApp({
     name: 'github',
     publicKey: env.publicKey,
     allowedHosts: env.allowedHosts,
-    register: registerGitHubTools(createGitHubClient(gh)),
+    maxTokenS: env.maxTokenS,
+    policy: env.policy,
+    touches: githubTouches,
+    register: registerGitHubTools(createGitHubClient(gh), ledger),
+    ready: () => ledger.problem(),
   });
   const { url } = await serveTool(app, { name: 'github', port: env.port, host: env.host });
-  console.log(JSON.stringify({ server: 'github', url: `${url}/mcp`, api: gh.apiUrl }));
+  console.log(JSON.stringify({ server: 'github', url: `${url}/mcp`, api: gh.apiUrl, ledger: ledger.kind }));
 }

@@ -1,10 +1,14 @@
 /**
  * A tool server: an MCP server over Streamable HTTP (stateless: a fresh McpServer and
- * transport per request), behind three checks made before any tool code runs:
+ * transport per request; only POST is served, GET and DELETE answer 405), behind
+ * checks made before any tool code runs:
  *   1. Host guard (DNS rebinding): only the configured host names are served.
- *   2. Capability token: signature, expiry and audience (401/403 otherwise).
- *   3. Scope: a `tools/call` names a tool in the token, and its idempotency key, when
- *      given, is the token's own run:seq (403 otherwise). Only scoped tools are listed.
+ *   2. Capability token: signature, lifetime, expiry and audience (401/403 otherwise).
+ *   3. The call: a `tools/call` is the token's one tool, with arguments whose digest is
+ *      the token's (`token_args_mismatch` otherwise), under the token's own
+ *      idempotency key; a listing token calls nothing. Only those tools are listed.
+ *   4. Tenant policy (BATON_TOOL_POLICY): what the call touches is the token's
+ *      tenant's to touch (`policy_denied` otherwise).
  * Tool servers hold their own credentials and import nothing from the runtime.
  */
 import type { KeyObject } from 'node:crypto';
@@ -15,9 +19,14 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
-import { type CapabilityClaims, loadPublicKeys, verifyCapability } from './capability.ts';
+import { type CapabilityClaims, DEFAULT_MAX_TOKEN_S, loadPublicKeys, verifyCapability } from './capability.ts';
+import { digestArgs } from './digest.ts';
+import { type ToolPolicy, type Touches, loadPolicy, policyProblem } from './policy.ts';
+import { mcpSpans } from './mcp-span.ts';
 
 export const IDEMPOTENCY_META_KEY = 'baton/idempotency-key';
+/** The digest of the call's arguments, sent beside the idempotency key (a key reused with other arguments is a conflict). */
+export const ARGS_DIGEST_META_KEY = 'baton/args-digest';
 
 /** Tool arguments are small; a bigger body is refused before it is parsed. */
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
@@ -27,6 +36,9 @@ export interface ToolCaller {
   claims: CapabilityClaims | null;
   /** `run_id:seq` from the token: the key to dedupe side effects on. */
   idempotencyKey: string | null;
+  /** The digest of the arguments the token was minted for (equal to the received ones). */
+  argsDigest: string | null;
+  tenant: string | null;
 }
 
 export interface ToolServerOptions {
@@ -40,29 +52,50 @@ export interface ToolServerOptions {
   register(server: McpServer, only: ReadonlySet<string> | null): void;
   /** Readiness (`GET /readyz`): null when the server can serve, otherwise why not (503). */
   ready?: () => Promise<string | null>;
+  /** Longest token lifetime accepted (BATON_TOOL_MAX_TOKEN_S). */
+  maxTokenS?: number;
+  /** The tenant policy; null or absent: every tenant may touch anything. */
+  policy?: ToolPolicy | null;
+  /** What a call of `tool` with `args` touches, for the policy; null: nothing a tenant owns. */
+  touches?: (tool: string, args: Record<string, unknown>) => Touches | null;
 }
 
-function deny(status: 400 | 401 | 403 | 413, message: string): Response {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
+function deny(status: 400 | 401 | 403 | 405 | 413, message: string, extraHeaders: Record<string, string> = {}): Response {
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...extraHeaders };
   if (status === 401) headers['www-authenticate'] = 'Bearer error="invalid_token"';
-  return new Response(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32001, message } }), { status, headers });
+  // A refusal that has a stable code says it first (`token_args_mismatch: ...`) and in `data`.
+  const code = /^([a-z]+(?:_[a-z]+)+):/.exec(message)?.[1];
+  const error = { code: -32001, message, ...(code ? { data: { code } } : {}) };
+  return new Response(JSON.stringify({ jsonrpc: '2.0', id: null, error }), { status, headers });
 }
 
 interface JsonRpcCall {
   method?: string;
-  params?: { name?: string; _meta?: Record<string, unknown> };
+  params?: { name?: unknown; arguments?: unknown; _meta?: Record<string, unknown> };
 }
 
-/** Checks every tools/call in a (possibly batched) JSON-RPC body against the token. */
-function checkScope(body: unknown, claims: CapabilityClaims): string | null {
-  const calls = (Array.isArray(body) ? body : [body]) as JsonRpcCall[];
-  const key = `${claims.run}:${claims.seq}`;
-  for (const call of calls) {
-    if (call?.method !== 'tools/call') continue;
-    const name = call.params?.name;
-    if (typeof name !== 'string' || !claims.tools.includes(name)) return `tool "${String(name)}" is not in this token's scope`;
-    const given = call.params?._meta?.[IDEMPOTENCY_META_KEY];
-    if (given !== undefined && given !== key) return 'the idempotency key does not belong to this token';
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Checks every tools/call in a (possibly batched) JSON-RPC body against the token and the policy. */
+function checkCalls(body: unknown, claims: CapabilityClaims, opts: ToolServerOptions): string | null {
+  const calls = ((Array.isArray(body) ? body : [body]) as JsonRpcCall[]).filter((c) => c?.method === 'tools/call');
+  if (calls.length === 0) return null;
+  if (claims.use === 'list') return 'a listing token cannot call tools';
+  if (calls.length > 1) return 'a token is good for one call; this request makes several';
+  const call = calls[0];
+  const name = call.params?.name;
+  if (typeof name !== 'string' || name !== claims.tool) return `tool "${String(name)}" is not in this token's scope`;
+  const meta = isRecord(call.params?._meta) ? call.params._meta : {};
+  const given = meta[IDEMPOTENCY_META_KEY];
+  if (given !== undefined && given !== claims.sub) return 'the idempotency key does not belong to this token';
+  const args = call.params?.arguments ?? {};
+  const digest = digestArgs(args);
+  if (digest !== claims.args) return `token_args_mismatch: the arguments (${digest}) are not the ones this token was minted for (${claims.args})`;
+  const declared = meta[ARGS_DIGEST_META_KEY];
+  if (declared !== undefined && declared !== claims.args) return `token_args_mismatch: the call's declared argument digest is not the token's`;
+  if (opts.policy && opts.touches && isRecord(args)) {
+    const touches = opts.touches(name, args);
+    if (touches) return policyProblem(opts.policy, claims.tenant, touches);
   }
   return null;
 }
@@ -77,38 +110,46 @@ export function createToolServerApp(opts: ToolServerOptions): Hono {
     return reason ? c.json({ ok: false, server: opts.name, reason }, 503) : c.json({ ok: true, server: opts.name });
   });
 
+  // First, so a refused request shows in the caller's trace too.
+  app.use('/mcp', mcpSpans(opts.name));
   app.use('/mcp', bodyLimit({ maxSize: MAX_REQUEST_BYTES, onError: () => deny(413, `the request is over ${MAX_REQUEST_BYTES} bytes`) }));
   app.all('/mcp', async (c) => {
     const host = (c.req.header('host') ?? '').toLowerCase().replace(/:\d+$/, '');
     if (!allowed.has(host)) return deny(403, `host "${host}" is not allowed`);
+    // Stateless: no session to resume (GET) or end (DELETE), so no stream that could outlive a token.
+    if (c.req.method !== 'POST') return deny(405, `${c.req.method} is not served: this endpoint is stateless, POST only`, { allow: 'POST' });
 
     let claims: CapabilityClaims | null = null;
     if (opts.publicKey) {
       const auth = c.req.header('authorization') ?? '';
       const token = /^Bearer (\S+)$/i.exec(auth)?.[1];
       if (!token) return deny(401, 'a capability token is required');
-      const verdict = verifyCapability(opts.publicKey, token, opts.name);
+      const verdict = await verifyCapability(opts.publicKey, token, opts.name, { maxLifetimeS: opts.maxTokenS ?? DEFAULT_MAX_TOKEN_S });
       if (!verdict.ok) return deny(verdict.status, verdict.reason);
       claims = verdict.claims;
-      if (c.req.method === 'POST') {
-        let body: unknown;
-        try {
-          body = await c.req.raw.clone().json();
-        } catch {
-          return deny(400, 'the body is not JSON');
-        }
-        const problem = checkScope(body, claims);
-        if (problem) return deny(403, problem);
+      let body: unknown;
+      try {
+        body = await c.req.raw.clone().json();
+      } catch {
+        return deny(400, 'the body is not JSON');
       }
+      const problem = checkCalls(body, claims, opts);
+      if (problem) return deny(403, problem);
     }
 
     const server = new McpServer({ name: opts.name, version: opts.version ?? '1.0.0' }, { capabilities: { logging: {} } });
-    opts.register(server, claims ? new Set(claims.tools) : null);
+    const scope = claims ? (claims.use === 'call' ? [claims.tool] : claims.tools) : null;
+    opts.register(server, scope ? new Set(scope) : null);
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     await server.connect(transport);
-    const caller: ToolCaller = { claims, idempotencyKey: claims ? `${claims.run}:${claims.seq}` : null };
+    const caller: ToolCaller = {
+      claims,
+      idempotencyKey: claims ? claims.sub : null,
+      argsDigest: claims?.use === 'call' ? claims.args : null,
+      tenant: claims?.tenant ?? null,
+    };
     return transport.handleRequest(c.req.raw, {
-      authInfo: { token: '', clientId: claims?.fn ?? 'anonymous', scopes: claims?.tools ?? [], extra: { caller } },
+      authInfo: { token: '', clientId: claims?.fn ?? 'anonymous', scopes: scope ?? [], extra: { caller } },
     });
   });
   return app;
@@ -116,7 +157,7 @@ export function createToolServerApp(opts: ToolServerOptions): Hono {
 
 /** Reads the caller from a tool handler's `extra` argument. */
 export function callerOf(extra: { authInfo?: { extra?: Record<string, unknown> } }): ToolCaller {
-  return (extra.authInfo?.extra?.caller as ToolCaller | undefined) ?? { claims: null, idempotencyKey: null };
+  return (extra.authInfo?.extra?.caller as ToolCaller | undefined) ?? { claims: null, idempotencyKey: null, argsDigest: null, tenant: null };
 }
 
 /** Common environment of every tool server process. */
@@ -125,11 +166,15 @@ export function toolServerEnv(env: NodeJS.ProcessEnv = process.env) {
   if (!key && env.BATON_TOOL_AUTH !== 'off') {
     throw new Error('BATON_TOOL_PUBLIC_KEY is required (or BATON_TOOL_AUTH=off for a local experiment)');
   }
+  const maxTokenS = Number(env.BATON_TOOL_MAX_TOKEN_S ?? DEFAULT_MAX_TOKEN_S);
+  if (!Number.isInteger(maxTokenS) || maxTokenS < 1) throw new Error('BATON_TOOL_MAX_TOKEN_S must be a whole number of seconds');
   return {
     port: Number(env.PORT ?? 0),
     host: env.HOST ?? '127.0.0.1',
     publicKey: key ? loadPublicKeys(key) : null,
     allowedHosts: (env.BATON_TOOL_ALLOWED_HOSTS ?? 'localhost,127.0.0.1,[::1]').split(',').map((h) => h.trim()),
+    maxTokenS,
+    policy: loadPolicy(env.BATON_TOOL_POLICY),
   };
 }
 

@@ -1,15 +1,24 @@
 /**
  * `review` tool server: posts and lists review comments (and, for operators, deletes
  * them: `delete_all`, which no agent should be granted). Posting is a side effect,
- * deduplicated by the caller's idempotency key (the token's run_id:seq), so a step
- * that runs again after a crash never posts twice. Run: `node tools/review/server.ts`
- * (REVIEW_STORE_FILE keeps comments across restarts).
+ * recorded in the tool ledger under the caller's idempotency key (the token's
+ * run_id:seq), so a step that runs again after a crash, on any replica, never posts
+ * twice. Run: `node tools/review/server.ts`. With BATON_TOOL_LEDGER_URL the comments
+ * live in the ledger database (shared by all replicas); without it, in memory or in
+ * REVIEW_STORE_FILE (one replica).
  */
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
+import { digestArgs } from '../lib/digest.ts';
+import { type Ledger, createMemoryLedger } from '../lib/ledger.ts';
+import { type PgLedger, ledgerFromEnv } from '../lib/ledger-pg.ts';
+import type { Touches } from '../lib/policy.ts';
+import { noPolicyWarning } from '../lib/policy.ts';
 import { callerOf, createToolServerApp, isMain, toolServerEnv } from '../lib/server.ts';
+import { startTracing } from '../lib/tracing.ts';
 import { serveTool } from '../lib/shutdown.ts';
 import { type Comment, type CommentStore, createCommentStore } from './store.ts';
+import { REVIEW_DDL, createPgCommentStore } from './store-pg.ts';
 
 const CommentShape = {
   id: z.number(),
@@ -33,7 +42,12 @@ const view = (c: Comment) => ({
   deliveries: c.deliveries,
 });
 
-export function registerReviewTools(store: CommentStore) {
+/** What a review call touches, for the tenant policy: its repository, or every one when it names none. */
+export function reviewTouches(_tool: string, args: Record<string, unknown>): Touches {
+  return typeof args.repo === 'string' ? { repos: [args.repo] } : { repos: 'all' };
+}
+
+export function registerReviewTools(store: CommentStore, ledger: Ledger = createMemoryLedger()) {
   return (server: McpServer, only: ReadonlySet<string> | null) => {
     const allowed = (name: string) => !only || only.has(name);
     if (allowed('post_comment')) {
@@ -51,16 +65,25 @@ export function registerReviewTools(store: CommentStore) {
           outputSchema: { comment: z.object(CommentShape), created: z.boolean() },
         },
         async (args, extra) => {
-          const { idempotencyKey } = callerOf(extra);
-          const { comment, created } = store.post({
-            idempotencyKey,
-            repo: args.repo,
-            pr: args.pr,
-            body: args.body,
-            path: args.path ?? null,
-            line: args.line ?? null,
-          });
-          const structured = { comment: view(comment), created };
+          const { idempotencyKey, argsDigest, tenant } = callerOf(extra);
+          const input = { idempotencyKey, repo: args.repo, pr: args.pr, body: args.body, path: args.path ?? null, line: args.line ?? null };
+          let structured: { comment: ReturnType<typeof view>; created: boolean };
+          if (!idempotencyKey) {
+            const { comment, created } = await store.post(input);
+            structured = { comment: view(comment), created };
+          } else {
+            const entry = { key: idempotencyKey, server: 'review', tool: 'post_comment', argsDigest: argsDigest ?? digestArgs(args), tenant };
+            const outcome = await ledger.once(entry, {
+              recover: async () => {
+                const seen = await store.byKey(idempotencyKey, false);
+                return seen ? view(seen) : null;
+              },
+              act: async () => view((await store.post(input)).comment),
+            });
+            // A repeat the ledger answered is one more delivery; it shows the comment as stored now.
+            const now = outcome.replayed ? await store.byKey(idempotencyKey, true) : null;
+            structured = { comment: now ? view(now) : outcome.result, created: !outcome.replayed };
+          }
           return { content: [{ type: 'text', text: JSON.stringify(structured) }], structuredContent: structured };
         },
       );
@@ -74,7 +97,7 @@ export function registerReviewTools(store: CommentStore) {
           outputSchema: { comments: z.array(z.object(CommentShape)) },
         },
         async (args) => {
-          const structured = { comments: store.list(args).map(view) };
+          const structured = { comments: (await store.list(args)).map(view) };
           return { content: [{ type: 'text', text: JSON.stringify(structured) }], structuredContent: structured };
         },
       );
@@ -91,7 +114,7 @@ export function registerReviewTools(store: CommentStore) {
           outputSchema: { deleted: z.number() },
         },
         async (args) => {
-          const structured = { deleted: store.deleteAll(args) };
+          const structured = { deleted: await store.deleteAll(args) };
           return { content: [{ type: 'text', text: JSON.stringify(structured) }], structuredContent: structured };
         },
       );
@@ -100,14 +123,21 @@ export function registerReviewTools(store: CommentStore) {
 }
 
 if (isMain(import.meta.url)) {
+  await startTracing('baton-tool-review');
   const env = toolServerEnv();
-  const store = createCommentStore(process.env.REVIEW_STORE_FILE);
+  if (!env.policy) process.stderr.write(noPolicyWarning('review'));
+  const ledger = ledgerFromEnv('review', process.env, REVIEW_DDL);
+  const store = ledger.kind === 'postgres' ? createPgCommentStore(ledger as PgLedger) : createCommentStore(process.env.REVIEW_STORE_FILE);
   const app = createToolServerApp({
     name: 'review',
     publicKey: env.publicKey,
     allowedHosts: env.allowedHosts,
-    register: registerReviewTools(store),
+    maxTokenS: env.maxTokenS,
+    policy: env.policy,
+    touches: reviewTouches,
+    register: registerReviewTools(store, ledger),
+    ready: () => ledger.problem(),
   });
   const { url } = await serveTool(app, { name: 'review', port: env.port, host: env.host });
-  console.log(JSON.stringify({ server: 'review', url: `${url}/mcp` }));
+  console.log(JSON.stringify({ server: 'review', url: `${url}/mcp`, ledger: ledger.kind }));
 }

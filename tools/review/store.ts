@@ -1,7 +1,9 @@
 /**
- * Review comments, stored once per idempotency key. With a file, each new comment (and
- * each deletion) is appended as one JSON line and fsynced before the tool answers, so a
- * restarted server still knows every key it has seen (and never posts twice).
+ * Review comments, stored once per idempotency key. Two stores: this one (memory, or
+ * a file: each new comment and each deletion is appended as one JSON line and fsynced
+ * before the tool answers, so a restarted server still knows every key it has seen),
+ * for one replica on one machine; and the ledger database's (store-pg.ts), which
+ * every replica shares.
  */
 import fs from 'node:fs';
 
@@ -20,10 +22,12 @@ export interface Comment {
 
 export interface CommentStore {
   /** Posts once per key; a repeat returns the stored comment with `created: false`. */
-  post(c: Omit<Comment, 'id' | 'postedAt' | 'deliveries'>): { comment: Comment; created: boolean };
-  list(filter: { repo?: string; pr?: number }): Comment[];
+  post(c: Omit<Comment, 'id' | 'postedAt' | 'deliveries'>): Promise<{ comment: Comment; created: boolean }>;
+  /** The comment stored under a key (counting one more delivery of it when `delivered`); null when none is. */
+  byKey(key: string, delivered: boolean): Promise<Comment | null>;
+  list(filter: { repo?: string; pr?: number }): Promise<Comment[]>;
   /** Deletes the comments of one pull request (or of a whole repository); returns how many. */
-  deleteAll(filter: { repo: string; pr?: number }): number;
+  deleteAll(filter: { repo: string; pr?: number }): Promise<number>;
 }
 
 interface Deletion {
@@ -68,7 +72,7 @@ export function createCommentStore(file?: string): CommentStore {
     fd = fs.openSync(file, 'a');
   }
   return {
-    post(input) {
+    async post(input) {
       const seen = input.idempotencyKey ? byKey.get(input.idempotencyKey) : undefined;
       if (seen) {
         seen.deliveries++;
@@ -80,10 +84,16 @@ export function createCommentStore(file?: string): CommentStore {
       if (comment.idempotencyKey) byKey.set(comment.idempotencyKey, comment);
       return { comment, created: true };
     },
-    list(filter) {
+    async byKey(key, delivered) {
+      const seen = byKey.get(key);
+      if (!seen) return null;
+      if (delivered) seen.deliveries++;
+      return seen;
+    },
+    async list(filter) {
       return comments.filter(matches(filter));
     },
-    deleteAll(filter) {
+    async deleteAll(filter) {
       const deletion: Deletion = { op: 'delete_all', repo: filter.repo, ...(filter.pr === undefined ? {} : { pr: filter.pr }) };
       write(deletion);
       return remove(deletion);

@@ -1,0 +1,107 @@
+/**
+ * Heartbeats: a process sends one statement per beat for all its steps in flight
+ * (not one per step), every step keeps its lease for as long as it runs, and a step
+ * whose lease was taken away learns it at the next beat, without disturbing the rest.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { type SQL, sql } from 'drizzle-orm';
+import * as v from 'valibot';
+import { PgDialect } from 'drizzle-orm/pg-core';
+import { type Db, query } from '../../runtime/db/connect.ts';
+import { defineAgent, done } from '../../runtime/define.ts';
+import { executeStep } from '../../runtime/engine/execute-step.ts';
+import { registryOf } from '../../runtime/functions.ts';
+import type { Platform } from '../../runtime/platform.ts';
+import { releaseLease } from '../../runtime/store/lease.ts';
+import { type TestPlatform, startTestPlatform, trigger } from '../helpers/platform.ts';
+
+const LEASE_MS = 600;
+const HEARTBEAT_MS = 150;
+const STEPS = 12;
+/** Long enough for several beats and for an unrenewed lease to run out twice over. */
+const STEP_MS = 4 * LEASE_MS;
+
+const slow = defineAgent({
+  name: 'slow',
+  input: v.object({}),
+  start: 'wait',
+  steps: {
+    wait: async (ctx) => {
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(resolve, STEP_MS);
+        ctx.abortSignal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          reject(ctx.abortSignal.reason as Error);
+        });
+      });
+      return done('waited');
+    },
+  },
+});
+
+let t: TestPlatform;
+before(async () => {
+  t = await startTestPlatform({
+    functions: registryOf(slow),
+    tools: false,
+    llm: 'offline',
+    worker: false,
+    env: { BATON_LEASE_MS: String(LEASE_MS), BATON_HEARTBEAT_MS: String(HEARTBEAT_MS) },
+  });
+});
+after(() => t.close());
+
+/** The platform, with every statement it sends to PostgreSQL recorded. */
+function recording(p: Platform): { p: Platform; statements: string[] } {
+  const statements: string[] = [];
+  const dialect = new PgDialect();
+  const db = new Proxy(p.db, {
+    get(target, key, receiver) {
+      if (key !== 'execute') return Reflect.get(target, key, receiver) as unknown;
+      return (statement: SQL) => {
+        statements.push(dialect.sqlToQuery(statement).sql);
+        return target.execute(statement);
+      };
+    },
+  }) as Db;
+  return { p: { ...p, db }, statements };
+}
+
+test(`${STEPS} steps in flight in one process: one heartbeat statement per beat, every lease held throughout`, async () => {
+  const { p, statements } = recording(t.p);
+  const ids = await Promise.all(Array.from({ length: STEPS }, () => trigger(t.api, 'slow', {})));
+  const started = Date.now();
+  const outcomes = await Promise.all(ids.map((runId) => executeStep(p, 'slow', { runId, seq: 0 }, { worker: 'w1' })));
+  const elapsed = Date.now() - started;
+  assert.deepEqual(
+    outcomes.map((o) => o.status),
+    ids.map(() => 'committed'),
+    'no step lost its lease',
+  );
+  const beats = statements.filter((s) => /set lease_expires_at = now\(\)/.test(s)).length;
+  const perStep = Math.floor(elapsed / HEARTBEAT_MS);
+  assert.ok(beats >= 2, `the leases were extended (${beats} heartbeat statements)`);
+  assert.ok(beats <= perStep + 2, `${beats} heartbeat statements for ${STEPS} steps over ${elapsed} ms: one per beat (about ${perStep}), not one per step and beat`);
+});
+
+test('a step whose lease is taken away is told at the next beat; the others go on', async () => {
+  const ids = await Promise.all(Array.from({ length: 3 }, () => trigger(t.api, 'slow', {})));
+  const running = ids.map((runId) => executeStep(t.p, 'slow', { runId, seq: 0 }, { worker: 'w2' }));
+  // Once the first run is leased, take its lease away (as a cancelled or taken-over run would lose it).
+  const victim = ids[0];
+  for (let i = 0; i < 100; i++) {
+    const [row] = await query<{ lease_owner: string | null }>(t.p.db, sql`select lease_owner from runs where id = ${victim}`);
+    if (row?.lease_owner) {
+      assert.ok(await releaseLease(t.p.db, victim, row.lease_owner));
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const outcomes = await Promise.all(running);
+  assert.equal(outcomes[0].status, 'fenced', 'the step that lost its lease was aborted');
+  assert.deepEqual(
+    outcomes.slice(1).map((o) => o.status),
+    ['committed', 'committed'],
+  );
+});
