@@ -20,4 +20,15 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The run inspector's browser script (served as is, no build step).
+    files: ['runtime/api/ui/static/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: {
+        window: 'readonly', document: 'readonly', location: 'readonly', history: 'readonly', navigator: 'readonly',
+        EventSource: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly',
+      },
+    },
+  },
 );

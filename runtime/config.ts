@@ -50,6 +50,7 @@ const EnvSchema = v.object({
   BATON_METRICS_PORT: v.optional(v.union([v.literal('off'), v.pipe(v.string(), v.trim(), v.regex(/^\d{1,5}$/, 'must be a port number or "off"'), v.transform(Number), v.maxValue(65_535))])),
   BATON_METRICS_HOST: textOr('127.0.0.1'),
   BATON_PRICES: text(),
+  BATON_OPENAI_API: v.optional(v.picklist(['chat', 'responses']), 'chat'),
   // 32 characters at least: `baton deploy` makes 256 random bits (43 base64url characters).
   BATON_MAX_STREAMS_PER_TENANT: int(100, 1),
   BATON_STREAM_MAX_S: int(900, 1),
@@ -66,7 +67,8 @@ export interface Config {
   host: string;
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
-  openai: { apiKey: string | undefined; baseURL: string | undefined; model: string | undefined };
+  /** `api`: Chat Completions (every OpenAI-compatible server) or OpenAI's Responses API. */
+  openai: { apiKey: string | undefined; baseURL: string | undefined; model: string | undefined; api: 'chat' | 'responses' };
   concurrency: number;
   /** Connections this process may open to PostgreSQL (or to the pooler). */
   dbPoolSize: number;
@@ -168,7 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
-    openai: { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, model: e.BATON_MODEL },
+    openai: { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, model: e.BATON_MODEL, api: e.BATON_OPENAI_API },
     concurrency: e.BATON_CONCURRENCY,
     // A step holds a connection only for its claim, heartbeats and commit, each well under a
     // millisecond of server time: 16 connections keep up with a thousand steps (more only

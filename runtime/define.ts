@@ -1,5 +1,6 @@
 /**
- * The authoring API: `defineAgent`, and the three ways a step ends — `next`, `done`, `wait`.
+ * The authoring API: `defineAgent`, and the four ways a step ends — `next`, `done`, `wait`,
+ * `parallel` (fan out to branches that a join step collects; README "Fan-out and join").
  * Functions import only this module (and `append`); they never see SQL, Redis or HTTP.
  *
  * @example
@@ -10,10 +11,14 @@
  */
 import type * as v from 'valibot';
 import type { LlmClient } from './llm/client.ts';
+import type { ToolDefinition } from './mcp/tool-list-cache.ts';
+import { agentLoop, type LoopOptions, withBudgetInput } from './agent/loop.ts';
 import type { Patch, State } from './state.ts';
 
 export { append } from './state.ts';
 export type { Patch, State } from './state.ts';
+export type { ToolDefinition } from './mcp/tool-list-cache.ts';
+export { agentLoop, type LoopOptions } from './agent/loop.ts';
 
 export interface NextResult {
   type: 'next';
@@ -35,7 +40,20 @@ export interface WaitResult {
   request?: unknown;
   patch: Patch;
 }
-export type StepResult = NextResult | DoneResult | WaitResult;
+/** One branch of a fan-out: the step that runs it and what it gets as `ctx.branch.input`. */
+export interface BranchSpec {
+  step: string;
+  input?: unknown;
+}
+export interface ParallelResult {
+  type: 'parallel';
+  branches: BranchSpec[];
+  /** The step that runs once every branch has finished; it sees them in `ctx.branches`. */
+  join: string;
+  onBranchFailure: 'fail' | 'continue';
+  patch: Patch;
+}
+export type StepResult = NextResult | DoneResult | WaitResult | ParallelResult;
 
 /** Hand the baton to `step`, recording `patch` as this step's change to the run's state. */
 export function next(step: string, patch: Patch = {}): NextResult {
@@ -59,6 +77,46 @@ export function wait(signal: string, opts: { next?: string; timeoutMs?: number; 
   };
 }
 
+/**
+ * Fan out: run every branch as its own step (claimed, leased, retried and committed on its
+ * own, by any worker, at the same time), then run `join` once, after all of them, with their
+ * results in `ctx.branches`, in the order given here. A branch ends with `done(output, patch?)`;
+ * its patch is applied to the run's state in branch order before the join (branches see the
+ * state as of this step, not each other's changes). A branch that fails after its attempts
+ * fails the run, or with `onBranchFailure: 'continue'` reaches the join as `{ ok: false, error }`.
+ *
+ * @example
+ * return parallel([{ step: 'fetch', input: { file: 'a.ts' } }, { step: 'fetch', input: { file: 'b.ts' } }], { join: 'summarise' });
+ */
+export function parallel(
+  branches: BranchSpec[],
+  opts: { join: string; onBranchFailure?: 'fail' | 'continue'; patch?: Patch },
+): ParallelResult {
+  return { type: 'parallel', branches, join: opts.join, onBranchFailure: opts.onBranchFailure ?? 'fail', patch: opts.patch ?? {} };
+}
+
+/** What a branch step knows about its place in the fan-out. */
+export interface BranchInfo {
+  /** 1..of, in the order parallel() was given the branches. */
+  index: number;
+  of: number;
+  /** The seq of the step that fanned out. */
+  fanoutSeq: number;
+  input: unknown;
+}
+
+/** What the join sees of one branch, in branch order. */
+export interface BranchOutcome {
+  index: number;
+  step: string;
+  seq: number;
+  ok: boolean;
+  /** The branch's done() output (when ok). */
+  output: unknown;
+  /** Why it failed after its attempts (`code`, `message`, …), when not ok (only with onBranchFailure: 'continue'). */
+  error: { code: string; message: string; [key: string]: unknown } | null;
+}
+
 /** What a resumed step sees of the signal that woke it. */
 export interface SignalDelivery {
   name: string;
@@ -77,6 +135,10 @@ export interface StepContext<I = unknown, S extends State = State> {
   readonly state: Readonly<S>;
   /** Set when the step runs because a signal arrived or its wait timed out. */
   readonly signal: SignalDelivery | undefined;
+  /** Set when this step is a branch of a fan-out. */
+  readonly branch: BranchInfo | undefined;
+  /** Set when this step joins a fan-out: every branch's outcome, in branch order. */
+  readonly branches: readonly BranchOutcome[] | undefined;
   /** Aborted on timeout, cancellation, lease loss or shutdown: pass it to anything slow. */
   readonly abortSignal: AbortSignal;
   /** `run_id:seq`, stable across retries: tools dedupe side effects on it. */
@@ -84,6 +146,12 @@ export interface StepContext<I = unknown, S extends State = State> {
   readonly llm: LlmClient;
   /** Calls `server.tool` through the MCP gateway; only tools the function declared are allowed. */
   tool<T = unknown>(name: string, args?: Record<string, unknown>): Promise<T>;
+  /**
+   * The definitions (description, JSON Schema of the arguments) of the tools this function
+   * declared, from their servers' `tools/list` (cached per process). Not an external call
+   * in the one-call sense: it has no side effect, and a step may list and then call.
+   */
+  listTools(): Promise<ToolDefinition[]>;
   log(message: string, fields?: Record<string, unknown>): void;
 }
 
@@ -108,6 +176,28 @@ export interface AgentOptions<TSchema extends v.GenericSchema, S extends State> 
   steps: Record<string, StepFn<v.InferOutput<TSchema>, S> | StepDefinition<v.InferOutput<TSchema>, S>>;
 }
 
+/**
+ * An agent: the model chooses the tools. Instead of `start` and `steps`, `agent` says
+ * how to talk to the model and what the run may spend; the engine runs the loop (README
+ * "Agents"): every model turn and every tool call its own step.
+ *
+ * @example
+ * export default defineAgent({
+ *   name: 'pr-agent', input: v.object({ repo: v.string(), pr: v.number() }),
+ *   tools: { git: ['list_changed_files', 'get_diff'], review: ['post_comment'] },
+ *   agent: { instructions: 'You review code.', prompt: (i) => `Review ${i.repo}#${i.pr}.`, approve: ['review.post_comment'] },
+ * });
+ */
+export interface LoopAgentOptions<TSchema extends v.GenericSchema> {
+  name: string;
+  description?: string;
+  input: TSchema;
+  tools: Record<string, readonly string[]>;
+  agent: LoopOptions<v.InferOutput<TSchema>>;
+  timeoutMs?: number;
+  maxAttempts?: number;
+}
+
 export interface ResolvedStep {
   name: string;
   run: StepFn<unknown, State>;
@@ -130,9 +220,19 @@ export interface Agent {
 const FUNCTION_NAME = /^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$/;
 const STEP_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
 
+export function defineAgent<TSchema extends v.GenericSchema>(options: LoopAgentOptions<TSchema>): Agent;
+export function defineAgent<TSchema extends v.GenericSchema, S extends State = State>(options: AgentOptions<TSchema, S>): Agent;
 export function defineAgent<TSchema extends v.GenericSchema, S extends State = State>(
-  options: AgentOptions<TSchema, S>,
+  given: AgentOptions<TSchema, S> | LoopAgentOptions<TSchema>,
 ): Agent {
+  const options: AgentOptions<TSchema, S> =
+    'agent' in given
+      ? {
+          ...given,
+          input: withBudgetInput(given.input) as TSchema,
+          ...(agentLoop(given.agent, given.tools, given.name) as unknown as Pick<AgentOptions<TSchema, S>, 'start' | 'steps'>),
+        }
+      : given;
   if (!FUNCTION_NAME.test(options.name)) {
     throw new Error(`defineAgent: name "${options.name}" must match ${FUNCTION_NAME} (it names streams and Kubernetes objects)`);
   }

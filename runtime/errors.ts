@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   forbidden: { status: 403, retryable: false },
   function_not_found: { status: 404, retryable: false },
   run_not_found: { status: 404, retryable: false },
+  step_not_found: { status: 404, retryable: false },
   route_not_found: { status: 404, retryable: false },
   method_not_allowed: { status: 405, retryable: false },
   run_not_failed: { status: 409, retryable: false },
@@ -39,6 +40,8 @@ export const ERROR_CODES = {
   unknown_step: { status: 500, retryable: false },
   invalid_step_result: { status: 500, retryable: false },
   crash_loop: { status: 500, retryable: false },
+  /** An agent loop hit one of its budgets (maxTurns, maxTokens, maxCostUsd); `details.budget` names it. */
+  budget_exceeded: { status: 402, retryable: false },
   cancelled: { status: 409, retryable: false },
   lease_lost: { status: 409, retryable: true },
   internal: { status: 500, retryable: true },

@@ -24,8 +24,12 @@ export const RUN_STATUS = ['queued', 'running', 'waiting', 'succeeded', 'failed'
 export type RunStatus = (typeof RUN_STATUS)[number];
 export const LIVE_RUN_STATUS = ['queued', 'running', 'waiting'] as const satisfies readonly RunStatus[];
 
-/** A step row: `running` while an attempt is in flight, then `succeeded` or `failed` (last attempt's error kept). */
-export const STEP_STATUS = ['running', 'succeeded', 'failed'] as const;
+/**
+ * A step row: `running` while an attempt is in flight, then `succeeded` or `failed` (last attempt's
+ * error kept). A fan-out's branch rows start `queued` (written by the fan-out's commit) and go back
+ * to `queued` while a retry's backoff runs.
+ */
+export const STEP_STATUS = ['queued', 'running', 'succeeded', 'failed'] as const;
 export type StepStatus = (typeof STEP_STATUS)[number];
 
 /** What the step did: one LLM call, one tool call, a wait for a signal, or only computed. */
@@ -84,11 +88,24 @@ export const runs = pgTable(
     signal: jsonb('signal'),
     /** Signals in the inbox (delivered before the run waited for them), not yet consumed. */
     inbox: integer('inbox').notNull().default(0),
+    /**
+     * Branches of the fan-out before next_seq (its join) that have not finished yet. The join is
+     * claimable only at 0; each branch's commit decrements it in its fenced statement.
+     */
+    branches: integer('branches').notNull().default(0),
+    /** What a branch failing after its attempts does: `fail` the run, or `continue` (the join sees it). */
+    branchFailure: text('branch_failure'),
     idempotencyKey: text('idempotency_key'),
     /** Code revision that ran the first step (Knative mode pins later steps to it). */
     revision: text('revision'),
     /** The run this one replays, if any. */
     replayOf: uuid('replay_of'),
+    /**
+     * The run's trace (W3C `traceparent` of its root span, made when the API created the
+     * run): every step attempt, in any process and after any crash, continues it.
+     * NULL when tracing was off at the API (README "Observability").
+     */
+    traceContext: text('trace_context'),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
     finishedAt: ts('finished_at'),
@@ -132,6 +149,22 @@ export const steps = pgTable(
     patch: jsonb('patch'),
     /** Where the run went after this step: the next step's name, or NULL when it finished. */
     nextStep: text('next_step'),
+    /** A fan-out's branch (README "Fan-out and join"): its position 1..K, and the fan-out step's seq. */
+    branch: integer('branch'),
+    fanoutSeq: integer('fanout_seq'),
+    /** A branch's input (parallel's `input`) and its result (the branch's `done` output). */
+    input: jsonb('input'),
+    output: jsonb('output'),
+    /**
+     * A branch is claimed on its own row (the run row holds no lease during a fan-out): the lease,
+     * claims that never reached a commit, the retry's backoff and the attempts before a POST /retry.
+     * NULL (0) for other steps, whose claim state lives on the run row.
+     */
+    leaseOwner: text('lease_owner'),
+    leaseExpiresAt: ts('lease_expires_at'),
+    claims: integer('claims').notNull().default(0),
+    wakeAt: ts('wake_at'),
+    attemptBase: integer('attempt_base').notNull().default(0),
     ...attemptRecord(),
   },
   (t) => [primaryKey({ columns: [t.runId, t.seq] }), index('steps_status_finished_idx').on(t.status, t.finishedAt)],
@@ -154,6 +187,31 @@ export const stepAttempts = pgTable(
     ...attemptRecord(),
   },
   (t) => [primaryKey({ columns: [t.runId, t.seq, t.attempt] }), index('step_attempts_status_finished_idx').on(t.status, t.finishedAt)],
+);
+
+/**
+ * What an attempt sent to its one external call and what came back (README "Inspect runs
+ * with SQL"): the LLM's prompt and answer, or the tool's arguments and result. Written by
+ * the worker after the call returns, before the commit; long strings are cut (runtime/store/step-calls.ts).
+ * Only steps that made a call have a row, so no-op steps pay nothing for it.
+ */
+export const stepCalls = pgTable(
+  'step_calls',
+  {
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    attempt: integer('attempt').notNull(),
+    kind: stepKind('kind').notNull(),
+    /** `llm`: model, instructions, prompt or messages, tool names. `tool`: name and arguments. */
+    request: jsonb('request').notNull(),
+    /** `llm`: text, tool calls, finish reason, usage. `tool`: the result. NULL when the call failed. */
+    response: jsonb('response'),
+    error: jsonb('error'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.seq, t.attempt] })],
 );
 
 /** Full state snapshots: every K steps and at the end. State for step N = last snapshot + later patches. */
@@ -235,4 +293,5 @@ export type Run = typeof runs.$inferSelect;
 export type Step = typeof steps.$inferSelect;
 export type StepAttempt = typeof stepAttempts.$inferSelect;
 export type Signal = typeof signals.$inferSelect;
+export type StepCall = typeof stepCalls.$inferSelect;
 export type ToolCall = typeof toolCalls.$inferInsert;

@@ -26,6 +26,9 @@ const VERBS: Record<string, { summary: string; load: () => Promise<Command> }> =
   keys: { summary: 'API keys (create, list, revoke) and the tool-token signing key pair', load: () => import('./commands/keys.ts') },
 };
 
+/** Verbs that serve (and so send traces when OTEL_EXPORTER_OTLP_ENDPOINT is set), by service name. */
+const TRACED: Record<string, string> = { dev: 'baton', api: 'baton-api', worker: 'baton-worker', tools: 'baton-tools' };
+
 function overview(): string {
   const width = Math.max(...Object.keys(VERBS).map((c) => c.length));
   return [
@@ -84,7 +87,9 @@ async function main(): Promise<number> {
     console.log(command.help);
     return EXIT.ok;
   }
+  const tracing = TRACED[name] ? await import('../tools/lib/tracing.ts') : null;
   try {
+    await tracing?.startTracing(TRACED[name]);
     return (await command.main(argv)) ?? EXIT.ok;
   } catch (err) {
     if (err instanceof CliError) {
@@ -95,6 +100,9 @@ async function main(): Promise<number> {
     console.error(`baton ${name}: ${describe(err)}`);
     if (process.env.BATON_DEBUG) console.error(err);
     return EXIT.failed;
+  } finally {
+    // Spans still buffered go out before the process ends.
+    await tracing?.stopTracing();
   }
 }
 

@@ -17,7 +17,8 @@ import type { Platform } from '../platform.ts';
 import { type ApiEnv, apiKeyAuth } from './auth.ts';
 import { MAX_BODY_BYTES } from './body.ts';
 import { runsRoutes } from './runs-routes.ts';
-import { uiPage } from './ui.ts';
+import { uiRoutes } from './ui/routes.ts';
+import { createSessions, sessionOrKey } from './ui/session.ts';
 
 
 function errorResponse(c: Context, err: BatonError) {
@@ -34,7 +35,7 @@ export function createApi(p: Platform): Hono<ApiEnv> {
     c.header('Allow', methods.join(', '));
     return errorResponse(c, new BatonError('method_not_allowed', `${c.req.method} is not allowed here; use ${methods.join(', ')}`));
   } }));
-  app.use(secureHeaders({ crossOriginResourcePolicy: 'same-origin' }));
+  app.use(secureHeaders({ crossOriginResourcePolicy: 'same-origin', xFrameOptions: 'DENY' }));
   app.use(async function countRequests(c, next) {
     const started = performance.now();
     await next();
@@ -57,7 +58,9 @@ export function createApi(p: Platform): Hono<ApiEnv> {
     return c.json({ ready, database, queue }, ready ? 200 : 503);
   });
   // No /metrics here: it is served on BATON_METRICS_PORT, off the public port (scripts/lib/metrics-server.ts).
-  app.get('/ui', (c) => c.html(uiPage()));
+  // The run inspector: its pages and its sign-in (a cookie session the /v1 routes also accept).
+  const sessions = createSessions({ enabled: p.config.auth, db: p.db, withDb: p.withDb, cacheMs: p.config.limits.authCacheMs });
+  app.route('/ui', uiRoutes(p, sessions));
 
   app.use(
     '/v1/*',
@@ -72,16 +75,19 @@ export function createApi(p: Platform): Hono<ApiEnv> {
         throw new BatonError('payload_too_large', `the request body is over ${MAX_BODY_BYTES} bytes`);
       },
     }),
-    apiKeyAuth({
-      enabled: p.config.auth,
-      db: p.db,
-      withDb: p.withDb,
-      limits: p.limits,
-      cacheMs: p.config.limits.authCacheMs,
-      failuresPerMinute: p.config.limits.authFailuresPerMinute,
-      trustedProxyHops: p.config.limits.trustedProxyHops,
-      onLimiterError: (err) => p.log.warn({ err: err.message }, 'auth failure limiter unavailable'),
-    }),
+    sessionOrKey(
+      sessions,
+      apiKeyAuth({
+        enabled: p.config.auth,
+        db: p.db,
+        withDb: p.withDb,
+        limits: p.limits,
+        cacheMs: p.config.limits.authCacheMs,
+        failuresPerMinute: p.config.limits.authFailuresPerMinute,
+        trustedProxyHops: p.config.limits.trustedProxyHops,
+        onLimiterError: (err) => p.log.warn({ err: err.message }, 'auth failure limiter unavailable'),
+      }),
+    ),
   );
   app.route('/v1', runsRoutes(p));
 

@@ -11,6 +11,12 @@
  *
  * Events: step.started, step.completed, step.failed, step.delta, run.waiting, and a
  * final run.finished, after which the stream ends.
+ *
+ * Branches of a fan-out run side by side, so their events do not arrive in id order:
+ * branch 2 may start before branch 1. A stream therefore sends every event it has
+ * not sent yet (not only those after the last one sent), and a `Last-Event-ID` inside a
+ * fan-out resumes from the fan-out step: that fan-out's branch events come again, with
+ * the same ids (a client dedupes on them), and none is lost (streams/run-watchers.ts).
  */
 import type { Step, StepAttempt } from '../../schema/tables.ts';
 import { type RunWithSteps, attemptView, stepView } from '../store/runs.ts';
@@ -52,6 +58,8 @@ function attemptEvents(runId: string, s: Step, a: StepAttempt): DerivedEvent[] {
 export function deriveEvents(runId: string, full: RunWithSteps): DerivedEvent[] {
   const events = full.steps.flatMap((s) => {
     const attempts = full.attempts.filter((a) => a.seq === s.seq);
+    // A branch still queued for its first attempt has nothing to tell yet.
+    if (attempts.length === 0 && s.status === 'queued') return [];
     // A step recorded before attempts had rows of their own stands for its one attempt.
     return (attempts.length > 0 ? attempts : [s]).flatMap((a) => attemptEvents(runId, s, a));
   });

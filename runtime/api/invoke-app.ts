@@ -19,10 +19,13 @@ import { BatonError, ERROR_CODES } from '../errors.ts';
 import type { Platform } from '../platform.ts';
 import { MAX_BODY_BYTES, readJson, validate } from './body.ts';
 import { invokeCredential } from './invoke-auth.ts';
+import { contextFromHeaders } from '../../tools/lib/tracing.ts';
 
 const Envelope = v.object({
   run_id: v.pipe(v.string(), v.uuid('must be a run id (UUID)')),
   seq: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  /** The run's trace (its root's `traceparent`), carried on to the next step's wake-up. */
+  trace: v.optional(v.pipe(v.string(), v.maxLength(512))),
 });
 
 /** `token`: the shared secret invocations must carry; default BATON_INVOKE_TOKEN (none → every invocation is refused). */
@@ -43,7 +46,13 @@ export function createInvokeApp(p: Platform, opts: { worker: string; shutdown?: 
     const envelope = validate(Envelope, await readJson(c), 'body');
     const callerGone = c.req.raw.signal;
     const shutdown = opts.shutdown ? AbortSignal.any([opts.shutdown, callerGone]) : callerGone;
-    const outcome = await executeStep(p, fn, { runId: envelope.run_id, seq: envelope.seq }, { worker: opts.worker, shutdown });
+    // The step span's parent is the dispatcher's span (the `traceparent` header), when it sent one.
+    const outcome = await executeStep(
+      p,
+      fn,
+      { runId: envelope.run_id, seq: envelope.seq, trace: envelope.trace },
+      { worker: opts.worker, shutdown, traceParent: contextFromHeaders(c.req.raw.headers) },
+    );
     return c.json({ outcome });
   };
   // One function per app in Knative; several are served by name for local use.

@@ -13,9 +13,11 @@ import type { Platform } from '../platform.ts';
 import { cancelRun, replayRun, retryRun, type Wakeup } from '../store/control.ts';
 import { deliverSignal, resumeFromInbox } from '../store/signals.ts';
 import { createRun, getRun, getRunWithSteps, listRuns, runSummary, runView } from '../store/runs.ts';
+import { getStepDetail, stepDetailView } from '../store/step-detail.ts';
 import type { ApiEnv } from './auth.ts';
 import { readJson, validate } from './body.ts';
 import { createEventStreams, runEvents } from './streams/event-stream.ts';
+import { startRunSpan } from '../tracing.ts';
 import { admitRun } from './quotas.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -37,6 +39,12 @@ const ListQuery = v.object({
       v.check((d) => d.getUTCFullYear() >= 1 && d.getUTCFullYear() <= 9999, 'must be a date from year 1 to 9999'),
     ),
   ),
+});
+
+/** `POST /v1/runs/:id/signals/approval`: the answer to an agent's tool call awaiting approval (README "Agents"). */
+const ApprovalBody = v.object({
+  approve: v.boolean('must be true or false'),
+  note: v.optional(v.pipe(v.string('must be a string'), v.maxLength(2000))),
 });
 
 const ReplayBody = v.optional(v.object({ fromSeq: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }), {});
@@ -77,8 +85,9 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     return run;
   };
 
-  const wake = async (w: Wakeup) => {
-    await p.queue.publish(w.function, { runId: w.id, seq: w.next_seq }).catch((err: Error) => {
+  /** Publishes a run's wake-up, carrying its trace (runs.trace_context) when it has one. */
+  const wake = async (w: Wakeup, trace: string | null) => {
+    await p.queue.publish(w.function, { runId: w.id, seq: w.next_seq, ...(trace ? { trace } : {}) }).catch((err: Error) => {
       // The run is durable; the sweeper re-publishes it if this wake-up is lost.
       p.log.warn({ err: err.message, runId: w.id }, 'could not publish; the sweeper will pick the run up');
     });
@@ -98,22 +107,33 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     const admitted = await admitRun(p, tenant);
     // One id for every retry of the insert, so a retried insert cannot create a second run.
     const id = uuidv7();
-    const created = await p.withDb(
-      () => createRun(p.db, { id, function: agent.name, tenant, input, start: agent.start, idempotencyKey: key }),
-      3000,
-    );
-    admitted();
-    if (!created.created && !created.sameInput) {
-      throw new BatonError('idempotency_key_conflict', 'this Idempotency-Key was used for a run with a different input');
-    }
-    if (created.created) {
-      p.metrics.runsCreated.inc({ function: agent.name });
-      await wake({ id: created.id, function: agent.name, next_seq: 0 });
-    } else {
-      c.header('Idempotent-Replayed', 'true');
-      // A client retrying after a 503 may have created the run on its first try without
-      // the wake-up going out: wake a still-queued run again (the claim admits one runner).
-      if (created.status === 'queued') await wake({ id: created.id, function: agent.name, next_seq: 0 });
+    // The run's trace starts here and is stored with it, so every later step joins it.
+    const traced = startRunSpan(c.req.raw.headers, agent.name, id);
+    let created: Awaited<ReturnType<typeof createRun>>;
+    try {
+      created = await p.withDb(
+        () => createRun(p.db, { id, function: agent.name, tenant, input, start: agent.start, idempotencyKey: key, traceContext: traced?.traceparent }),
+        3000,
+      );
+      admitted();
+      if (!created.created && !created.sameInput) {
+        throw new BatonError('idempotency_key_conflict', 'this Idempotency-Key was used for a run with a different input');
+      }
+      if (created.created) {
+        p.metrics.runsCreated.inc({ function: agent.name });
+        await wake({ id: created.id, function: agent.name, next_seq: 0 }, traced?.traceparent ?? null);
+      } else {
+        c.header('Idempotent-Replayed', 'true');
+        traced?.span.setAttribute('baton.idempotent_replay', created.id);
+        // A client retrying after a 503 may have created the run on its first try without
+        // the wake-up going out: wake a still-queued run again (the claim admits one runner).
+        if (created.status === 'queued') await wake({ id: created.id, function: agent.name, next_seq: 0 }, null);
+      }
+    } catch (err) {
+      traced?.span.recordException(err as Error);
+      throw err;
+    } finally {
+      traced?.span.end();
     }
     const urls = runUrls(created.id);
     c.header('Location', urls.statusUrl);
@@ -131,6 +151,15 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     const full = await p.withDb(() => getRunWithSteps(p.db, run.id), 3000);
     if (!full) throw new BatonError('run_not_found', `no run ${run.id}`);
     return c.json(runView(full));
+  });
+
+  app.get('/runs/:id/steps/:seq', async (c) => {
+    const run = await ownRun(c.req.param('id'), c.get('tenant'));
+    const raw = c.req.param('seq');
+    if (!/^\d{1,9}$/.test(raw)) throw new BatonError('invalid_request', `seq: "${raw.slice(0, 20)}" is not a step number`);
+    const detail = await p.withDb(() => getStepDetail(p.db, run.id, Number(raw)), 3000);
+    if (!detail) throw new BatonError('step_not_found', `run ${run.id} has no step ${raw}`);
+    return c.json(stepDetailView(run.id, detail));
   });
 
   app.get('/runs/:id/events', async (c) => {
@@ -157,7 +186,7 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     const run = await ownRun(c.req.param('id'), c.get('tenant'));
     const w = await p.withDb(() => retryRun(p.db, run.id), 3000);
     if (!w) throw new BatonError('run_not_failed', `only a failed or cancelled run can be retried; run ${run.id} is ${run.status}`);
-    await wake(w);
+    await wake(w, run.traceContext);
     p.events.publish(run.id, { type: 'changed' });
     return c.json({ id: run.id, status: 'running', ...runUrls(run.id) }, 202);
   });
@@ -169,17 +198,31 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     const fromSeq = body?.fromSeq ?? 0;
     if (fromSeq > 0) {
       const full = await p.withDb(() => getRunWithSteps(p.db, run.id), 3000);
-      if (!full?.steps.some((s) => s.seq === fromSeq)) {
-        throw new BatonError('invalid_request', `body.fromSeq: run ${run.id} has no step ${fromSeq}`);
+      const from = full?.steps.find((s) => s.seq === fromSeq);
+      if (!from) throw new BatonError('invalid_request', `body.fromSeq: run ${run.id} has no step ${fromSeq}`);
+      if (from.branch !== null) {
+        // A branch runs only as part of its fan-out: replay the fan-out, or start after it at its join.
+        throw new BatonError(
+          'invalid_request',
+          `body.fromSeq: step ${fromSeq} is branch ${from.branch} of the fan-out at seq ${from.fanoutSeq}; replay from ${from.fanoutSeq} or from its join`,
+        );
       }
     }
     const admitted = await admitRun(p, run.tenant);
     const newId = uuidv7();
-    const w = await p.withDb(() => replayRun(p.db, { runId: run.id, newId, fromSeq, startStep: agent.start }), 3000);
-    admitted();
+    // A replay is a new run with its own trace (its root names the run it replays).
+    const traced = startRunSpan(c.req.raw.headers, agent.name, newId);
+    traced?.span.setAttributes({ 'baton.replay_of': run.id, 'baton.replay_from_seq': fromSeq });
+    let w: Wakeup | null;
+    try {
+      w = await p.withDb(() => replayRun(p.db, { runId: run.id, newId, fromSeq, startStep: agent.start, traceContext: traced?.traceparent ?? null }), 3000);
+      admitted();
+    } finally {
+      traced?.span.end();
+    }
     if (!w) throw new BatonError('run_not_found', `no run ${run.id}`);
     p.metrics.runsCreated.inc({ function: agent.name });
-    await wake(w);
+    await wake(w, traced?.traceparent ?? null);
     const urls = runUrls(newId);
     c.header('Location', urls.statusUrl);
     return c.json({ id: newId, status: 'queued', replayOf: run.id, fromSeq, ...urls }, 202);
@@ -190,6 +233,8 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     const name = c.req.param('name');
     if (!SIGNAL_NAME.test(name)) throw new BatonError('invalid_request', 'a signal name is 1-100 letters, digits, "_", "." or "-"');
     const payload = await readJson(c, { optional: true });
+    // An agent's approval gate reads `approve` and `note`: a malformed answer is refused here, not taken as a "no".
+    if (name === 'approval') validate(ApprovalBody, payload ?? null, 'body');
     const d = await p.withDb(() => deliverSignal(p.db, run.id, name, payload ?? null), 3000);
     if (!d || d.signalId === null) {
       const status = d?.runStatus ?? run.status;
@@ -199,7 +244,7 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     // The run waits for this name but older signals sat in its inbox: it takes the oldest now.
     const fromInbox = d.recheckInbox ? await p.withDb(() => resumeFromInbox(p.db, run.id), 3000) : null;
     const wakeup = d.wakeup ?? fromInbox;
-    if (wakeup) await wake(wakeup);
+    if (wakeup) await wake(wakeup, run.traceContext);
     p.events.publish(run.id, { type: 'changed' });
     const buffered = d.buffered && fromInbox?.signalId !== d.signalId;
     return c.json({ id: run.id, signal: name, signalId: d.signalId, buffered, status: wakeup ? 'running' : d.runStatus }, 202);

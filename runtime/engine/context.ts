@@ -8,15 +8,20 @@ import type { Agent, StepContext } from '../define.ts';
 import { BatonError } from '../errors.ts';
 import { createLlmClient } from '../llm/client.ts';
 import { costUsd } from '../llm/prices.ts';
+import { listDeclaredTools } from '../mcp/tool-list-cache.ts';
 import type { StepUsage } from '../store/commit.ts';
 import type { ClaimedStep } from '../store/claim.ts';
+import type { StepCallRecord } from '../store/step-calls.ts';
 import type { Platform } from '../platform.ts';
+import { noteUsage, traceToolCall } from '../tracing.ts';
 import { faultPoint } from './fault-points.ts';
 
 export interface StepRecorder {
   kind: StepKind;
   calls: number;
   usage: StepUsage;
+  /** The call's request and answer, kept as the attempt's `step_calls` row. */
+  call: StepCallRecord | null;
 }
 
 export function createStepContext(
@@ -26,8 +31,8 @@ export function createStepContext(
   abortSignal: AbortSignal,
   deadline: number,
 ): { ctx: StepContext; recorder: StepRecorder } {
-  const recorder: StepRecorder = { kind: 'compute', calls: 0, usage: { model: null, inputTokens: null, outputTokens: null, costUsd: null } };
-  const where = { runId: claimed.runId, seq: claimed.seq };
+  const recorder: StepRecorder = { kind: 'compute', calls: 0, usage: { model: null, inputTokens: null, outputTokens: null, costUsd: null }, call: null };
+  const where = { runId: claimed.runId, seq: claimed.seq, step: claimed.step };
   const beforeCall = (kind: StepKind, what: string) => {
     if (recorder.calls > 0) {
       throw new BatonError(
@@ -43,6 +48,8 @@ export function createStepContext(
   const llm = createLlmClient({
     model: p.model.model,
     modelId: p.model.id,
+    resolveModel: (id) => p.model.byId(id),
+    costUsd: (modelId, inputTokens, outputTokens) => costUsd(p.config.prices, modelId, inputTokens, outputTokens),
     abortSignal,
     step: claimed.step,
     beforeCall: () => {
@@ -53,10 +60,14 @@ export function createStepContext(
       const inputTokens = usage.inputTokens ?? null;
       const outputTokens = usage.outputTokens ?? null;
       recorder.usage = { model: modelId, inputTokens, outputTokens, costUsd: costUsd(p.config.prices, modelId, inputTokens, outputTokens) };
+      noteUsage(modelId, usage.inputTokens, usage.outputTokens);
       if (usage.inputTokens) p.metrics.tokens.inc({ function: agent.name, model: modelId, direction: 'input' }, usage.inputTokens);
       if (usage.outputTokens) p.metrics.tokens.inc({ function: agent.name, model: modelId, direction: 'output' }, usage.outputTokens);
     },
     onDelta: (text) => p.events.publish(claimed.runId, { type: 'delta', seq: claimed.seq, text }),
+    onCall: (call) => {
+      recorder.call = { kind: 'llm', ...call };
+    },
   });
 
   const ctx: StepContext = {
@@ -68,27 +79,49 @@ export function createStepContext(
     input: claimed.input,
     state: claimed.state,
     signal: claimed.signal,
+    branch: claimed.branch,
+    branches: claimed.branches,
     abortSignal,
     idempotencyKey: `${claimed.runId}:${claimed.seq}`,
     llm,
     async tool<T>(name: string, args: Record<string, unknown> = {}): Promise<T> {
       beforeCall('tool', name);
       faultPoint('during-call', where);
-      const result = await p.tools.call({
-        runId: claimed.runId,
-        seq: claimed.seq,
-        attempt: claimed.attempt,
-        function: agent.name,
-        tenant: claimed.tenant,
-        scopes: agent.tools,
-        name,
-        args,
-        abortSignal,
-        deadline,
-      });
+      const request = { tool: name, args };
+      let result: unknown;
+      try {
+        result = await traceToolCall(name, where, () =>
+          p.tools.call({
+            runId: claimed.runId,
+            seq: claimed.seq,
+            attempt: claimed.attempt,
+            function: agent.name,
+            tenant: claimed.tenant,
+            scopes: agent.tools,
+            name,
+            args,
+            abortSignal,
+            deadline,
+          }),
+        );
+      } catch (err) {
+        recorder.call = { kind: 'tool', request, error: { message: (err as Error)?.message ?? String(err), code: (err as { code?: unknown })?.code } };
+        throw err;
+      }
+      recorder.call = { kind: 'tool', request, response: result };
       faultPoint('after-call', where);
       return result as T;
     },
+    listTools: () =>
+      listDeclaredTools(p.tools, {
+        runId: claimed.runId,
+        seq: claimed.seq,
+        function: agent.name,
+        tenant: claimed.tenant,
+        scopes: agent.tools,
+        abortSignal,
+        deadline,
+      }),
     log: (message, fields) => log.info(fields ?? {}, message),
   };
   return { ctx, recorder };

@@ -8,22 +8,33 @@
  * The caller acks the queue message after this returns, whatever the outcome; if
  * this throws (the database stayed down), the message stays pending and is
  * reclaimed. Both the worker (in-process) and a function's `POST /invoke` call this.
+ *
+ * A message whose run step does not match may name a branch of a fan-out: then the
+ * branch is claimed on its own row, and its commit or failure goes through
+ * engine/fanout.ts (README "Fan-out and join").
  */
 import { randomUUID } from 'node:crypto';
+import type { Context } from '@opentelemetry/api';
 import type { StepKind } from '../../schema/tables.ts';
-import type { Agent, ResolvedStep, StepResult } from '../define.ts';
+import type { Agent, DoneResult, ResolvedStep, StepResult } from '../define.ts';
 import { BatonError, coerceError } from '../errors.ts';
 import { isTransientDbError } from '../db/sqlstate.ts';
 import type { Platform } from '../platform.ts';
 import type { StepMessage } from '../queue/queue.ts';
 import { type ClaimedStep, type Verdict, claimStep, diagnose, probeRun } from '../store/claim.ts';
+import { claimBranch, releaseBranch } from '../store/branch.ts';
 import { type StepUsage, commitStep, recordFailure } from '../store/commit.ts';
 import { resumeFromInbox } from '../store/signals.ts';
 import { releaseLease } from '../store/lease.ts';
+import { recordStepCall } from '../store/step-calls.ts';
+import { runTraceContext } from '../store/runs.ts';
+import { endStepSpan, inSpan, noteKind, startStepSpan } from '../tracing.ts';
+import { tracingOn } from '../../tools/lib/tracing.ts';
 import { applyPatch } from '../state.ts';
 import { backoffMs } from './backoff.ts';
 import { createStepContext } from './context.ts';
 import { checkResult } from './step-result.ts';
+import { commitBranchStep, commitFanoutStep, failBranchStep, settleFanout } from './fanout.ts';
 import { faultPoint } from './fault-points.ts';
 import { keepLease } from './heartbeat.ts';
 
@@ -43,7 +54,12 @@ export interface ExecuteOptions {
   worker: string;
   /** Aborted when this process must stop (after its grace period). */
   shutdown?: AbortSignal;
+  /** The step span's parent when closer than the run's root (POST /invoke: the dispatcher's span). */
+  traceParent?: Context | null;
 }
+
+/** A claimed step and its run's trace (the `traceparent` its wake-ups carry on). */
+type Claimed = ClaimedStep & { trace?: string | undefined };
 
 const COMMIT_BUDGET_MS = 60_000;
 
@@ -51,24 +67,53 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
   const agent = p.functions.get(fn);
   if (!agent) throw new BatonError('function_not_found', `this process does not serve function "${fn}"`);
   const leaseOwner = `${opts.worker}/${randomUUID().slice(0, 8)}`;
-  const claimed = await p.withDb(() =>
-    claimStep(p.db, {
-      runId: msg.runId,
-      function: fn,
-      seq: msg.seq,
-      leaseOwner,
-      worker: opts.worker,
-      leaseMs: p.config.leaseMs,
-      maxClaims: p.config.maxClaims,
-      revision: p.config.revision ?? null,
-    }),
-  );
+  const claimStarted = Date.now();
+  const claim = {
+    runId: msg.runId,
+    function: fn,
+    seq: msg.seq,
+    leaseOwner,
+    worker: opts.worker,
+    leaseMs: p.config.leaseMs,
+    maxClaims: p.config.maxClaims,
+  };
+  const claimed: Claimed | null =
+    (await p.withDb(() => claimStep(p.db, { ...claim, revision: p.config.revision ?? null }))) ??
+    // Not the run's next step: maybe a branch of its fan-out, leased on its own row.
+    (await p.withDb(() => claimBranch(p.db, claim)));
   if (!claimed) {
     const verdict = await settleStale(p, fn, msg);
     p.log.debug({ runId: msg.runId, seq: msg.seq, verdict }, 'message not claimed');
     p.metrics.steps.inc({ function: fn, kind: 'none', outcome: 'skipped' });
     return { status: 'skipped', verdict };
   }
+  // The run's trace: from the message, or (a delayed or repaired wake-up) from the run's row.
+  claimed.trace =
+    msg.trace ?? (tracingOn() ? ((await p.withDb(() => runTraceContext(p.db, claimed.runId), 2000).catch(() => null)) ?? undefined) : undefined);
+  const span = startStepSpan({
+    runId: claimed.runId,
+    function: fn,
+    step: claimed.step,
+    seq: claimed.seq,
+    attempt: claimed.attempt,
+    worker: opts.worker,
+    runTrace: claimed.trace ?? null,
+    parent: opts.traceParent,
+    startTime: claimStarted,
+  });
+  if (!span) return afterClaim(p, agent, claimed, leaseOwner, opts);
+  try {
+    const outcome = await inSpan(span, () => afterClaim(p, agent, claimed, leaseOwner, opts));
+    endStepSpan(span, outcome);
+    return outcome;
+  } catch (err) {
+    endStepSpan(span, null, err);
+    throw err;
+  }
+}
+
+async function afterClaim(p: Platform, agent: Agent, claimed: Claimed, leaseOwner: string, opts: ExecuteOptions): Promise<StepOutcome> {
+  const fn = agent.name;
   p.events.publish(claimed.runId, { type: 'changed' });
   if (claimed.crashLoop) {
     // The claim itself failed the run: every earlier claim of this step died with its worker.
@@ -76,7 +121,7 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
     p.metrics.steps.inc({ function: fn, kind: 'none', outcome: 'failed' });
     return { status: 'failed', error: claimed.crashLoop.message };
   }
-  faultPoint('claimed', msg);
+  faultPoint('claimed', claimed);
 
   const step = agent.steps.get(claimed.step);
   if (!step) {
@@ -90,7 +135,7 @@ async function runClaimed(
   p: Platform,
   agent: Agent,
   step: ResolvedStep,
-  claimed: ClaimedStep,
+  claimed: Claimed,
   leaseOwner: string,
   opts: ExecuteOptions,
 ): Promise<StepOutcome> {
@@ -100,7 +145,7 @@ async function runClaimed(
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = AbortSignal.any([controller.signal, timeout, ...(opts.shutdown ? [opts.shutdown] : [])]);
   p.inflight.add(claimed.runId, controller);
-  const stopBeating = keepLease(p, claimed.runId, leaseOwner, (lost) => {
+  const stopBeating = keepLease(p, claimed, leaseOwner, (lost) => {
     if (!controller.signal.aborted) controller.abort(lost);
   });
   try {
@@ -116,6 +161,12 @@ async function runClaimed(
       p.inflight.remove(claimed.runId, controller);
     }
     p.metrics.stepSeconds.observe({ function: agent.name, kind: recorder.kind }, (performance.now() - started) / 1000);
+    if (recorder.call) {
+      // Before the commit, so a step shown finished always shows its call; losing this row only costs the inspector.
+      await recordStepCall(p.db, claimed, recorder.call).catch((err: Error) =>
+        p.log.warn({ runId: claimed.runId, seq: claimed.seq, err: err.message }, 'could not record the step call'),
+      );
+    }
 
     if (signal.aborted) {
       const reason = signal.reason as unknown;
@@ -126,16 +177,19 @@ async function runClaimed(
       }
       if (opts.shutdown?.aborted && !timeout.aborted) {
         // Released, another worker can claim the step at once; if this fails, the lease just expires.
-        await p.withDb(() => releaseLease(p.db, claimed.runId, leaseOwner)).catch(() => {});
+        const release = claimed.branch
+          ? () => releaseBranch(p.db, claimed.runId, claimed.seq, leaseOwner)
+          : () => releaseLease(p.db, claimed.runId, leaseOwner);
+        await p.withDb(release).catch(() => {});
         // Not caught: a step that could not be handed back must leave its message pending (unacked) for reclaim.
-        await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq });
+        await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq, trace: claimed.trace });
         return count(p, agent, recorder.kind, { status: 'released' });
       }
       if (timeout.aborted) thrown = new BatonError('step_timeout', `step "${claimed.step}" exceeded its timeout of ${timeoutMs} ms`);
     }
     if (thrown !== undefined) return await fail(p, agent, claimed, leaseOwner, recorder.calls ? recorder.kind : null, coerceError(thrown), recorder.usage);
 
-    const checked = checkResult(agent, claimed.step, result);
+    const checked = checkResult(agent, claimed.step, result, claimed.branch !== undefined);
     if (checked instanceof BatonError) return await fail(p, agent, claimed, leaseOwner, recorder.kind, checked, recorder.usage);
     return await commit(p, agent, claimed, leaseOwner, checked, recorder.kind, recorder.usage);
   } finally {
@@ -147,16 +201,34 @@ async function runClaimed(
 async function commit(
   p: Platform,
   agent: Agent,
-  claimed: ClaimedStep,
+  claimed: Claimed,
   leaseOwner: string,
   result: StepResult,
   callKind: StepKind,
   usage: StepUsage,
 ): Promise<StepOutcome> {
+  const kindOf: StepKind = callKind !== 'compute' ? callKind : result.type === 'wait' ? 'wait' : 'compute';
+  if (claimed.branch || result.type === 'parallel') {
+    faultPoint('before-commit', claimed);
+    let ok: boolean;
+    try {
+      ok =
+        result.type === 'parallel'
+          ? await commitFanoutStep(p, agent, claimed, leaseOwner, result, kindOf, usage)
+          : await commitBranchStep(p, agent, claimed, leaseOwner, result as DoneResult, kindOf, usage);
+    } catch (err) {
+      if (err instanceof BatonError || isTransientDbError(err)) throw err;
+      const refused = refusal(err);
+      return fail(p, agent, claimed, leaseOwner, kindOf, refused, usage);
+    }
+    if (!ok) return count(p, agent, kindOf, await fenced(p, claimed, 'commit'));
+    p.events.publish(claimed.runId, { type: 'changed' });
+    return count(p, agent, kindOf, { status: 'committed', result: result.type, nextSeq: claimed.seq + 1 });
+  }
   const patch = result.patch;
   const terminal = result.type === 'done';
   const snapshotDue = terminal || (claimed.seq + 1) % p.config.snapshotEvery === 0;
-  const kind: StepKind = callKind !== 'compute' ? callKind : result.type === 'wait' ? 'wait' : 'compute';
+  const kind = kindOf;
   const outcome =
     result.type === 'next'
       ? { type: 'next' as const, step: result.step }
@@ -191,19 +263,19 @@ async function commit(
     // The database refused this result itself (not an outage): running the step again
     // would only be refused again, so the attempt fails with the database's reason.
     if (err instanceof BatonError || isTransientDbError(err)) throw err;
-    const refused = new BatonError('invalid_step_result', `the database refused the step's result: ${(err as Error).message}`);
+    const refused = refusal(err);
     return fail(p, agent, claimed, leaseOwner, kind, refused, usage);
   }
   if (!committed) return count(p, agent, kind, await fenced(p, claimed, 'commit'));
   faultPoint('after-commit', claimed);
   // Hand on. A crash before this line is repaired by the claim of a duplicate or by the sweeper.
   const nextSeq = claimed.seq + 1;
-  if (result.type === 'next' || committed.resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq });
+  if (result.type === 'next' || committed.resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq, trace: claimed.trace });
   else if (result.type === 'wait') {
     // A signal buffered while this commit queued on the run's lock: take it now (rare; see store/commit.ts).
     const resumed = committed.recheckInbox ? await p.withDb(() => resumeFromInbox(p.db, claimed.runId), COMMIT_BUDGET_MS) : null;
-    if (resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq });
-    else if (committed.wakeInMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq }, Math.max(1, committed.wakeInMs));
+    if (resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq, trace: claimed.trace });
+    else if (committed.wakeInMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq, trace: claimed.trace }, Math.max(1, committed.wakeInMs));
   }
   p.events.publish(claimed.runId, { type: 'changed' });
   return count(p, agent, kind, { status: 'committed', result: result.type, nextSeq });
@@ -212,7 +284,7 @@ async function commit(
 async function fail(
   p: Platform,
   agent: Agent,
-  claimed: ClaimedStep,
+  claimed: Claimed,
   leaseOwner: string,
   kind: StepKind | null,
   err: BatonError,
@@ -226,6 +298,13 @@ async function fail(
   // A provider's Retry-After wins over the jittered backoff: retrying sooner only buys another 429.
   const delayMs = retry ? Math.max(1, err.retryAfterMs ?? backoffMs(attempts, p.config.retryBaseMs, p.config.retryMaxMs)) : null;
   const error = { ...err.toJSON(), attempt: claimed.attempt };
+  if (claimed.branch) {
+    const branch = await failBranchStep(p, agent, claimed, leaseOwner, { kind, error, usage, delayMs });
+    if (!branch) return count(p, agent, kind ?? 'compute', await fenced(p, claimed, 'failure'));
+    p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, branch: claimed.branch.index, attempt: claimed.attempt, err: err.message, retry }, 'branch failed');
+    p.events.publish(claimed.runId, { type: 'changed' });
+    return count(p, agent, kind ?? 'compute', delayMs !== null ? { status: 'retrying', delayMs, error: err.message } : { status: 'failed', error: err.message });
+  }
   const recorded = await p.withDb(
     () =>
       recordFailure(p.db, {
@@ -243,7 +322,7 @@ async function fail(
   );
   if (!recorded) return count(p, agent, kind ?? 'compute', await fenced(p, claimed, 'failure'));
   p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, attempt: claimed.attempt, err: err.message, retry }, 'step failed');
-  if (delayMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq }, delayMs);
+  if (delayMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq, trace: claimed.trace }, delayMs);
   p.events.publish(claimed.runId, { type: 'changed' });
   return count(
     p,
@@ -264,12 +343,14 @@ async function settleStale(p: Platform, fn: string, msg: StepMessage): Promise<V
     // look at the inbox (see commit) can leave the one it waits for there. Take it now.
     const w = await p.withDb(() => resumeFromInbox(p.db, msg.runId));
     if (w) {
-      await p.queue.publish(w.function, { runId: w.id, seq: w.next_seq });
+      await p.queue.publish(w.function, { runId: w.id, seq: w.next_seq, trace: msg.trace });
       return { action: 'republish', reason: 'repair: the waiting run took its signal from the inbox', function: w.function, seq: w.next_seq, delayMs: 0 };
     }
   }
+  // Fanning out: the join is not due; what matters is that every branch is queued or in flight.
+  if (run && run.branches > 0 && run.status === 'running' && run.function === fn) return settleFanout(p, fn, msg);
   const verdict = diagnose(run, msg.seq, fn);
-  if (verdict.action !== 'drop') await p.queue.publish(verdict.function, { runId: msg.runId, seq: verdict.seq }, verdict.delayMs);
+  if (verdict.action !== 'drop') await p.queue.publish(verdict.function, { runId: msg.runId, seq: verdict.seq, trace: msg.trace }, verdict.delayMs);
   return verdict;
 }
 
@@ -282,14 +363,21 @@ async function settleStale(p: Platform, fn: string, msg: StepMessage): Promise<V
  * like an unclaimable one covers both: the repair re-publishes the run's current
  * step if the run is idle past this seq, and drops or re-checks it otherwise.
  */
-async function fenced(p: Platform, claimed: ClaimedStep, what: 'commit' | 'failure'): Promise<StepOutcome> {
+async function fenced(p: Platform, claimed: Claimed, what: 'commit' | 'failure'): Promise<StepOutcome> {
   p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, what }, 'fence rejected the write (lease lost): result discarded');
   const verdict = await settleStale(p, claimed.function, claimed);
   return { status: 'fenced', verdict };
 }
 
+/** Why the database refused a result: drizzle wraps the server's message (the useful part) as the cause. */
+function refusal(err: unknown): BatonError {
+  const cause = (err as { cause?: { message?: string } }).cause?.message;
+  return new BatonError('invalid_step_result', `the database refused the step's result: ${cause ?? (err as Error).message}`);
+}
+
 function count(p: Platform, agent: Agent, kind: string, outcome: StepOutcome): StepOutcome {
   p.metrics.steps.inc({ function: agent.name, kind, outcome: outcome.status });
+  noteKind(kind);
   return outcome;
 }
 

@@ -11,6 +11,10 @@ test('BATON_FAULTS: probabilities, stop, and unknown names ignored', () => {
     claimed: { probability: 1, signal: 'SIGKILL' },
   });
   assert.equal(parseFaults(undefined).size, 0);
+  assert.deepEqual(Object.fromEntries(parseFaults('after-call@join=1,after-last-branch=1,claimed@=1,nonsense@join=1')), {
+    'after-call@join': { probability: 1, signal: 'SIGKILL' },
+    'after-last-branch': { probability: 1, signal: 'SIGKILL' },
+  });
   assert.equal(parseFaults('after-call=often').size, 0);
 });
 

@@ -5,10 +5,13 @@
  * production environment arms nothing: at that point the process SIGKILLs itself
  * with that probability. `name=stop` instead freezes the process (SIGSTOP) the first
  * time it gets there, so a test can hold a worker exactly at that moment, past its
- * lease, and SIGCONT it later (a zombie). Each fault is announced as one JSON line on
- * stderr before it happens. Unarmed, a fault point costs one Map lookup.
+ * lease, and SIGCONT it later (a zombie). `name@step=…` arms the moment only in the
+ * step of that name (say `after-call@join=1`, to die inside a fan-out's join and not in
+ * its branches). `after-last-branch` is the moment between the commit of a fan-out's
+ * last branch and the publish of its join. Each fault is announced as one JSON line on
+ * stderr before it happens. Unarmed, a fault point costs one or two Map lookups.
  */
-export const FAULT_POINTS = ['claimed', 'during-call', 'after-call', 'before-commit', 'after-commit'] as const;
+export const FAULT_POINTS = ['claimed', 'during-call', 'after-call', 'before-commit', 'after-commit', 'after-last-branch'] as const;
 export type FaultPoint = (typeof FAULT_POINTS)[number];
 
 export interface Fault {
@@ -23,7 +26,8 @@ export function parseFaults(spec: string | undefined): Map<string, Fault> {
   for (const part of (spec ?? '').split(',')) {
     const [rawName, rawValue] = part.split('=');
     const name = rawName?.trim();
-    if (!name || !FAULT_POINTS.includes(name as FaultPoint)) continue;
+    const point = name?.split('@')[0];
+    if (!name || !FAULT_POINTS.includes(point as FaultPoint) || /@$/.test(name)) continue;
     const value = (rawValue ?? '1').trim();
     if (value === 'stop') map.set(name, { probability: 1, signal: 'SIGSTOP' });
     else if (Number.isFinite(Number(value))) map.set(name, { probability: Number(value), signal: 'SIGKILL' });
@@ -51,13 +55,15 @@ export function armFaultPoints(spec: string | undefined, testHooks: boolean): st
   return `WARNING: fault points ARMED (${list}): this process will kill or freeze itself on purpose. Test use only; never set BATON_TEST_HOOKS in production.`;
 }
 
-export function faultPoint(name: FaultPoint, where: { runId: string; seq: number }): void {
-  const fault = armed.get(name);
+export function faultPoint(name: FaultPoint, where: { runId: string; seq: number; step?: string }): void {
+  if (armed.size === 0) return;
+  const key = where.step !== undefined && armed.has(`${name}@${where.step}`) ? `${name}@${where.step}` : name;
+  const fault = armed.get(key);
   if (fault === undefined || Math.random() >= fault.probability) return;
   // A stop happens once: after SIGCONT the process carries on like any zombie would.
-  if (fault.signal === 'SIGSTOP') armed.delete(name);
+  if (fault.signal === 'SIGSTOP') armed.delete(key);
   process.stderr.write(
-    `${JSON.stringify({ fault: name, signal: fault.signal, runId: where.runId, seq: where.seq, pid: process.pid })}\n`,
+    `${JSON.stringify({ fault: name, signal: fault.signal, runId: where.runId, seq: where.seq, step: where.step, pid: process.pid })}\n`,
   );
   process.kill(process.pid, fault.signal);
 }

@@ -15,6 +15,8 @@ import { heartbeatMany } from '../store/lease.ts';
 
 interface Held {
   runId: string;
+  /** A fan-out's branch holds its lease on its own step row: its seq. */
+  seq: number | null;
   onLost: (reason: BatonError) => void;
 }
 
@@ -27,12 +29,20 @@ interface Keeper {
 
 const keepers = new WeakMap<Platform, Keeper>();
 
-/** Starts beating; `onLost` is called once if the lease turns out to be gone. Returns the stop function. */
-export function keepLease(p: Platform, runId: string, leaseOwner: string, onLost: (reason: BatonError) => void): () => void {
+/**
+ * Starts beating; `onLost` is called once if the lease turns out to be gone. Returns the
+ * stop function. A branch of a fan-out (`branch` set) holds its lease on its own step row.
+ */
+export function keepLease(
+  p: Platform,
+  at: { runId: string; seq: number; branch: unknown },
+  leaseOwner: string,
+  onLost: (reason: BatonError) => void,
+): () => void {
   let k = keepers.get(p);
   if (!k) keepers.set(p, (k = { held: new Map(), timer: null, beating: false }));
   const keeper = k;
-  keeper.held.set(leaseOwner, { runId, onLost });
+  keeper.held.set(leaseOwner, { runId: at.runId, seq: at.branch ? at.seq : null, onLost });
   keeper.timer ??= setInterval(() => void beat(p, keeper), p.config.heartbeatMs);
   return () => {
     keeper.held.delete(leaseOwner);
@@ -47,7 +57,7 @@ async function beat(p: Platform, keeper: Keeper): Promise<void> {
   // A beat still waiting on the database (a blip): the next tick goes instead of piling up.
   if (keeper.beating || keeper.held.size === 0) return;
   keeper.beating = true;
-  const sent = [...keeper.held].map(([leaseOwner, h]) => ({ runId: h.runId, leaseOwner }));
+  const sent = [...keeper.held].map(([leaseOwner, h]) => ({ runId: h.runId, seq: h.seq, leaseOwner }));
   try {
     const held = await heartbeatMany(p.db, sent, p.config.leaseMs);
     for (const { leaseOwner } of sent) {

@@ -9,7 +9,7 @@
  * Tool calls the model asks for are returned, never executed here.
  */
 import { generateText, streamText } from 'ai';
-import type { LanguageModel, LanguageModelUsage } from 'ai';
+import type { LanguageModel, LanguageModelUsage, ModelMessage } from 'ai';
 import { llmError } from './provider-errors.ts';
 import { refuseMoreThanOneCall } from './one-call.ts';
 
@@ -17,8 +17,13 @@ type GenerateParams = Parameters<typeof generateText>[0];
 type StreamParams = Parameters<typeof streamText>[0];
 
 /** Options as for the AI SDK, minus what the runtime supplies (`model` may still be overridden). */
-export type GenerateOptions = Omit<GenerateParams, 'model' | 'abortSignal'> & { model?: LanguageModel };
-export type StreamOptions = Omit<StreamParams, 'model' | 'abortSignal'> & { model?: LanguageModel };
+/**
+ * Options as for the AI SDK, minus what the runtime supplies. `model` may still be
+ * overridden: a model id (e.g. `gpt-4o`) is served by the configured provider (never by
+ * the SDK's global default), a LanguageModel is used as it is.
+ */
+export type GenerateOptions = Omit<GenerateParams, 'model' | 'abortSignal'> & { model?: LanguageModel | string };
+export type StreamOptions = Omit<StreamParams, 'model' | 'abortSignal'> & { model?: LanguageModel | string };
 
 export type GenerateResult = Awaited<ReturnType<typeof generateText>>;
 
@@ -27,6 +32,8 @@ export interface StreamedText {
   usage: LanguageModelUsage;
   finishReason: string;
   toolCalls: Array<{ toolCallId: string; toolName: string; input: unknown }>;
+  /** The messages this answer adds to a conversation (the assistant's text and tool calls). */
+  responseMessages: ModelMessage[];
 }
 
 export interface LlmClient {
@@ -35,6 +42,8 @@ export interface LlmClient {
   generateText(options: GenerateOptions): Promise<GenerateResult>;
   /** Streams (deltas go to the run's event stream) and resolves with the whole answer. */
   streamText(options: StreamOptions): Promise<StreamedText>;
+  /** What a call with this usage cost in US dollars (BATON_PRICES), or null when the model has no price. */
+  costUsd(usage: LanguageModelUsage, model?: LanguageModel | string): number | null;
 }
 
 export interface LlmHooks {
@@ -43,26 +52,63 @@ export interface LlmHooks {
   abortSignal: AbortSignal;
   /** The step's name, for errors. */
   step: string;
+  /** A model id → the configured provider's model. */
+  resolveModel(id: string): LanguageModel;
+  costUsd(modelId: string, inputTokens: number | null, outputTokens: number | null): number | null;
   /** Called before the call is made (enforces one external call per step). */
   beforeCall(): void;
   onUsage(usage: LanguageModelUsage, modelId: string): void;
   onDelta(text: string): void;
+  /** What was sent and what came back (or the error), for the step's `step_calls` row. */
+  onCall?(call: { request: unknown; response?: unknown; error?: unknown }): void;
 }
 
+/** The parts of a call's options worth showing: what the model was asked, not the SDK plumbing. */
+function requestOf(options: GenerateOptions | StreamOptions, modelId: string) {
+  const o = options as Record<string, unknown>;
+  const tools = o.tools && typeof o.tools === 'object' ? Object.keys(o.tools) : undefined;
+  const pick: Record<string, unknown> = { model: modelId };
+  for (const k of ['instructions', 'system', 'prompt', 'messages', 'toolChoice', 'temperature', 'maxOutputTokens']) {
+    if (o[k] !== undefined) pick[k] = o[k];
+  }
+  if (tools) pick.tools = tools;
+  return pick;
+}
+
+const errorOf = (err: unknown) => ({ message: err instanceof Error ? err.message : String(err) });
+
 export function createLlmClient(h: LlmHooks): LlmClient {
-  const idOf = (m: LanguageModel | undefined) => (m === undefined ? h.modelId : typeof m === 'string' ? m : m.modelId);
+  const modelOf = (m: LanguageModel | string | undefined) => (m === undefined ? h.model : typeof m === 'string' ? h.resolveModel(m) : m);
+  // The id of the model that really answers (offline, every id is the offline model).
+  const idOf = (m: LanguageModel | string | undefined) => {
+    if (m === undefined) return h.modelId;
+    const resolved = modelOf(m);
+    return typeof resolved === 'string' ? resolved : resolved.modelId;
+  };
   return {
     modelId: h.modelId,
+    costUsd: (usage, model) => h.costUsd(idOf(model), usage.inputTokens ?? null, usage.outputTokens ?? null),
     async generateText(options) {
       refuseMoreThanOneCall(h.step, options);
       h.beforeCall();
+      const request = requestOf(options, idOf(options.model));
       let result: GenerateResult;
       try {
-        result = await generateText({ ...options, model: options.model ?? h.model, abortSignal: h.abortSignal, maxRetries: 0 } as GenerateParams);
+        result = await generateText({ ...options, model: modelOf(options.model), abortSignal: h.abortSignal, maxRetries: 0 } as GenerateParams);
       } catch (err) {
+        h.onCall?.({ request, error: errorOf(err) });
         throw llmError(err);
       }
       h.onUsage(result.usage, idOf(options.model));
+      h.onCall?.({
+        request,
+        response: {
+          text: result.text,
+          toolCalls: result.toolCalls.map((c) => ({ toolCallId: c.toolCallId, toolName: c.toolName, input: c.input })),
+          finishReason: result.finishReason,
+          usage: { inputTokens: result.usage.inputTokens, outputTokens: result.usage.outputTokens },
+        },
+      });
       return result;
     },
     async streamText(options) {
@@ -71,7 +117,7 @@ export function createLlmClient(h: LlmHooks): LlmClient {
       let failure: unknown;
       const result = streamText({
         ...options,
-        model: options.model ?? h.model,
+        model: modelOf(options.model),
         abortSignal: h.abortSignal,
         maxRetries: 0,
         onError: ({ error }: { error: unknown }) => {
@@ -90,21 +136,32 @@ export function createLlmClient(h: LlmHooks): LlmClient {
         }
       }
       if (buffer) h.onDelta(buffer);
-      if (failure) throw llmError(failure);
+      const request = requestOf(options, idOf(options.model));
+      if (failure) {
+        h.onCall?.({ request, error: errorOf(failure) });
+        throw llmError(failure);
+      }
       h.abortSignal.throwIfAborted();
-      const [text, usage, finishReason, toolCalls] = await Promise.all([
+      const [text, usage, finishReason, toolCalls, responseMessages] = await Promise.all([
         result.text,
         result.usage,
         result.finishReason,
         result.toolCalls,
+        result.responseMessages,
       ]);
       h.onUsage(usage, idOf(options.model));
-      return {
+      const answer = {
         text,
         usage,
         finishReason,
         toolCalls: toolCalls.map((c) => ({ toolCallId: c.toolCallId, toolName: c.toolName, input: c.input })),
+        responseMessages,
       };
+      h.onCall?.({
+        request,
+        response: { text, toolCalls: answer.toolCalls, finishReason, usage: { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens } },
+      });
+      return answer;
     },
   };
 }

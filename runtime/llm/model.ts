@@ -15,15 +15,25 @@ export interface ResolvedModel {
   /** For start-up banners: "offline model baton-offline" or "gpt-4o-mini at https://…". */
   description: string;
   offline: boolean;
+  /** Another model of the same provider (an agent's own `model`); offline, every id is the offline model. */
+  byId(id: string): LanguageModel;
 }
 
 export function resolveModel(config: Pick<Config, 'openai'>): ResolvedModel {
   const { apiKey, baseURL, model } = config.openai;
   if (!apiKey || model === OFFLINE_MODEL_ID) {
-    return { model: createOfflineModel(), id: OFFLINE_MODEL_ID, description: `offline model ${OFFLINE_MODEL_ID}`, offline: true };
+    const offline = createOfflineModel();
+    return { model: offline, id: OFFLINE_MODEL_ID, description: `offline model ${OFFLINE_MODEL_ID}`, offline: true, byId: () => offline };
   }
   const id = model ?? DEFAULT_OPENAI_MODEL;
   const provider = createOpenAI({ apiKey, baseURL });
   // Chat Completions is the API every OpenAI-compatible server speaks (/responses is OpenAI's own).
-  return { model: provider.chat(id), id, description: `${id} at ${baseURL ?? 'https://api.openai.com/v1'}`, offline: false };
+  const of = (modelId: string) => (config.openai.api === 'responses' ? provider.responses(modelId) : provider.chat(modelId));
+  return {
+    model: of(id),
+    id,
+    description: `${id} at ${baseURL ?? 'https://api.openai.com/v1'}${config.openai.api === 'responses' ? ' (Responses API)' : ''}`,
+    offline: false,
+    byId: (other) => (other === OFFLINE_MODEL_ID ? createOfflineModel() : of(other)),
+  };
 }

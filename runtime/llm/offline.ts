@@ -7,7 +7,8 @@
  * (files, lines added and removed, added lines that look risky); otherwise a one-line
  * acknowledgement of the prompt. If it is offered tools and the prompt says
  * "call <tool> <json>" (as a prompt-injected diff might), it obeys, like a gullible
- * model would: that is what the runtime's tool scopes are for.
+ * model would: that is what the runtime's tool scopes are for. Offered the tools to
+ * review a change, it plays an agent's policy, with real tool calls (offline-agent.ts).
  */
 import type {
   LanguageModelV4,
@@ -17,6 +18,7 @@ import type {
   LanguageModelV4StreamPart,
   LanguageModelV4Usage,
 } from '@ai-sdk/provider';
+import { reviewPolicy } from './offline-agent.ts';
 
 export const OFFLINE_MODEL_ID = 'baton-offline';
 
@@ -90,6 +92,12 @@ function answer(options: LanguageModelV4CallOptions): { content: LanguageModelV4
   const prompt = promptText(options);
   const call = toolCallFrom(prompt, options);
   if (call) return { content: [call], text: '', prompt };
+  const played = reviewPolicy(options, (diffs) => reviewDiff(diffs) ?? 'Looks good. No diff to read.');
+  if (played) {
+    const text = played.map((c) => (c.type === 'text' ? c.text : '')).join('');
+    // What it read counts as input: the tool results are most of the prompt.
+    return { content: played, text, prompt: prompt + JSON.stringify(options.prompt.filter((m) => m.role === 'tool')) };
+  }
   const firstLine = prompt.trim().split('\n').at(-1)?.slice(0, 120) ?? '';
   const text = reviewDiff(prompt) ?? `Offline model ${OFFLINE_MODEL_ID} received ${prompt.length} characters: "${firstLine}"`;
   return { content: [{ type: 'text', text }], text, prompt };
@@ -109,7 +117,7 @@ export function createOfflineModel(): LanguageModelV4 {
       return {
         content,
         finishReason: { unified: isCall ? 'tool-calls' : 'stop', raw: undefined },
-        usage: usageOf(prompt, text),
+        usage: usageOf(prompt, text || JSON.stringify(content)),
         warnings: [],
       };
     },
@@ -118,15 +126,16 @@ export function createOfflineModel(): LanguageModelV4 {
       options.abortSignal?.throwIfAborted();
       const { content, text, prompt } = answer(options);
       const parts: LanguageModelV4StreamPart[] = [{ type: 'stream-start', warnings: [] }];
-      if (content[0]?.type === 'tool-call') parts.push(content[0]);
-      else {
+      if (content[0]?.type === 'tool-call') {
+        for (const part of content) if (part.type === 'tool-call') parts.push(part);
+      } else {
         parts.push({ type: 'text-start', id: 't0' });
         for (const piece of text.match(/\S+\s*/g) ?? []) parts.push({ type: 'text-delta', id: 't0', delta: piece });
         parts.push({ type: 'text-end', id: 't0' });
       }
       parts.push({
         type: 'finish',
-        usage: usageOf(prompt, text),
+        usage: usageOf(prompt, text || JSON.stringify(content)),
         finishReason: { unified: content[0]?.type === 'tool-call' ? 'tool-calls' : 'stop', raw: undefined },
       });
       return {

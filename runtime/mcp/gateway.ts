@@ -23,6 +23,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { type MintClaims, mintCapability } from '../../tools/lib/capability.ts';
 import { ARGS_DIGEST_META_KEY, IDEMPOTENCY_META_KEY } from '../../tools/lib/server.ts';
+import { injectTraceHeaders } from '../../tools/lib/tracing.ts';
 import type { Db } from '../db/connect.ts';
 import { BatonError } from '../errors.ts';
 import { digestArgs, finishToolCall, insertToolCall } from '../store/tool-calls.ts';
@@ -170,7 +171,8 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
       const sendToken = !deps.withoutToken?.includes(server);
       if (sendToken && !deps.signingKey) await refuse('no signing key is configured for capability tokens (BATON_TOOL_SIGNING_KEY)');
 
-      const headers: Record<string, string> = {};
+      // The step's trace goes along (`traceparent`): the tool server's span joins it.
+      const headers: Record<string, string> = injectTraceHeaders({});
       if (sendToken) {
         const token = await mintCapability(deps.signingKey as KeyObject, {
           use: 'call',

@@ -9,6 +9,11 @@
 export interface StepMessage {
   runId: string;
   seq: number;
+  /**
+   * The run's trace (W3C `traceparent`), so whoever runs or dispatches the step joins it.
+   * Optional: a delayed wake-up drops it, and the run's row has it (`runs.trace_context`).
+   */
+  trace?: string | undefined;
 }
 
 /** A message handed to one consumer; it stays pending until acked (or reclaimed). */

@@ -29,7 +29,8 @@ export async function connectRedis(opts: RedisConnectOptions): Promise<RedisClie
   return client as RedisClient;
 }
 
-// Delayed members are "fn|runId|seq": the same wake-up scheduled twice is one member.
+// Delayed members are "fn|runId|seq": the same wake-up scheduled twice is one member
+// (so they carry no trace; the step takes its run's from runs.trace_context).
 const SCHEDULE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -72,7 +73,9 @@ export function createRedisQueue(opts: RedisQueueOptions): Queue {
     const out: Delivery[] = [];
     for (const m of messages) {
       if (!m) continue;
-      out.push({ function: fn, id: m.id, message: { runId: m.message.run_id, seq: Number(m.message.seq) } });
+      const message: StepMessage = { runId: m.message.run_id, seq: Number(m.message.seq) };
+      if (m.message.trace) message.trace = m.message.trace;
+      out.push({ function: fn, id: m.id, message });
     }
     return out;
   }
@@ -98,7 +101,9 @@ export function createRedisQueue(opts: RedisQueueOptions): Queue {
         });
         return;
       }
-      await client.xAdd(streamKey(prefix, fn), '*', { run_id: message.runId, seq: String(message.seq) });
+      const fields: Record<string, string> = { run_id: message.runId, seq: String(message.seq) };
+      if (message.trace) fields.trace = message.trace;
+      await client.xAdd(streamKey(prefix, fn), '*', fields);
     },
 
     async read(functions, consumer, max, blockMs) {

@@ -50,3 +50,12 @@ export async function revokeApiKey(db: Db, id: string): Promise<boolean> {
   const rows = await db.update(apiKeys).set({ revokedAt: sql`now()` }).where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt))).returning({ id: apiKeys.id });
   return rows.length > 0;
 }
+
+/** A live key by its id, with its hash: the inspector's session cookies are signed with it (api/ui/session.ts). */
+export async function liveKeyById(db: Db, id: string): Promise<{ tenant: string; hash: string } | null> {
+  const [row] = await db
+    .select({ tenant: apiKeys.tenant, hash: apiKeys.hash })
+    .from(apiKeys)
+    .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)));
+  return row ?? null;
+}

@@ -16,6 +16,7 @@ const run = (over: Partial<RunProbe>): RunProbe => ({
   wake_ms: null,
   now_ms: NOW,
   inbox: 0,
+  branches: 0,
   ...over,
 });
 

@@ -22,7 +22,7 @@
  */
 import { sql } from 'drizzle-orm';
 import { type Db, queryPrepared } from '../db/connect.ts';
-import type { SignalDelivery } from '../define.ts';
+import type { BranchInfo, BranchOutcome, SignalDelivery } from '../define.ts';
 import type { ErrorJson } from '../errors.ts';
 import { type Patch, type State, replay } from '../state.ts';
 
@@ -56,6 +56,10 @@ export interface ClaimedStep {
   signal: SignalDelivery | undefined;
   /** Set when this claim found a crash loop: the run is now failed with this error and the step must not run. */
   crashLoop: ErrorJson | null;
+  /** Set when the step is a branch of a fan-out (claimed by store/branch.ts, on its own row). */
+  branch: BranchInfo | undefined;
+  /** Set when the step joins a fan-out: every branch's outcome, in branch order. */
+  branches: BranchOutcome[] | undefined;
 }
 
 interface ClaimRow {
@@ -71,6 +75,7 @@ interface ClaimRow {
   crash_loop: ErrorJson | null;
   snapshot: State | null;
   patches: Patch[];
+  branches: BranchOutcome[] | null;
 }
 
 const ms = (interval: ReturnType<typeof sql>) => sql`(extract(epoch from ${interval}) * 1000)::int`;
@@ -82,7 +87,7 @@ export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | nu
     'baton_claim',
     sql`
     with run as (
-      select id, status, next_step, next_seq, attempt, claims, wait_signal, wake_at, lease_owner, lease_expires_at
+      select id, status, next_step, next_seq, attempt, claims, wait_signal, wake_at, lease_owner, lease_expires_at, branches
       from runs where id = ${c.runId} and function = ${c.function}
       for update
     ), go as (
@@ -96,6 +101,8 @@ export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | nu
         and ((run.status in ('queued', 'running') and (run.wake_at is null or run.wake_at <= now()))
              or (run.status = 'waiting' and run.wake_at <= now()))
         and (run.lease_owner is null or run.lease_expires_at < now() or ${own})
+        -- A join waits for every branch of its fan-out (store/branch.ts).
+        and run.branches = 0
     ), claimed as (
       update runs r set
         status = (case when go.looping then 'failed' else 'running' end)::run_status,
@@ -148,6 +155,11 @@ export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | nu
       (select state from snap) as snapshot,
       (select coalesce(jsonb_agg(s.patch order by s.seq), '[]'::jsonb) from steps s
         where s.run_id = c.id and s.seq < ${c.seq} and s.seq > coalesce((select seq from snap), -1)) as patches,
+      -- A join (the step after a fan-out's last branch) sees every branch's outcome, in branch order.
+      (select jsonb_agg(jsonb_build_object('index', b.branch, 'step', b.name, 'seq', b.seq, 'ok', b.status = 'succeeded',
+          'output', b.output, 'error', case when b.status = 'succeeded' then null else b.error end) order by b.branch)
+        from steps b where b.run_id = c.id
+          and b.fanout_seq = (select p.fanout_seq from steps p where p.run_id = c.id and p.seq = ${c.seq} - 1)) as branches,
       (select count(*) from started)::int + (select count(*) from attempt)::int as written
     from claimed c`,
   );
@@ -166,6 +178,8 @@ export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | nu
     state: replay(row.snapshot, row.patches),
     signal: row.signal ?? undefined,
     crashLoop: row.crash_loop,
+    branch: undefined,
+    branches: row.branches ?? undefined,
   };
 }
 
@@ -187,6 +201,8 @@ export interface RunProbe {
   now_ms: number;
   /** Signals in the run's inbox (runs.inbox). */
   inbox: number;
+  /** Unfinished branches of a fan-out (runs.branches): while above 0 the join is not due. */
+  branches: number;
 }
 
 export async function probeRun(db: Db, runId: string): Promise<RunProbe | null> {
@@ -197,7 +213,7 @@ export async function probeRun(db: Db, runId: string): Promise<RunProbe | null> 
       (lease_owner is not null and lease_expires_at > now()) as leased,
       (extract(epoch from lease_expires_at) * 1000)::float8 as lease_expires_ms,
       (extract(epoch from wake_at) * 1000)::float8 as wake_ms,
-      (extract(epoch from now()) * 1000)::float8 as now_ms, inbox
+      (extract(epoch from now()) * 1000)::float8 as now_ms, inbox, branches
     from runs where id = ${runId}`,
   );
   return rows[0] ?? null;

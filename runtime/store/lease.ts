@@ -19,17 +19,34 @@ export async function heartbeat(db: Db, runId: string, leaseOwner: string, lease
 
 /**
  * Extends many leases in one statement (a worker's steps in flight). Returns the lease
- * owners whose lease is still held; any other was taken over or cancelled.
+ * owners whose lease is still held; any other was taken over or cancelled. A lease with
+ * a `seq` is a fan-out branch's, held on its own step row (store/branch.ts); it is held
+ * while its run is `running`. Locks: run rows for run leases, step rows for branch
+ * leases, never both for one run, so it waits on no one who waits on it.
  */
-export async function heartbeatMany(db: Db, leases: readonly { runId: string; leaseOwner: string }[], leaseMs: number): Promise<Set<string>> {
+export async function heartbeatMany(
+  db: Db,
+  leases: readonly { runId: string; leaseOwner: string; seq?: number | null }[],
+  leaseMs: number,
+): Promise<Set<string>> {
   if (leases.length === 0) return new Set();
   const rows = await queryPrepared<{ lease_owner: string }>(
     db,
     'baton_heartbeat_many',
-    sql`update runs r set lease_expires_at = now() + ${leaseMs}::int * interval '1 millisecond'
-        from jsonb_to_recordset(${JSON.stringify(leases)}::jsonb) as l("runId" uuid, "leaseOwner" text)
-        where r.id = l."runId" and r.lease_owner = l."leaseOwner" and r.status = 'running'
-        returning r.lease_owner`,
+    sql`with l as (
+          select * from jsonb_to_recordset(${JSON.stringify(leases)}::jsonb) as l("runId" uuid, "leaseOwner" text, seq int)
+        ), run_leases as (
+          update runs r set lease_expires_at = now() + ${leaseMs}::int * interval '1 millisecond'
+          from l where l.seq is null and r.id = l."runId" and r.lease_owner = l."leaseOwner" and r.status = 'running'
+          returning r.lease_owner
+        ), branch_leases as (
+          update steps s set lease_expires_at = now() + ${leaseMs}::int * interval '1 millisecond'
+          from l, runs r
+          where l.seq is not null and s.run_id = l."runId" and s.seq = l.seq and s.lease_owner = l."leaseOwner"
+            and s.status = 'running' and r.id = s.run_id and r.status = 'running'
+          returning s.lease_owner
+        )
+        select lease_owner from run_leases union all select lease_owner from branch_leases`,
   );
   return new Set(rows.map((r) => r.lease_owner));
 }

@@ -24,12 +24,13 @@ export async function readRunSince(db: Db, id: string, fromSeq: number): Promise
   return { run, steps: rows, attempts };
 }
 
-/** What changes whenever a run moves (claim, commit, failure, wait, signal, cancel), for many runs at once. */
+/** What changes whenever a run moves (claim, commit, failure, wait, signal, cancel, a branch's commit), for many runs at once. */
 export async function runStamps(db: Db, ids: readonly string[]): Promise<Map<string, string>> {
   if (ids.length === 0) return new Map();
   const rows = await db
-    .select({ id: runs.id, updatedAt: runs.updatedAt, status: runs.status, nextSeq: runs.nextSeq })
+    .select({ id: runs.id, updatedAt: runs.updatedAt, status: runs.status, nextSeq: runs.nextSeq, branches: runs.branches })
     .from(runs)
     .where(inArray(runs.id, [...ids]));
-  return new Map(rows.map((r) => [r.id, `${r.updatedAt.getTime()}|${r.status}|${r.nextSeq}`]));
+  // `branches` counts down as a fan-out's branches commit (they do not touch the run's other columns).
+  return new Map(rows.map((r) => [r.id, `${r.updatedAt.getTime()}|${r.status}|${r.nextSeq}|${r.branches}`]));
 }

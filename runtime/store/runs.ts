@@ -1,7 +1,7 @@
 /**
  * Creating and reading runs (README: tables `runs`, `steps` and `step_attempts`).
  */
-import { and, asc, desc, eq, lt, sql } from 'drizzle-orm';
+import { and, asc, between, desc, eq, lt, sql } from 'drizzle-orm';
 import { type Run, type RunStatus, type Step, type StepAttempt, runs, stepAttempts, steps } from '../../schema/tables.ts';
 import { type Db, query, queryPrepared } from '../db/connect.ts';
 
@@ -13,6 +13,8 @@ export interface NewRun {
   start: string;
   idempotencyKey?: string | undefined;
   replayOf?: string | undefined;
+  /** W3C `traceparent` of the run's root span (README "Observability"). */
+  traceContext?: string | null | undefined;
 }
 
 export type CreateRunResult =
@@ -29,9 +31,11 @@ export async function createRun(db: Db, r: NewRun): Promise<CreateRunResult> {
   const input = JSON.stringify(r.input);
   const inserted = await queryPrepared<{ id: string }>(
     db,
-    'baton_run_insert',
-    sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of)
-        values (${r.id}, ${r.function}, ${r.tenant}, ${input}::jsonb, ${r.start}, ${r.idempotencyKey ?? null}, ${r.replayOf ?? null})
+    // A new name with the trace column: a server connection may still hold the old text under the old one.
+    'baton_run_insert_traced',
+    sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of, trace_context)
+        values (${r.id}, ${r.function}, ${r.tenant}, ${input}::jsonb, ${r.start}, ${r.idempotencyKey ?? null}, ${r.replayOf ?? null},
+                ${r.traceContext ?? null})
         on conflict do nothing
         returning id`,
   );
@@ -46,6 +50,12 @@ export async function createRun(db: Db, r: NewRun): Promise<CreateRunResult> {
   if (!existing) throw new Error('createRun: conflicting row vanished');
   if (existing.id === r.id) return { created: true, id: existing.id };
   return { created: false, id: existing.id, sameInput: existing.same, status: existing.status };
+}
+
+/** The run's trace, for a step whose wake-up did not carry it (a delayed or repaired one). */
+export async function runTraceContext(db: Db, id: string): Promise<string | null> {
+  const [row] = await query<{ trace_context: string | null }>(db, sql`select trace_context from runs where id = ${id}`);
+  return row?.trace_context ?? null;
 }
 
 export interface RunWithSteps {
@@ -76,6 +86,10 @@ export interface ListRunsFilter {
   status?: RunStatus | undefined;
   /** Runs created before this one (cursor). */
   before?: Date | undefined;
+  /** Runs listed after this run id: ordered by (created_at, id), so runs created in the same instant are not skipped. */
+  afterRun?: string | undefined;
+  /** Runs whose id lies in [from, to]: an id prefix, expanded by the caller (uses the primary key). */
+  idRange?: readonly [string, string] | undefined;
   limit: number;
 }
 
@@ -85,8 +99,10 @@ export async function listRuns(db: Db, f: ListRunsFilter): Promise<Run[]> {
     f.function ? eq(runs.function, f.function) : undefined,
     f.status ? eq(runs.status, f.status) : undefined,
     f.before ? lt(runs.createdAt, f.before) : undefined,
+    f.afterRun ? sql`(${runs.createdAt}, ${runs.id}) < (select r.created_at, r.id from runs r where r.id = ${f.afterRun})` : undefined,
+    f.idRange ? between(runs.id, f.idRange[0], f.idRange[1]) : undefined,
   );
-  return db.select().from(runs).where(where).orderBy(desc(runs.createdAt)).limit(f.limit);
+  return db.select().from(runs).where(where).orderBy(desc(runs.createdAt), desc(runs.id)).limit(f.limit);
 }
 
 /** The API's view of a run (GET /v1/runs/:id). */
@@ -136,6 +152,9 @@ export function stepView(s: Step) {
   return {
     seq: s.seq,
     name: s.name,
+    /** A fan-out's branch: its position 1..K and the fan-out step's seq (null for other steps). */
+    branch: s.branch,
+    fanoutSeq: s.fanoutSeq,
     kind: s.kind,
     status: s.status,
     attempt: s.attempt,

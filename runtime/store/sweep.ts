@@ -12,6 +12,10 @@
  * (pg_try_advisory_xact_lock): a session lock would not survive PgBouncer's
  * transaction pooling. Touching updated_at throttles re-publishing to once per
  * staleMs per run. A duplicate wake-up is harmless: the claim admits one step runner.
+ *
+ * A run that is fanning out (`branches > 0`) holds no lease itself and its next step,
+ * the join, is not due: what is re-published for it is each unfinished branch that no
+ * live lease holds (README "Fan-out and join").
  */
 import { sql } from 'drizzle-orm';
 import { type Db, query } from '../db/connect.ts';
@@ -45,9 +49,11 @@ export async function sweep(db: Db, opts: SweepOptions): Promise<SweptRun[] | nu
                                    * interval '1 millisecond'`;
     // At start in embedded mode (ignoreLeases) every live run is re-published, sleepers with their delay.
     const wakeDue = opts.ignoreLeases ? sql`true` : sql`(wake_at is null or wake_at < ${staleBefore})`;
+    const branchFree = opts.ignoreLeases ? sql`true` : sql`(s.lease_owner is null or s.lease_expires_at < now())`;
     return query<SweptRun>(
       tx as unknown as Db,
       sql`
+      with swept as (
       update runs set updated_at = now(), lease_owner = case when ${opts.ignoreLeases ?? false} then null else lease_owner end
       where id in (
         select id from runs
@@ -60,8 +66,14 @@ export async function sweep(db: Db, opts: SweepOptions): Promise<SweptRun[] | nu
         limit ${opts.limit ?? 500}
         for update skip locked
       )
-      returning id, function, next_seq,
-        greatest(0, coalesce(extract(epoch from wake_at - now()) * 1000, 0))::float8 as delay_ms`,
+      returning id, function, next_seq, branches,
+        greatest(0, coalesce(extract(epoch from wake_at - now()) * 1000, 0))::float8 as delay_ms
+      )
+      select id, function, next_seq, delay_ms from swept where branches = 0
+      union all
+      select s.run_id, w.function, s.seq, greatest(0, coalesce(extract(epoch from s.wake_at - now()) * 1000, 0))::float8
+      from swept w join steps s on s.run_id = w.id
+      where w.branches > 0 and s.branch is not null and s.status in ('queued', 'running') and ${branchFree}`,
     );
   });
 }

@@ -49,7 +49,13 @@ const InitContainer = v.strictObject({
  * Per-tenant tool policy (BATON_TOOL_POLICY): what each tenant's runs may touch, e.g.
  * `{ tenants: { acme: { repos: ['acme/*'] } } }`. The tool servers read and enforce it.
  */
-const ToolPolicy = v.strictObject({ tenants: v.record(v.string(), v.looseObject({ repos: v.optional(v.array(v.string())) })) });
+const ToolPolicy = v.strictObject({
+  tenants: v.record(
+    v.string(),
+    // The same shape the tool servers accept (tools/lib/policy.ts): `owner/name` patterns, `*` within a segment.
+    v.strictObject({ repos: v.optional(v.array(v.pipe(v.string(), v.regex(/^[^/\s]+\/[^/\s]+$/, 'a repository pattern is "owner/name" (with * for any run of characters but /)')))) }),
+  ),
+});
 
 const Tool = v.strictObject({
   /** Command line of the server (default: `node tools/<name>/server.ts`); it runs under tini either way. */

@@ -14,6 +14,7 @@ import { pinnedUrl, revisionTag } from '../lib/revision-tag.ts';
 import { checkReferences, podsOf, secretsOf } from './check-references.ts';
 import { type DeployConfig, loadDeployConfig, parseConfig } from './config.ts';
 import type { Manifest } from './manifest.ts';
+import { loadPolicy } from '../../tools/lib/policy.ts';
 import { names, toolUrlEnv } from './names.ts';
 import { planDeploy } from './plan.ts';
 import { allObjects, render } from './render.ts';
@@ -179,6 +180,25 @@ for (const mode of ['knative', 'worker'] as const) {
         assert.deepEqual(admitted.map((p) => p.component).sort(), users.map(() => (mode === 'knative' ? 'function' : 'worker')));
         const toolPod = pods.find((p) => Object.entries(spec.podSelector.matchLabels).every(([k, v]) => p.labels[k] === v));
         assert.equal(toolPod?.component, 'tool');
+      }
+    });
+
+    test('every tool server enforces a policy it can read, and records side effects in a ledger of its own', () => {
+      for (const server of Object.keys(config.tools)) {
+        const c = containersOf(find(objects, 'Deployment', n.tool(server)))[0];
+        const raw = c.env?.find((e) => e.name === 'BATON_TOOL_POLICY')?.value;
+        assert.ok(raw, `${server}: BATON_TOOL_POLICY is rendered`);
+        assert.deepEqual(JSON.parse(JSON.stringify(loadPolicy(raw))), config.tools[server].policy ?? config.toolPolicy, `${server}: the server reads the configured policy`);
+        const ledger = c.env?.find((e) => e.name === 'BATON_TOOL_LEDGER_URL');
+        if (config.tools[server].ledger) {
+          assert.deepEqual(ledger?.valueFrom?.secretKeyRef, { name: n.ledgerSecret, key: 'uri' }, `${server}: the ledger's own credentials`);
+          assert.ok(!(c.env ?? []).some((e) => e.name === 'DATABASE_URL' || /REDIS/.test(e.name)), `${server}: nothing of the runtime's`);
+        } else {
+          assert.equal(ledger, undefined);
+        }
+      }
+      for (const pod of pods.filter((p) => p.component !== 'tool')) {
+        assert.ok(!secretsOf(pod).has(n.ledgerSecret), `${pod.object} holds no ledger credential`);
       }
     });
 

@@ -15,6 +15,8 @@ import { invokeHeaders } from '../../runtime/api/invoke-auth.ts';
 import type { Platform } from '../../runtime/platform.ts';
 import type { Delivery } from '../../runtime/queue/queue.ts';
 import { runRevision } from '../../runtime/store/revision.ts';
+import { startDispatchSpan } from '../../runtime/tracing.ts';
+import { injectTraceHeaders } from '../../tools/lib/tracing.ts';
 import { pinnedUrl } from './revision-tag.ts';
 
 export interface DispatchOptions {
@@ -39,12 +41,24 @@ export function createDispatch(p: Platform, opts: DispatchOptions) {
       const revision = await p.withDb(() => runRevision(p.db, d.message.runId));
       if (revision) target = pinnedUrl(opts.pinned, revision);
     }
-    const res = await post(target, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...invokeHeaders(token) },
-      body: JSON.stringify({ run_id: d.message.runId, seq: d.message.seq }),
-      signal: AbortSignal.any([shutdown, AbortSignal.timeout(opts.timeoutMs)]),
-    });
+    // A span for the request under the run's root; the step span in the function app is its child.
+    const traced = startDispatchSpan(d.function, d.message.runId, d.message.seq, d.message.trace);
+    const headers = { 'content-type': 'application/json', ...invokeHeaders(token) };
+    let res: Response;
+    try {
+      res = await post(target, {
+        method: 'POST',
+        headers: traced ? injectTraceHeaders(headers, traced.ctx) : headers,
+        body: JSON.stringify({ run_id: d.message.runId, seq: d.message.seq, ...(d.message.trace ? { trace: d.message.trace } : {}) }),
+        signal: AbortSignal.any([shutdown, AbortSignal.timeout(opts.timeoutMs)]),
+      });
+      traced?.span.setAttribute('http.response.status_code', res.status);
+    } catch (err) {
+      traced?.span.recordException(err as Error);
+      throw err;
+    } finally {
+      traced?.span.end();
+    }
     const body = (await res.json().catch(() => null)) as { outcome?: StepOutcome; error?: { code?: string; message?: string } } | null;
     if (res.ok && body?.outcome) return body.outcome;
     if (res.status === 404 && body?.error?.code === 'function_not_found') {

@@ -96,3 +96,14 @@ export async function createTestDatabase(opts: { open?: boolean } = {}): Promise
     },
   };
 }
+
+/** An empty database of its own (no migrations): what the tool servers' ledger gets. */
+export async function createBareDatabase(prefix = 'baton_t'): Promise<{ name: string; url: string; drop(): Promise<void> }> {
+  const name = `${prefix}_${Math.floor(Date.now() / 1000)}_${crypto.randomBytes(4).toString('hex')}`;
+  await admin((c) => c.query(`create database "${name}"`));
+  return {
+    name,
+    url: urlFor(name),
+    drop: () => admin((c) => c.query(`drop database if exists "${name}" with (force)`)).then(() => {}),
+  };
+}

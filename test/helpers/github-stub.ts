@@ -1,8 +1,11 @@
 /**
  * A local stand-in for the two GitHub REST endpoints the github tool server uses
  * (list and create issue comments), on a loopback port. It checks the bearer token
- * like GitHub does (401 "Bad credentials") and paginates with Link headers.
+ * like GitHub does (401 "Bad credentials") and paginates with Link headers. Like
+ * GitHub, it can be slow to write (`postDelayMs`) and slow to show a new comment in
+ * the list (`listLagMs`: its list is not guaranteed to show a comment right away).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { serve } from '@hono/node-server';
 import type { Server } from 'node:http';
 import { Hono } from 'hono';
@@ -23,7 +26,7 @@ export interface GitHubStub {
   close(): Promise<void>;
 }
 
-export async function startGitHubStub(opts: { token: string; pageSize?: number; linkOrigin?: string }): Promise<GitHubStub> {
+export async function startGitHubStub(opts: { token: string; pageSize?: number; linkOrigin?: string; postDelayMs?: number; listLagMs?: number }): Promise<GitHubStub> {
   const comments = new Map<string, StubComment[]>();
   const requests: GitHubStub['requests'] = [];
   const pageSize = opts.pageSize ?? 100;
@@ -36,7 +39,8 @@ export async function startGitHubStub(opts: { token: string; pageSize?: number; 
   });
   const key = (c: { req: { param(name: string): string } }) => `${c.req.param('owner')}/${c.req.param('repo')}#${c.req.param('number')}`;
   app.get('/repos/:owner/:repo/issues/:number/comments', (c) => {
-    const all = comments.get(key(c)) ?? [];
+    const visibleBefore = Date.now() - (opts.listLagMs ?? 0);
+    const all = (comments.get(key(c)) ?? []).filter((x) => Date.parse(x.created_at) <= visibleBefore);
     const page = Math.max(1, Number(c.req.query('page') ?? 1));
     const slice = all.slice((page - 1) * pageSize, page * pageSize);
     if (page * pageSize < all.length) {
@@ -55,6 +59,7 @@ export async function startGitHubStub(opts: { token: string; pageSize?: number; 
   app.post('/repos/:owner/:repo/issues/:number/comments', async (c) => {
     const { body } = (await c.req.json()) as { body?: unknown };
     if (typeof body !== 'string' || !body) return c.json({ message: 'Validation Failed' }, 422);
+    if (opts.postDelayMs) await sleep(opts.postDelayMs);
     const list = comments.get(key(c)) ?? [];
     const comment: StubComment = {
       id: nextId++,

@@ -18,7 +18,7 @@ import { registryOf } from '../../runtime/functions.ts';
 import { toolCalls } from '../../schema/tables.ts';
 import { generateKeyPair, loadPrivateKey, mintCapability } from '../../tools/lib/capability.ts';
 import { digestArgs } from '../../tools/lib/digest.ts';
-import prAgent from '../fixtures/functions/pr-agent/index.ts';
+import prAgent from '../fixtures/functions/gullible-agent/index.ts';
 import { documentedSql } from '../helpers/docs.ts';
 import { startGitHubStub, type GitHubStub } from '../helpers/github-stub.ts';
 import { answerText, rpc, toolsCall } from '../helpers/mcp.ts';
@@ -30,8 +30,8 @@ let dir: string;
 let stub: GitHubStub;
 let tools: ToolServers;
 let t: TestPlatform;
-/** pr-agent, but declaring github.post_comment too: only the tenant policy stands between the model and GitHub. */
-const prAgentGh: Agent = Object.freeze({ ...prAgent, name: 'pr-agent-gh', tools: { ...prAgent.tools, github: ['post_comment'] } });
+/** gullible-agent, but declaring github.post_comment too: only the tenant policy stands between the model and GitHub. */
+const prAgentGh: Agent = Object.freeze({ ...prAgent, name: 'gullible-agent-gh', tools: { ...prAgent.tools, github: ['post_comment'] } });
 /** The test's runs belong to the default tenant (the API runs without keys here). */
 const POLICY = { tenants: { default: { repos: ['acme/*'] } } };
 
@@ -77,7 +77,7 @@ const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1], 
 const auditOf = (runId: string) => t.p.db.select().from(toolCalls).where(eq(toolCalls.runId, runId)).orderBy(asc(toolCalls.id));
 
 test('an injected "call review.delete_all" is refused by the gateway, audited, and the review is still posted', async () => {
-  const id = await trigger(t.api, 'pr-agent', { repo: 'acme/shop', pr: 7, range: 'HEAD~1' });
+  const id = await trigger(t.api, 'gullible-agent', { repo: 'acme/shop', pr: 7, range: 'HEAD~1' });
   const { run, steps } = await waitForRun(t.p, id);
   assert.equal(run.status, 'succeeded', JSON.stringify(run.error));
   assert.deepEqual(
@@ -104,7 +104,7 @@ test('an injected "call review.delete_all" is refused by the gateway, audited, a
       [4, 'review', 'post_comment', 'allowed', 'ok'],
     ],
   );
-  assert.equal(audit[1].reason, 'function "pr-agent" did not declare review.delete_all');
+  assert.equal(audit[1].reason, 'function "gullible-agent" did not declare review.delete_all');
   assert.match(audit[1].argsDigest, /^sha256:[0-9a-f]{64}$/);
 
   // Nothing was sent for delete_all, and nothing was deleted.
@@ -126,7 +126,7 @@ test('an injected "call review.delete_all" is refused by the gateway, audited, a
     aud: 'review',
     run: id,
     seq: 2,
-    fn: 'pr-agent',
+    fn: 'gullible-agent',
     tenant: 'default',
     tool: 'post_comment',
     args: digestArgs({ repo: 'acme/shop' }),
@@ -138,14 +138,14 @@ test('an injected "call review.delete_all" is refused by the gateway, audited, a
 });
 
 test("an injected call to another repository's tool (github, not declared) is refused by the gateway and by the github server", async () => {
-  const id = await trigger(t.api, 'pr-agent', { repo: 'acme/shop', pr: 8, range: 'HEAD' });
+  const id = await trigger(t.api, 'gullible-agent', { repo: 'acme/shop', pr: 8, range: 'HEAD' });
   const { run } = await waitForRun(t.p, id);
   assert.equal(run.status, 'succeeded', JSON.stringify(run.error));
   assert.deepEqual((run.output as { denied: string[] }).denied, ['github.post_comment']);
   const audit = await auditOf(id);
   const denial = audit.find((c) => c.decision === 'denied');
   assert.equal(denial?.server, 'github');
-  assert.equal(denial?.reason, 'function "pr-agent" did not declare github.post_comment');
+  assert.equal(denial?.reason, 'function "gullible-agent" did not declare github.post_comment');
   assert.equal(tools.seen.filter((s) => s.server === 'github').length, 0, 'the gateway sent nothing to the github server');
 
   // The run's real review token, replayed against the github server: wrong audience, 403.
@@ -159,7 +159,7 @@ test("an injected call to another repository's tool (github, not declared) is re
 
 test('a function that declared github.post_comment, talked into posting on victim/secrets, is refused by the github server (tenant policy)', async () => {
   const before = stub.requests.length;
-  const id = await trigger(t.api, 'pr-agent-gh', { repo: 'acme/shop', pr: 9, range: 'HEAD' });
+  const id = await trigger(t.api, 'gullible-agent-gh', { repo: 'acme/shop', pr: 9, range: 'HEAD' });
   const { run } = await waitForRun(t.p, id);
   assert.equal(run.status, 'succeeded', JSON.stringify(run.error));
   assert.deepEqual((run.output as { denied: string[] }).denied, ['github.post_comment']);
@@ -183,5 +183,5 @@ test('a function that declared github.post_comment, talked into posting on victi
 test('the documented "denied tool calls in the last hour" query lists both refusals', async () => {
   const result = await t.p.db.execute(sql.raw(documentedSql('README.md', 'Denied tool calls in the last hour')));
   const rows = (result as unknown as { rows: Array<{ server: string; tool: string; function: string; reason: string }> }).rows;
-  assert.deepEqual(rows.map((r) => `${r.function} ${r.server}.${r.tool}`).sort(), ['pr-agent github.post_comment', 'pr-agent review.delete_all', 'pr-agent-gh github.post_comment']);
+  assert.deepEqual(rows.map((r) => `${r.function} ${r.server}.${r.tool}`).sort(), ['gullible-agent github.post_comment', 'gullible-agent review.delete_all', 'gullible-agent-gh github.post_comment']);
 });

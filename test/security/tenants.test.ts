@@ -140,7 +140,7 @@ test('every /v1 route wants a valid key: none, malformed, unknown and revoked ke
 test('responses carry security headers and are not cached', async () => {
   for (const res of [await call('GET', '/v1/runs', keyA), await call('GET', '/v1/runs', null), await call('GET', '/healthz', null)]) {
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
-    assert.equal(res.headers.get('x-frame-options'), 'SAMEORIGIN');
+    assert.equal(res.headers.get('x-frame-options'), 'DENY'); // nothing here is meant to be framed (the inspector included)
     assert.equal(res.headers.get('referrer-policy'), 'no-referrer');
     assert.match(res.headers.get('strict-transport-security') ?? '', /max-age=\d+/);
   }

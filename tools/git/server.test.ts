@@ -46,6 +46,17 @@ test('lists the changed files and returns the diff of a commit or range', async 
   assert.match((diff.body?.result?.structuredContent as { diff: string }).diff, /^\+b$/m);
 });
 
+test('get_diff of one file: only the changes of that file; a path outside the repository is refused', async () => {
+  const one = await call(toolsCall('get_diff', { range: 'HEAD', path: 'b.txt' }));
+  const diff = (one.body?.result?.structuredContent as { diff: string }).diff;
+  assert.match(diff, /^\+\+\+ b\/b\.txt$/m);
+  assert.doesNotMatch(diff, /a\.txt/);
+  for (const p of ['../etc/passwd', '/etc/passwd', ':(glob)*', '']) {
+    const a = await call(toolsCall('get_diff', { range: 'HEAD', path: p }));
+    assert.equal(a.body?.result?.isError, true, p);
+  }
+});
+
 test('options disguised as revisions, and out-of-range sizes, are MCP errors; git never sees them', async () => {
   for (const args of [
     { range: '--output=/tmp/pwned' },

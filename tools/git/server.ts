@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { createToolServerApp, isMain, toolServerEnv } from '../lib/server.ts';
+import { startTracing } from '../lib/tracing.ts';
 import { serveTool } from '../lib/shutdown.ts';
 
 const run = promisify(execFile);
@@ -60,12 +61,21 @@ export async function repoProblem(repo: string): Promise<string | null> {
   }
 }
 
-/** `HEAD` → the changes of that commit; `a..b` → the changes between a and b. */
-function diffArgs(range: string, extra: string[]): string[] {
+/** `HEAD` → the changes of that commit; `a..b` → the changes between a and b; `paths` limit them (after `--`: never an option). */
+function diffArgs(range: string, extra: string[], paths: string[] = []): string[] {
   const [from, to] = range.split('..');
   // A merge commit's changes are those against its first parent (what the merge brought in).
-  return to === undefined ? ['show', '--format=', '--diff-merges=first-parent', ...extra, from, '--'] : ['diff', ...extra, from, to, '--'];
+  return to === undefined
+    ? ['show', '--format=', '--diff-merges=first-parent', ...extra, from, '--', ...paths]
+    : ['diff', ...extra, from, to, '--', ...paths];
 }
+
+// A path in the repository: relative, no `..` segment, no pathspec magic (`:(…)`).
+const PathSchema = z
+  .string()
+  .min(1)
+  .max(1000)
+  .refine((p) => !p.startsWith('/') && !p.startsWith(':') && !p.split('/').includes('..'), { message: 'path must be a file path inside the repository' });
 
 export function registerGitTools(repo: string) {
   return (server: McpServer, only: ReadonlySet<string> | null) => {
@@ -96,13 +106,13 @@ export function registerGitTools(repo: string) {
       server.registerTool(
         'get_diff',
         {
-          description: 'The unified diff of a commit (default HEAD) or a range a..b, cut at maxBytes.',
-          inputSchema: { range: RangeSchema, maxBytes: z.number().int().min(1).max(4_000_000).default(200_000) },
+          description: 'The unified diff of a commit (default HEAD) or a range a..b, of one file (path) or of all, cut at maxBytes.',
+          inputSchema: { range: RangeSchema, path: PathSchema.optional(), maxBytes: z.number().int().min(1).max(4_000_000).default(200_000) },
           outputSchema: { range: z.string(), commit: z.string(), diff: z.string(), truncated: z.boolean() },
         },
-        async ({ range, maxBytes }) => {
+        async ({ range, path: file, maxBytes }) => {
           const [diff, commit] = await Promise.all([
-            git(repo, diffArgs(range, ['--patch', '--no-color'])),
+            git(repo, diffArgs(range, ['--patch', '--no-color'], file ? [`:(literal)${file}`] : [])),
             git(repo, ['rev-parse', range.split('..').at(-1) ?? range]),
           ]);
           const truncated = Buffer.byteLength(diff) > maxBytes;
@@ -128,6 +138,7 @@ export async function findRepo(dir: string): Promise<string | null> {
 }
 
 if (isMain(import.meta.url)) {
+  await startTracing('baton-tool-git');
   const env = toolServerEnv();
   const repo = process.env.GIT_REPO ?? (await findRepo(process.cwd()));
   if (!repo) throw new Error('GIT_REPO is not set and the working directory is not in a git repository');

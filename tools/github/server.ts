@@ -25,6 +25,7 @@ import { type Ledger, createMemoryLedger } from '../lib/ledger.ts';
 import { ledgerFromEnv } from '../lib/ledger-pg.ts';
 import { type Touches, noPolicyWarning } from '../lib/policy.ts';
 import { callerOf, createToolServerApp, isMain, toolServerEnv } from '../lib/server.ts';
+import { startTracing } from '../lib/tracing.ts';
 import { serveTool } from '../lib/shutdown.ts';
 import { createGitHubClient, type GitHubClient, type GitHubComment, type RepoRef } from './client.ts';
 
@@ -135,6 +136,7 @@ export function githubEnv(env: NodeJS.ProcessEnv = process.env): { apiUrl: strin
 }
 
 if (isMain(import.meta.url)) {
+  await startTracing('baton-tool-github');
   const env = toolServerEnv();
   const gh = githubEnv();
   if (!env.policy) process.stderr.write(noPolicyWarning('github'));

@@ -22,5 +22,7 @@ function canonical(v: unknown): unknown {
 }
 
 export function digestArgs(args: unknown): string {
-  return `sha256:${crypto.createHash('sha256').update(JSON.stringify(canonical(args ?? {}))).digest('hex')}`;
+  // What goes on the wire first (Dates as strings, undefined dropped), so both ends digest the same value.
+  const wire: unknown = JSON.parse(JSON.stringify(args ?? {}) ?? '{}');
+  return `sha256:${crypto.createHash('sha256').update(JSON.stringify(canonical(wire))).digest('hex')}`;
 }

@@ -111,6 +111,14 @@ export function createPgLedger(opts: PgLedgerOptions): PgLedger {
         await client.query('begin');
         // Concurrent `create ... if not exists` can still collide on the catalog; one at a time.
         await client.query(`select pg_advisory_xact_lock(hashtext('baton_tool_ledger'))`);
+        // The ledger is the tool servers' own: never beside the runtime's tables (nor with its credentials).
+        const { rows } = await client.query<{ runtime: boolean }>(
+          `select to_regclass($1) is not null and to_regclass($2) is not null as runtime`,
+          [`${s}.runs`, `${s}.checkpoints`],
+        );
+        if (rows[0]?.runtime) {
+          throw new Error(`BATON_TOOL_LEDGER_URL points at the runtime's tables (schema ${schema} holds runs and checkpoints); give the tool ledger a database or schema of its own, with credentials of its own`);
+        }
         for (const statement of ddl) await client.query(statement);
         await client.query('commit');
       } catch (err) {

@@ -22,6 +22,7 @@ import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/
 import { type CapabilityClaims, DEFAULT_MAX_TOKEN_S, loadPublicKeys, verifyCapability } from './capability.ts';
 import { digestArgs } from './digest.ts';
 import { type ToolPolicy, type Touches, loadPolicy, policyProblem } from './policy.ts';
+import { mcpSpans } from './mcp-span.ts';
 
 export const IDEMPOTENCY_META_KEY = 'baton/idempotency-key';
 /** The digest of the call's arguments, sent beside the idempotency key (a key reused with other arguments is a conflict). */
@@ -109,6 +110,8 @@ export function createToolServerApp(opts: ToolServerOptions): Hono {
     return reason ? c.json({ ok: false, server: opts.name, reason }, 503) : c.json({ ok: true, server: opts.name });
   });
 
+  // First, so a refused request shows in the caller's trace too.
+  app.use('/mcp', mcpSpans(opts.name));
   app.use('/mcp', bodyLimit({ maxSize: MAX_REQUEST_BYTES, onError: () => deny(413, `the request is over ${MAX_REQUEST_BYTES} bytes`) }));
   app.all('/mcp', async (c) => {
     const host = (c.req.header('host') ?? '').toLowerCase().replace(/:\d+$/, '');

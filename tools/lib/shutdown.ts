@@ -9,6 +9,7 @@
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
+import { stopTracing } from './tracing.ts';
 
 export const DEFAULT_DRAIN_MS = 20_000;
 
@@ -31,7 +32,9 @@ export function drainMsFrom(env: NodeJS.ProcessEnv = process.env): number {
 /** Listens, resolves with the URL, and drains then exits on the first SIGTERM or SIGINT. */
 export function serveTool(app: Hono, opts: ServeOptions): Promise<{ url: string }> {
   const drainMs = opts.drainMs ?? drainMsFrom();
-  const exit = opts.exit ?? ((code: number) => process.exit(code));
+  const exitNow = opts.exit ?? ((code: number) => process.exit(code));
+  // Spans still buffered go out first (bounded: a collector that is down does not hold the exit).
+  const exit = (code: number) => void stopTracing(2000).finally(() => exitNow(code));
   return new Promise((resolve, reject) => {
     let inflight = 0;
     const server = serve({ fetch: app.fetch, port: opts.port, hostname: opts.host }, (info) => {

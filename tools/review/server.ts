@@ -15,6 +15,7 @@ import { type PgLedger, ledgerFromEnv } from '../lib/ledger-pg.ts';
 import type { Touches } from '../lib/policy.ts';
 import { noPolicyWarning } from '../lib/policy.ts';
 import { callerOf, createToolServerApp, isMain, toolServerEnv } from '../lib/server.ts';
+import { startTracing } from '../lib/tracing.ts';
 import { serveTool } from '../lib/shutdown.ts';
 import { type Comment, type CommentStore, createCommentStore } from './store.ts';
 import { REVIEW_DDL, createPgCommentStore } from './store-pg.ts';
@@ -122,6 +123,7 @@ export function registerReviewTools(store: CommentStore, ledger: Ledger = create
 }
 
 if (isMain(import.meta.url)) {
+  await startTracing('baton-tool-review');
   const env = toolServerEnv();
   if (!env.policy) process.stderr.write(noPolicyWarning('review'));
   const ledger = ledgerFromEnv('review', process.env, REVIEW_DDL);

@@ -11,17 +11,35 @@
  *
  * A follower joining late reads its own catch-up once, from the seq of its Last-Event-ID
  * on, while live events are buffered for it; then it is fed live like the others.
+ *
+ * Branches of a fan-out end in any order, so a follower is sent every event it has not
+ * been sent (not only those after the last one), tracked by id above a floor; the floor
+ * rises past steps that are final, so the ids it keeps stay few. A Last-Event-ID inside
+ * a fan-out resumes from the fan-out step (events/README "Fan-out and join").
  */
 import type { RunNotice } from '../../events/bus.ts';
 import type { Platform } from '../../platform.ts';
 import { readRunSince, runStamps } from '../../store/run-events.ts';
+import type { RunWithSteps } from '../../store/runs.ts';
 import type { Run } from '../../../schema/tables.ts';
 import { type DerivedEvent, type EventKey, deriveEvents, isAfter } from '../events.ts';
 
 const POLL_MS = 1000;
 /** The first seq a cursor may still be missing (`end` resumes past every step). */
-const seqOf = (k: EventKey) => (Number.isFinite(k[0]) ? Math.max(0, k[0]) : 2_147_483_647);
+const seqOf = (k: EventKey) => (Number.isFinite(k[0]) ? Math.max(0, k[0] + (k[1] === Infinity ? 1 : 0)) : 2_147_483_647);
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+
+/**
+ * The lowest seq whose events may still change: the run's next seq, or a step (a
+ * fan-out's branch, queued or running) or attempt still open below it.
+ */
+function firstOpenSeq(full: RunWithSteps): number {
+  const open = [
+    ...full.steps.filter((s) => s.status === 'queued' || s.status === 'running').map((s) => s.seq),
+    ...full.attempts.filter((a) => a.status === 'running').map((a) => a.seq),
+  ];
+  return Math.min(full.run.nextSeq, ...open);
+}
 
 export interface FollowerSink {
   /** A durable event, in id order, after the follower's cursor. */
@@ -34,7 +52,10 @@ export interface FollowerSink {
 
 interface Follower {
   sink: FollowerSink;
-  last: EventKey;
+  /** Events at or before it were seen by the client. */
+  floor: EventKey;
+  /** Ids above the floor sent already. */
+  sent: Map<string, number>;
   /** Live events held back while the follower reads its catch-up. */
   buffered: DerivedEvent[] | null;
   done: boolean;
@@ -67,9 +88,16 @@ export function createRunWatchers(p: Platform): RunWatchers {
   let reads = 0;
 
   const deliver = (f: Follower, e: DerivedEvent) => {
-    if (f.done || !isAfter(e.key, f.last)) return;
-    f.last = e.key;
+    if (f.done || !isAfter(e.key, f.floor) || f.sent.has(e.id)) return;
+    f.sent.set(e.id, e.key[0]);
     f.sink.event(e);
+  };
+
+  /** Every step below `seq` is final and was sent: forget their ids. */
+  const raiseFloor = (f: Follower, seq: number) => {
+    if (!isAfter([seq - 1, Infinity, Infinity], f.floor)) return;
+    f.floor = [seq - 1, Infinity, Infinity];
+    for (const [id, s] of f.sent) if (s < seq) f.sent.delete(id);
   };
 
   const finish = (w: Watcher, run: Run | null) => {
@@ -104,8 +132,8 @@ export function createRunWatchers(p: Platform): RunWatchers {
         else deliver(f, e);
       }
     }
-    const running = full.attempts.filter((a) => a.status === 'running').map((a) => a.seq);
-    w.fromSeq = Math.max(w.fromSeq, Math.min(full.run.nextSeq, ...running));
+    w.fromSeq = Math.max(w.fromSeq, firstOpenSeq(full));
+    for (const f of w.followers) if (!f.buffered) raiseFloor(f, w.fromSeq);
     if (TERMINAL.has(full.run.status)) finish(w, full.run);
   }
 
@@ -179,7 +207,7 @@ export function createRunWatchers(p: Platform): RunWatchers {
     },
     async follow(runId, cursor, sink) {
       const w = watcherOf(runId);
-      const f: Follower = { sink, last: cursor, buffered: [], done: false };
+      const f: Follower = { sink, floor: cursor, sent: new Map(), buffered: [], done: false };
       w.followers.add(f);
       const stop = () => {
         f.done = true;
@@ -197,9 +225,18 @@ export function createRunWatchers(p: Platform): RunWatchers {
       let full: Awaited<ReturnType<typeof readRunSince>> | undefined;
       for (let tries = 0; !f.done && tries < 3; tries++) {
         reads++;
-        full = await p.withDb(() => readRunSince(p.db, runId, seqOf(f.last)), 3000).catch(() => undefined);
+        full = await p.withDb(() => readRunSince(p.db, runId, seqOf(f.floor)), 3000).catch(() => undefined);
         if (full !== undefined) break;
         await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      }
+      if (f.done) return stop;
+      // Resuming inside a fan-out: its branches' events may have come in any order, so send them all again.
+      const at = full?.steps.find((s) => s.seq === f.floor[0]);
+      if (full && at?.fanoutSeq != null && at.fanoutSeq < f.floor[0]) {
+        const fanoutSeq = at.fanoutSeq;
+        f.floor = [fanoutSeq, Infinity, Infinity];
+        reads++;
+        full = await p.withDb(() => readRunSince(p.db, runId, fanoutSeq + 1), 3000).catch(() => undefined);
       }
       if (f.done) return stop;
       if (full === undefined || full === null) {
@@ -213,7 +250,7 @@ export function createRunWatchers(p: Platform): RunWatchers {
       if (TERMINAL.has(full.run.status)) end(full.run);
       else if (w.ended) {
         // The run ended while this follower caught up (the watcher left it to us): read the end now.
-        const last = await p.withDb(() => readRunSince(p.db, runId, seqOf(f.last)), 3000).catch(() => null);
+        const last = await p.withDb(() => readRunSince(p.db, runId, seqOf(f.floor)), 3000).catch(() => null);
         for (const e of last ? deriveEvents(runId, last) : []) deliver(f, e);
         end(last?.run ?? null);
       }
