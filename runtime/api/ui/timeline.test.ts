@@ -57,3 +57,34 @@ test("a replay's kept steps are drawn before it began, dimmed, and left out of i
   assert.equal(tl.totals.runningMs, 150);
   assert.equal(tl.totals.wallMs, 200);
 });
+
+test('a fan-out: branches side by side from the fan-out step, the join due when the slowest branch ended', () => {
+  const b = (seq: number, n: number, from: number, to: number, status: Step['status'] = 'succeeded') =>
+    step(seq, `fetch`, 'tool', from, to, { branch: n, fanoutSeq: 0, status });
+  const tl = buildTimeline({
+    run: run({ finishedAt: at(900) }),
+    steps: [step(0, 'plan', 'llm', 0, 100), b(1, 1, 120, 300), b(2, 2, 110, 700), step(3, 'join', 'llm', 750, 900)],
+    attempts: [attempt(0, 1, 'succeeded', 0, 100), attempt(1, 1, 'succeeded', 120, 300), attempt(2, 1, 'succeeded', 110, 700), attempt(3, 1, 'succeeded', 750, 900)],
+  });
+  assert.deepEqual(tl.rows.map((r) => r.branch), [null, 1, 2, null]);
+  assert.deepEqual(tl.rows.map((r) => r.segments.map((s) => [s.kind, s.start - T0, s.end - T0])), [
+    [['succeeded', 0, 100]],
+    [['queued', 100, 120], ['succeeded', 120, 300]],
+    [['queued', 100, 110], ['succeeded', 110, 700]],
+    [['queued', 700, 750], ['succeeded', 750, 900]],
+  ]);
+});
+
+test('a live fan-out: a branch not started yet is queued, the join row says what it waits for', () => {
+  const now = T0 + 1000;
+  const tl = buildTimeline(
+    {
+      run: run({ status: 'running', finishedAt: null, nextSeq: 3, nextStep: 'join' }),
+      steps: [step(0, 'plan', 'llm', 0, 100), step(1, 'fetch', 'tool', 150, 400, { branch: 1, fanoutSeq: 0 }), step(2, 'fetch', null, 100, 100, { branch: 2, fanoutSeq: 0, status: 'queued', finishedAt: null })],
+      attempts: [attempt(0, 1, 'succeeded', 0, 100), attempt(1, 1, 'succeeded', 150, 400)],
+    },
+    now,
+  );
+  assert.deepEqual(tl.rows[2]?.segments.map((s) => [s.kind, s.start - T0, s.end - T0]), [['queued', 100, 1000]]);
+  assert.equal(tl.rows[3]?.status, 'joins 1 more branch');
+});
