@@ -122,6 +122,8 @@ export function runView(r: RunWithSteps) {
     pending: run.status === 'waiting' ? (run.waitRequest ?? null) : null,
     usage: usageTotals(r.attempts),
     replayOf: run.replayOf,
+    /** The run's OpenTelemetry trace id (README "Observability"), null when tracing was off. */
+    traceId: run.traceContext?.split('-')[1] ?? null,
     createdAt: run.createdAt,
     updatedAt: run.updatedAt,
     finishedAt: run.finishedAt,
