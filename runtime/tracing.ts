@@ -9,13 +9,16 @@
  *   ├─ dispatch <function>    a Knative dispatcher's POST /invoke (its header is the parent)
  *   │  └─ step <name>
  *   └─ step <name>            one per attempt, in whichever process ran it: function, step,
- *      │                      seq, attempt, kind, outcome, model and tokens, tool
+ *      │                      seq, attempt, kind, outcome, model, tokens and cost, tool
+ *      ├─ chat <model>        the LLM call, with its tokens
  *      └─ tools/call <tool>   the MCP call; the tool server's span is its child
  *
  * With tracing off every function here returns at its first line.
  */
 import { type Attributes, type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
+import type { LanguageModelUsage } from 'ai';
 import { contextFromHeaders, contextFromTraceparent, traceparentOf, tracingOn, withTraceId } from '../tools/lib/tracing.ts';
+import type { LlmClient } from './llm/client.ts';
 
 export const ATTR = {
   runId: 'baton.run_id',
@@ -30,6 +33,7 @@ export const ATTR = {
   model: 'gen_ai.request.model',
   inputTokens: 'gen_ai.usage.input_tokens',
   outputTokens: 'gen_ai.usage.output_tokens',
+  costUsd: 'baton.cost_usd',
 } as const;
 
 const tracer = () => trace.getTracer('baton');
@@ -103,13 +107,46 @@ export function noteKind(kind: string): void {
   if (tracingOn()) trace.getActiveSpan()?.setAttribute(ATTR.kind, kind);
 }
 
-/** Notes on the active step span: the model and its tokens. */
-export function noteUsage(model: string, inputTokens: number | undefined, outputTokens: number | undefined): void {
+/** Notes on the active step span: the model, its tokens and what they cost (when priced). */
+export function noteUsage(model: string, inputTokens: number | undefined, outputTokens: number | undefined, costUsd: number | null): void {
   if (!tracingOn()) return;
   const span = trace.getActiveSpan();
   span?.setAttribute(ATTR.model, model);
   if (inputTokens !== undefined) span?.setAttribute(ATTR.inputTokens, inputTokens);
   if (outputTokens !== undefined) span?.setAttribute(ATTR.outputTokens, outputTokens);
+  if (costUsd !== null) span?.setAttribute(ATTR.costUsd, costUsd);
+}
+
+/**
+ * `ctx.llm` with each call as a client span under the step span (`chat <model>`, with
+ * its tokens): the step span's time minus this one is Baton's (claim, commit, hand-on).
+ */
+export function traceLlmCalls(client: LlmClient): LlmClient {
+  if (!tracingOn()) return client;
+  const modelOf = (m: unknown) => (typeof m === 'string' ? m : ((m as { modelId?: string } | undefined)?.modelId ?? client.modelId));
+  return {
+    modelId: client.modelId,
+    costUsd: (usage, model) => client.costUsd(usage, model),
+    generateText: (options) => llmSpan(modelOf(options.model), () => client.generateText(options)),
+    streamText: (options) => llmSpan(modelOf(options.model), () => client.streamText(options)),
+  };
+}
+
+async function llmSpan<T extends { usage: LanguageModelUsage }>(model: string, call: () => Promise<T>): Promise<T> {
+  // Not made active: the usage the call reports lands on the step span (noteUsage).
+  const span = tracer().startSpan(`chat ${model}`, { kind: SpanKind.CLIENT, attributes: { 'gen_ai.operation.name': 'chat', [ATTR.model]: model } });
+  try {
+    const result = await call();
+    if (result.usage.inputTokens !== undefined) span.setAttribute(ATTR.inputTokens, result.usage.inputTokens);
+    if (result.usage.outputTokens !== undefined) span.setAttribute(ATTR.outputTokens, result.usage.outputTokens);
+    return result;
+  } catch (err) {
+    span.recordException(err instanceof Error ? err : String(err));
+    span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error)?.message ?? String(err) });
+    throw err;
+  } finally {
+    span.end();
+  }
 }
 
 /**

@@ -13,7 +13,7 @@ import type { StepUsage } from '../store/commit.ts';
 import type { ClaimedStep } from '../store/claim.ts';
 import type { StepCallRecord } from '../store/step-calls.ts';
 import type { Platform } from '../platform.ts';
-import { noteUsage, traceToolCall } from '../tracing.ts';
+import { noteUsage, traceLlmCalls, traceToolCall } from '../tracing.ts';
 import { faultPoint } from './fault-points.ts';
 
 export interface StepRecorder {
@@ -45,7 +45,7 @@ export function createStepContext(
   };
   const log = p.log.child({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, function: agent.name });
 
-  const llm = createLlmClient({
+  const llm = traceLlmCalls(createLlmClient({
     model: p.model.model,
     modelId: p.model.id,
     resolveModel: (id) => p.model.byId(id),
@@ -60,7 +60,7 @@ export function createStepContext(
       const inputTokens = usage.inputTokens ?? null;
       const outputTokens = usage.outputTokens ?? null;
       recorder.usage = { model: modelId, inputTokens, outputTokens, costUsd: costUsd(p.config.prices, modelId, inputTokens, outputTokens) };
-      noteUsage(modelId, usage.inputTokens, usage.outputTokens);
+      noteUsage(modelId, usage.inputTokens, usage.outputTokens, recorder.usage.costUsd);
       if (usage.inputTokens) p.metrics.tokens.inc({ function: agent.name, model: modelId, direction: 'input' }, usage.inputTokens);
       if (usage.outputTokens) p.metrics.tokens.inc({ function: agent.name, model: modelId, direction: 'output' }, usage.outputTokens);
     },
@@ -68,7 +68,7 @@ export function createStepContext(
     onCall: (call) => {
       recorder.call = { kind: 'llm', ...call };
     },
-  });
+  }));
 
   const ctx: StepContext = {
     function: agent.name,

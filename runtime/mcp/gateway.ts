@@ -99,7 +99,8 @@ const own = (urls: Readonly<Record<string, string>>, server: string) => (Object.
 /** Seconds since the epoch; the token lives until the call must have been sent, bounded, plus a margin. */
 function lifetime(deadline: number): { iat: number; exp: number } {
   const iat = Math.floor(Date.now() / 1000);
-  return { iat, exp: Math.min(Math.ceil(deadline / 1000), iat + CALL_TOKEN_S) + TOKEN_MARGIN_S };
+  // Never shorter than the margin: a step near its deadline is stopped by its own timeout, not by a refusal.
+  return { iat, exp: Math.max(iat, Math.min(Math.ceil(deadline / 1000), iat + CALL_TOKEN_S)) + TOKEN_MARGIN_S };
 }
 
 export function splitToolName(name: string): { server: string; tool: string } | null {

@@ -67,6 +67,8 @@ export function stepDetailView(runId: string, d: StepDetail) {
     durationMs: s.durationMs,
     usage: s.model ? { model: s.model, inputTokens: s.inputTokens, outputTokens: s.outputTokens, costUsd: s.costUsd } : null,
     patch: s.patch,
+    /** A fan-out's branch: its position, the fan-out step, its input and its done() output. */
+    branch: s.branch === null ? null : { index: s.branch, fanoutSeq: s.fanoutSeq, input: s.input, output: s.output },
     stateBefore: d.stateBefore,
     signal: d.signal,
     attempts: attempts.map((a) => {

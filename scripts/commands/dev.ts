@@ -143,7 +143,7 @@ function printBanner(
   const keyFile = shortPath(path.join(p.config.dataDir, 'api-key'));
   const auth = apiKey ? ` -H "Authorization: Bearer $(cat ${keyFile})"` : '';
   console.log(`Baton dev — everything in one process
-  API        ${url}   (runs: ${url}/ui)
+  API        ${url}   (run inspector: ${url}/ui, sign in with the API key below)
   database   ${where}
   queue      ${p.queue.kind === 'memory' ? 'in-process (rebuilt from the database at start)' : 'Redis'}
   model      ${p.model.description}

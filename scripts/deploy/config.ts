@@ -188,6 +188,17 @@ export const DeployConfigSchema = v.strictObject({
     }),
     {},
   ),
+  /**
+   * OpenTelemetry (README "Observability"): every Baton pod and tool server sends its
+   * spans to this OTLP/HTTP endpoint (egress is open; a collector in the cluster is usual).
+   */
+  tracing: v.optional(
+    v.strictObject({
+      endpoint: v.pipe(v.string(), v.regex(/^https?:\/\/[^/\s]+/, 'must be the collector\'s OTLP/HTTP base URL, e.g. http://otel-collector.observability:4318')),
+      /** Share of runs traced, each whole (a run's steps follow its root's decision). */
+      sampleRatio: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(1)), 1),
+    }),
+  ),
   api: v.optional(v.strictObject({ replicas: v.optional(count(1, 100), 2), auth: v.optional(v.boolean(), true), resources: v.optional(Resources) }), {}),
   tools: v.optional(v.record(label('tool server name'), Tool), {}),
   /** Defaults for every function, then per-function overrides. */

@@ -49,6 +49,22 @@ export function commonEnv(c: DeployConfig, drainS = c.drainSeconds): IEnvVar[] {
   return [
     { name: 'BATON_LOG_LEVEL', value: c.logLevel },
     { name: 'BATON_GRACE_MS', value: String(Math.max(c.drainSeconds, drainS) * 1000) },
+    ...tracingEnv(c),
+  ];
+}
+
+/**
+ * Where spans go (config `tracing`), for Baton's pods and the tool servers; nothing
+ * without it. Service names come from each process's role (baton-api, baton-worker,
+ * baton-tool-<name>); the namespace tells deployments apart in one collector.
+ */
+export function tracingEnv(c: DeployConfig): IEnvVar[] {
+  if (!c.tracing) return [];
+  return [
+    { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: c.tracing.endpoint },
+    { name: 'OTEL_TRACES_SAMPLER', value: 'parentbased_traceidratio' },
+    { name: 'OTEL_TRACES_SAMPLER_ARG', value: String(c.tracing.sampleRatio) },
+    { name: 'OTEL_RESOURCE_ATTRIBUTES', value: `k8s.namespace.name=${c.namespace},service.namespace=${c.name}` },
   ];
 }
 

@@ -23,6 +23,7 @@ import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
 import type { DeployConfig, ToolConfig } from './config.ts';
 import { type Manifest, meta } from './manifest.ts';
 import { LEDGER_CLIENT_LABEL, names, selector } from './names.ts';
+import { tracingEnv } from './render-env.ts';
 import { baseContainer, containerSecurity, podSecurity, resources, scratch } from './render-security.ts';
 
 export const TOOL_PORT = 8080;
@@ -78,6 +79,7 @@ function serverEnv(c: DeployConfig, tool: ToolConfig, hosts: string[], files: IE
     { name: 'BATON_TOOL_POLICY', value: JSON.stringify(tool.policy ?? c.toolPolicy) },
     ...(tool.ledger ? [{ name: 'BATON_TOOL_LEDGER_URL', valueFrom: { secretKeyRef: { name: n.ledgerSecret, key: 'uri' } } }] : []),
     { name: 'BATON_TOOL_DRAIN_MS', value: String(TOOL_DRAIN_MS) },
+    ...tracingEnv(c),
     ...files,
     ...Object.keys(tool.env)
       .sort()

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { loadConfig } from '../../runtime/config.ts';
+import { tracingConfigured } from '../../tools/lib/tracing.ts';
 import { loadFunctions } from '../../runtime/functions.ts';
 import { CONSUMER_GROUP, streamKey } from '../../runtime/queue/names.ts';
 import { renderValidated } from '../commands/deploy.ts';
@@ -269,6 +270,28 @@ describe('revisions', () => {
     const registry = await loadFunctions(loadConfig({}).functionsDir);
     assert.throws(() => planDeploy({ ...config, tools: { git: config.tools.git } }, registry), /declares tool server "review"/);
   });
+});
+
+test('tracing: every Baton pod and tool server gets the collector and the sampler; without it, none', async () => {
+  const roles = ['api', 'housekeeper', 'function', 'dispatcher', 'worker', 'tool'];
+  for (const mode of ['knative', 'worker'] as const) {
+    const base = await demo(mode);
+    const traced = parseConfig({ ...base, tracing: { endpoint: 'http://otel-collector.observability:4318', sampleRatio: 0.25 } });
+    const pods = podsOf(allObjects(await renderValidated(traced, []))).filter((p) => roles.includes(p.component));
+    const expected = mode === 'knative' ? ['api', 'housekeeper', 'function', 'dispatcher', 'tool'] : ['api', 'housekeeper', 'worker', 'tool'];
+    assert.deepEqual([...new Set(pods.map((p) => p.component))].sort(), expected.sort());
+    for (const pod of pods) {
+      const env = podEnv(pod.spec.containers![0] as Container);
+      assert.equal(tracingConfigured(env), true, pod.object);
+      assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://otel-collector.observability:4318', pod.object);
+      assert.equal(env.OTEL_TRACES_SAMPLER_ARG, '0.25');
+    }
+    for (const pod of podsOf(allObjects(await renderValidated(base, [])))) {
+      assert.equal(tracingConfigured(podEnv(pod.spec.containers![0] as Container)), false, pod.object);
+    }
+  }
+  const worker = await demo('worker');
+  assert.throws(() => parseConfig({ ...worker, tracing: { endpoint: 'collector:4318' } }), /tracing\.endpoint|URL/);
 });
 
 test('tool URL env names round-trip through the runtime config', () => {

@@ -25,12 +25,14 @@ export interface FollowOptions {
 const SPINNER = '⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏';
 const INDENT = '      ';
 
-const stepLine = (mark: string, s: Pick<StepView, 'seq' | 'name' | 'kind'>, tail: string) =>
-  `  ${mark} ${String(s.seq).padStart(2)} ${s.name.padEnd(14)} ${String(s.kind ?? '').padEnd(8)} ${tail}`;
+/** A fan-out's branches read as `tool ⋔2`: their lines interleave as they run side by side. */
+const stepName = (s: Pick<StepView, 'name' | 'branch'>) => (s.branch ? `${s.name} ⋔${s.branch}` : s.name);
+const stepLine = (mark: string, s: Pick<StepView, 'seq' | 'name' | 'kind' | 'branch'>, tail: string) =>
+  `  ${mark} ${String(s.seq).padStart(2)} ${stepName(s).padEnd(14)} ${String(s.kind ?? '').padEnd(8)} ${tail}`;
 
 /** The live terminal view: finished lines above, streamed text, one status line at the bottom. */
 function createTerminalView(err: NodeJS.WritableStream & { columns?: number }) {
-  let current: { seq: number; name: string; kind: string | null; startedAt: number } | null = null;
+  let current: { seq: number; name: string; branch: number | null; kind: string | null; startedAt: number } | null = null;
   let statusShown = false;
   let textColumn = -1; // -1: no streamed text on screen for the current step
   let frame = 0;
@@ -55,7 +57,7 @@ function createTerminalView(err: NodeJS.WritableStream & { columns?: number }) {
   return {
     started(s: StepView) {
       endText();
-      current = { seq: s.seq, name: s.name, kind: s.kind, startedAt: s.startedAt ? new Date(s.startedAt).getTime() : Date.now() };
+      current = { seq: s.seq, name: s.name, branch: s.branch ?? null, kind: s.kind, startedAt: s.startedAt ? new Date(s.startedAt).getTime() : Date.now() };
       drawStatus();
     },
     delta(seq: number, text: string) {

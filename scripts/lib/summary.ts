@@ -10,6 +10,8 @@ import { OFFLINE_MODEL_ID } from '../../runtime/llm/offline.ts';
 export interface StepView {
   seq: number;
   name: string;
+  /** A fan-out's branch (1..K), shown beside the name: branches run side by side. */
+  branch?: number | null;
   kind: string | null;
   status: string;
   attempt: number;

@@ -68,7 +68,7 @@ before(async () => {
   otel = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '100' };
   const tools = await startCli(['tools'], { ...t.env, ...otel, BATON_TOOL_PUBLIC_KEY: t.keys.publicKeyPem }, /baton tools: git (\S+)[^]*baton tools: review (\S+)/);
   toolUrls = { BATON_TOOL_GIT_URL: tools.match[1], BATON_TOOL_REVIEW_URL: tools.match[2] };
-  const [api, worker] = await Promise.all([startApiProcess({ ...t.env, ...otel }), startWorkerProcess({ ...t.env, ...toolUrls, ...otel }, 'worker-traced')]);
+  const [api, worker] = await Promise.all([startApiProcess({ ...t.env, ...otel }), startWorkerProcess({ ...t.env, ...toolUrls, ...otel, BATON_PRICES: JSON.stringify({ 'stub-model': { input: 1, output: 2 } }) }, 'worker-traced')]);
   procs.push(api, worker);
   apiUrl = api.url;
 });
@@ -116,6 +116,8 @@ test('a 3-step run across API, worker and tool server processes is one trace, a 
   assert.equal(root.attributes['baton.run_id'], runId);
   const [row] = await t.p.db.select({ traceContext: runs.traceContext }).from(runs).where(eq(runs.id, runId));
   assert.equal(row.traceContext, `00-${traceId}-${root.spanId}-01`);
+  const view = (await (await fetch(`${apiUrl}/v1/runs/${runId}`)).json()) as { traceId: string | null };
+  assert.equal(view.traceId, traceId, 'GET /v1/runs/:id names the trace');
 
   // A span per step attempt, in the worker process, children of the root.
   const steps = spans.filter((s) => s.name.startsWith('step ')).sort((a, b) => Number(a.startNs - b.startNs));
@@ -147,6 +149,19 @@ test('a 3-step run across API, worker and tool server processes is one trace, a 
   assert.equal(review.attributes['gen_ai.request.model'], 'stub-model');
   assert.ok(Number(review.attributes['gen_ai.usage.input_tokens']) > 0, 'input tokens on the LLM step');
   assert.ok(Number(review.attributes['gen_ai.usage.output_tokens']) > 0, 'output tokens on the LLM step');
+  assert.ok(Number(review.attributes['baton.cost_usd']) > 0, 'what the tokens cost, priced by BATON_PRICES');
+  // The LLM call itself: a client span under each review attempt (an error for the one that failed).
+  for (const [attempt, status] of [
+    [failed, 2],
+    [review, 0],
+  ] as const) {
+    const chat = byName(spans, 'chat stub-model').filter((s) => s.parentSpanId === attempt.spanId);
+    assert.equal(chat.length, 1, `one LLM span under review attempt ${attempt.attributes['baton.attempt']}`);
+    assert.equal(chat[0].kind, 3);
+    assert.equal(chat[0].status, status);
+  }
+  const chat = byName(spans, 'chat stub-model').find((s) => s.parentSpanId === review.spanId);
+  assert.equal(chat?.attributes['gen_ai.usage.output_tokens'], review.attributes['gen_ai.usage.output_tokens']);
 
   // Tool calls: a client span under the step, the tool server's span (another process) under it.
   for (const [step, tool] of [

@@ -153,3 +153,23 @@ test("the README's fan-out query shows the latest fan-out's branches in order", 
   const rows = await query<{ fanout_seq: number; branch: number; seq: number; status: string }>(t.p.db, sql.raw(documentedSql('README.md', "A fan-out's branches side by side")));
   assert.deepEqual(rows.map((r) => [r.fanout_seq, r.branch, r.seq, r.status]), [[0, 1, 1, 'succeeded'], [0, 2, 2, 'succeeded']]);
 });
+
+test("the README's time line reads a fan-out: branches wait from the fan-out step's end, the join from its slowest branch's", async () => {
+  const id = await trigger(t.api, 'fanout', { branches: 3, delayMs: 60 });
+  await waitForRun(t.p, id);
+  const rows = await query<{ seq: number; branch: number | null; name: string; waited_ms: number; duration_ms: number }>(
+    t.p.db,
+    sql.raw(documentedSql('README.md', "A run's time line")),
+  );
+  assert.deepEqual(rows.map((r) => [r.seq, r.branch, r.name]), [[0, null, 'plan'], [1, 1, 'work'], [2, 2, 'work'], [3, 3, 'work'], [4, null, 'join']]);
+  // Side by side: no branch waited for its siblings (each would wait ~60 ms more per sibling before it).
+  for (const r of rows) assert.ok(r.waited_ms >= 0, `seq ${r.seq} waited ${r.waited_ms} ms`);
+  const [plan, ...rest] = (await getRunWithSteps(t.p.db, id))?.steps ?? [];
+  const near = (a: number | undefined, b: number) => a !== undefined && Math.abs(Number(a) - b) <= 1;
+  for (const b of rest.slice(0, 3)) {
+    const waited = rows.find((r) => r.seq === b.seq)?.waited_ms;
+    assert.ok(near(waited, b.startedAt.getTime() - (plan.finishedAt as Date).getTime()), `branch at seq ${b.seq} waited from the fan-out's end (${waited} ms)`);
+  }
+  const slowest = Math.max(...rest.slice(0, 3).map((b) => (b.finishedAt as Date).getTime()));
+  assert.ok(near(rows[4].waited_ms, rest[3].startedAt.getTime() - slowest), `the join waited from its slowest branch (${rows[4].waited_ms} ms)`);
+});

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as v from 'valibot';
-import { append, defineAgent, done, next } from '../../runtime/define.ts';
+import { append, defineAgent, done, next, parallel } from '../../runtime/define.ts';
 import { loadFunctions } from '../../runtime/functions.ts';
 import { createApi } from '../../runtime/api/app.ts';
 import { createApiKey, revokeApiKey } from '../../runtime/store/api-keys.ts';
@@ -29,6 +29,17 @@ const inspect = defineAgent({
       return next('finish', { checked: true });
     },
     finish: (ctx) => done({ answer: ctx.state.answer }),
+  },
+});
+
+const fan = defineAgent({
+  name: 'fan',
+  input: v.object({ files: v.array(v.string()) }),
+  start: 'split',
+  steps: {
+    split: (ctx) => parallel(ctx.input.files.map((file) => ({ step: 'size', input: { file } })), { join: 'sum' }),
+    size: (ctx) => done({ file: (ctx.branch?.input as { file: string }).file, bytes: 10 * (ctx.branch?.index ?? 0) }),
+    sum: (ctx) => done({ total: (ctx.branches ?? []).reduce((n, b) => n + (b.output as { bytes: number }).bytes, 0) }),
   },
 });
 
@@ -64,7 +75,7 @@ async function signIn(k = key): Promise<{ cookie: string; csrf: string }> {
 }
 
 before(async () => {
-  const functions = new Map([...(await loadFunctions(path.resolve('functions'))), ['inspect', inspect]]);
+  const functions = new Map([...(await loadFunctions(path.resolve('functions'))), ['inspect', inspect], ['fan', fan]]);
   t = await startTestPlatform({ functions, env: { BATON_AUTH: 'on' }, llm: { reply: () => 'Baton hands the baton on.' } });
   api = t.api;
   key = (await createApiKey(t.p.db, 'acme', 'ui test')).key;
@@ -282,6 +293,19 @@ describe('pages', () => {
     const missing = await api.request(`/v1/runs/${runId}/steps/99`, { headers: bearer(key) });
     assert.equal(missing.status, 404);
     assert.equal(((await missing.json()) as { error: { code: string } }).error.code, 'step_not_found');
+  });
+
+  test('a fan-out: a row per branch, marked, and a branch opened shows its input and output (no replay from it)', async () => {
+    const id = await start('fan', { files: ['a.ts', 'b.ts'] });
+    assert.equal((await waitForRun(t.p, id)).run.status, 'succeeded');
+    const { text } = await get(`/ui/runs/${id}`);
+    const rows = [...text.matchAll(/<a class="tl-row([^"]*)" href="[^"]*" data-seq="(\d+)"/g)].map((m) => [Number(m[2]), (m[1] ?? '').includes('branch')]);
+    assert.deepEqual(rows, [[0, false], [1, true], [2, true], [3, false]]);
+    assert.match(text, /title="branch 2 of a fan-out">↳2</);
+    const branch = await get(`/ui/runs/${id}?step=2`);
+    assert.match(branch.text, /branch 2 of the fan-out at #0/);
+    assert.match(branch.text, /Branch input[\s\S]*b\.ts[\s\S]*Branch output[\s\S]*bytes/);
+    assert.doesNotMatch(branch.text, /Replay from this step/);
   });
 
   test('a tool step shows the arguments it sent and the result it got', async () => {

@@ -79,8 +79,8 @@ ${opts.error ? html`<p class="error-box">${opts.error}</p>` : ''}
     return html`<tr>
     <td><a class="run-id" href="/ui/runs/${r.id}">${r.id}</a>${r.replayOf ? html` <span class="tag" title="replay of ${r.replayOf}">replay</span>` : ''}</td>
     <td><a href="${linkTo(q, { function: r.function, after: undefined })}">${r.function}</a></td>
-    <td>${statusBadge(r.status)}${err?.code ? html` <code class="err-code">${err.code}</code>` : ''}</td>
-    <td>${r.status === 'waiting' ? html`waits for <code>${r.waitSignal}</code>` : r.finishedAt ? html`<span class="muted">${r.nextSeq} steps</span>` : html`#${r.nextSeq} ${r.nextStep ?? ''}`}</td>
+    <td>${statusBadge(r.status)}${err?.code ? html` <code class="err-code" title="${(r.error as { message?: string }).message ?? ''}">${err.code}</code>` : ''}</td>
+    <td>${stepCell(r)}</td>
     <td>${time(r.createdAt)}</td>
     <td class="num">${duration(end - new Date(r.createdAt).getTime())}</td>
   </tr>`;
@@ -91,4 +91,12 @@ ${opts.error ? html`<p class="error-box">${opts.error}</p>` : ''}
   ${q.after ? html`<a href="${linkTo(q, { after: undefined })}">← Newest</a>` : html`<span></span>`}
   ${opts.hasMore ? html`<a href="${linkTo(q, { after: runs.at(-1)?.id })}" rel="next">Older →</a>` : ''}
 </nav>`;
+}
+
+/** Where the run is: the step it waits for or runs, where it stopped, or how many steps it took. */
+function stepCell(r: Run): Html {
+  if (r.status === 'waiting') return html`#${r.nextSeq} ${r.nextStep ?? ''} <span class="muted">waits for</span> <code>${r.waitSignal ?? 'a signal'}</code>`;
+  if (r.status === 'succeeded') return html`<span class="muted">${r.nextSeq} steps</span>`;
+  if (r.status === 'failed' || r.status === 'cancelled') return html`<span class="muted">stopped at</span> #${r.nextSeq} ${r.nextStep ?? ''}`;
+  return html`#${r.nextSeq} ${r.nextStep ?? ''}`;
 }

@@ -16,7 +16,9 @@ export function stepView(d: StepDetailView, opts: { live: boolean }): Html {
   <div class="panel-head">
     <h2><span class="seq">#${d.seq}</span> ${d.name} ${kindBadge(d.kind)} ${statusBadge(d.status)}</h2>
     <div class="actions">
-      <button data-action="replay" data-from-seq="${d.seq}" title="A new run with this run's input that keeps steps 0–${d.seq - 1} and runs again from here">Replay from this step</button>
+      ${d.branch
+        ? html`<span class="muted" title="a replay starts at the fan-out or at its join">branch ${d.branch.index} of the fan-out at #${d.branch.fanoutSeq ?? ''}</span>`
+        : html`<button data-action="replay" data-from-seq="${d.seq}" title="A new run with this run's input that keeps steps 0–${d.seq - 1} and runs again from here">Replay from this step</button>`}
       <a class="button ghost" href="/ui/runs/${d.runId}" aria-label="close">✕</a>
     </div>
   </div>
@@ -24,10 +26,11 @@ export function stepView(d: StepDetailView, opts: { live: boolean }): Html {
     <div><dt>Attempts</dt><dd>${d.attempts.length}</dd></div>
     <div><dt>Started</dt><dd>${time(d.startedAt)}</dd></div>
     <div><dt>Ran for</dt><dd>${duration(d.durationMs)}</dd></div>
-    <div><dt>Next step</dt><dd>${d.nextStep ?? (d.status === 'succeeded' ? html`<span class="muted">end of run</span>` : '—')}</dd></div>
+    <div><dt>Next step</dt><dd>${d.branch ? html`<span class="muted">the join</span>` : (d.nextStep ?? (d.status === 'succeeded' ? html`<span class="muted">end of run</span>` : '—'))}</dd></div>
     ${d.usage ? html`<div><dt>Tokens</dt><dd>${fmtInt(d.usage.inputTokens)} in · ${fmtInt(d.usage.outputTokens)} out <span class="muted">${d.usage.model}</span></dd></div>` : ''}
   </dl>
   ${opts.live && d.status === 'running' ? html`<div class="live-answer"><h3>Streaming answer</h3><pre class="stream" data-stream-seq="${d.seq}"></pre></div>` : ''}
+  ${d.branch ? html`<div class="io"><div><h5>Branch input</h5>${json(d.branch.input)}</div><div><h5>Branch output</h5>${json(d.branch.output)}</div></div>` : ''}
   ${attempts.map((a) => attemptView(a, d.attempts.length))}
   ${d.toolCalls.length > 0 ? toolAudit(d.toolCalls) : ''}
   ${d.signal ? html`<h3>Signal received</h3><p><code>${d.signal.name}</code> at ${time(d.signal.createdAt)}</p>${json(d.signal.payload)}` : ''}

@@ -9,7 +9,9 @@
  *   running  each attempt, coloured by its outcome;
  *   backoff  between a failed attempt and the next one.
  *
- * A live run gets one more row for the step it will run next (queued or waiting).
+ * A fan-out's branches are rows of their own (due when the fan-out step ended, side by side on
+ * the axis); its join is due when the slowest branch ended. A live run gets one more row for the
+ * step it will run next (queued, waiting, or joining branches still open).
  */
 import type { Step, StepAttempt } from '../../../schema/tables.ts';
 import type { RunWithSteps } from '../../store/runs.ts';
@@ -40,6 +42,8 @@ export interface TimelineRow {
   pending: boolean;
   /** A step a replay kept from the run it replays (it ran before this run existed). */
   kept: boolean;
+  /** A fan-out's branch: its position 1..K (the fan-out step is the main-line row before it). */
+  branch: number | null;
 }
 
 export interface Timeline {
@@ -60,16 +64,24 @@ export function buildTimeline(full: RunWithSteps, now = Date.now()): Timeline {
   const live = LIVE.has(run.status);
   const end = Math.max(start + 1, live ? now : (t(run.finishedAt) ?? t(run.updatedAt) ?? now));
   const rows: TimelineRow[] = [];
-  let readyAt = start;
-  let prev: Step | null = null;
+  // When the next step is due: the end of the last step on the main line, or, after a fan-out,
+  // of its slowest branch (the join waits for all). Branches are due when their fan-out step ended.
+  let frontier = start;
+  let branchesEnd: number | null = null;
+  let prevMain: Step | null = null;
+  const endOf = new Map<number, number>();
   for (const step of full.steps) {
     const own = full.attempts.filter((a) => a.seq === step.seq);
-    const attempts: Array<StepAttempt | Step> = own.length > 0 ? own : [step];
+    const queuedBranch = own.length === 0 && step.status === 'queued';
+    const attempts: Array<StepAttempt | Step> = own.length > 0 ? own : queuedBranch ? [] : [step];
+    const isBranch = step.branch !== null && step.branch !== undefined;
+    const readyAt = isBranch ? (endOf.get(step.fanoutSeq ?? -1) ?? frontier) : Math.max(frontier, branchesEnd ?? frontier);
     const segments: Segment[] = [];
-    const firstStart = t(attempts[0]?.startedAt) ?? readyAt;
+    const firstStart = t(attempts[0]?.startedAt) ?? (queuedBranch ? Math.max(readyAt, live ? end : readyAt) : readyAt);
     // A replay's first new step became due when the replay was created, not when the kept step before it ended.
     const due = Math.min(firstStart >= created ? Math.max(readyAt, created) : readyAt, firstStart);
-    if (firstStart > due) segments.push({ kind: prev?.kind === 'wait' ? 'waiting' : 'queued', start: due, end: firstStart });
+    const waited = !isBranch && prevMain?.kind === 'wait' && branchesEnd === null;
+    if (firstStart > due) segments.push({ kind: waited ? 'waiting' : 'queued', start: due, end: firstStart });
     let lastEnd: number | null = null;
     for (const a of attempts) {
       const s = t(a.startedAt) ?? firstStart;
@@ -80,28 +92,39 @@ export function buildTimeline(full: RunWithSteps, now = Date.now()): Timeline {
       segments.push({ kind, start: s, end: e, attempt: a.attempt, ...(err ? { note: `${err.code ?? 'error'}: ${err.message ?? ''}` } : {}) });
       lastEnd = e;
     }
+    // A branch queued again after a failed attempt is in its retry's backoff.
+    if (step.status === 'queued' && lastEnd !== null && live && end > lastEnd) segments.push({ kind: 'backoff', start: lastEnd, end });
+    const finished = lastEnd ?? firstStart;
+    endOf.set(step.seq, finished);
+    if (isBranch) branchesEnd = Math.max(branchesEnd ?? finished, finished);
+    else {
+      frontier = finished;
+      branchesEnd = null;
+      prevMain = step;
+    }
     const kept = (t(step.finishedAt) ?? now) < created;
-    rows.push({ ...rowOf(step.seq, step.name, step.kind, step.status, attempts.length, segments, false), kept });
-    readyAt = lastEnd ?? readyAt;
-    prev = step;
+    rows.push({ ...rowOf(step.seq, step.name, step.kind, step.status, attempts.length, segments, false), kept, branch: isBranch ? (step.branch as number) : null });
   }
   if (live && run.nextStep && !full.steps.some((s) => s.seq === run.nextSeq)) {
     const kind: SegmentKind = run.status === 'waiting' ? 'waiting' : 'queued';
-    const status = run.status === 'waiting' ? `waiting for ${run.waitSignal ?? 'a signal'}` : run.wakeAt ? 'retry scheduled' : 'queued';
-    const due = Math.max(readyAt, created);
-    rows.push({ ...rowOf(run.nextSeq, run.nextStep, null, status, 0, [{ kind, start: due, end: Math.max(due, end) }], true), kept: false });
+    const openBranches = full.steps.filter((s) => s.branch !== null && s.branch !== undefined && (s.status === 'queued' || s.status === 'running')).length;
+    const status =
+      run.status === 'waiting' ? `waiting for ${run.waitSignal ?? 'a signal'}` : openBranches > 0 ? `joins ${openBranches} more branch${openBranches > 1 ? 'es' : ''}` : run.wakeAt ? 'retry scheduled' : 'queued';
+    const due = Math.max(frontier, branchesEnd ?? frontier, created);
+    rows.push({ ...rowOf(run.nextSeq, run.nextStep, null, status, 0, [{ kind, start: due, end: Math.max(due, end) }], true), kept: false, branch: null });
   }
-  const sum = (k: 'queuedMs' | 'waitingMs' | 'runningMs' | 'backoffMs') => rows.reduce((n, r) => n + r[k], 0);
+  // Totals are this run's own: a replay's kept steps ran (and were counted) in the run it replays.
+  const sum = (k: 'queuedMs' | 'waitingMs' | 'runningMs' | 'backoffMs') => rows.reduce((n, r) => n + (r.kept ? 0 : r[k]), 0);
   const last = Math.max(end, ...rows.flatMap((r) => r.segments.map((s) => s.end)));
   return {
     start,
     end: last,
     rows,
-    totals: { queuedMs: sum('queuedMs'), waitingMs: sum('waitingMs'), runningMs: sum('runningMs'), backoffMs: sum('backoffMs'), wallMs: last - start },
+    totals: { queuedMs: sum('queuedMs'), waitingMs: sum('waitingMs'), runningMs: sum('runningMs'), backoffMs: sum('backoffMs'), wallMs: last - created },
   };
 }
 
-function rowOf(seq: number, name: string, kind: string | null, status: string, attempts: number, segments: Segment[], pending: boolean): Omit<TimelineRow, 'kept'> {
+function rowOf(seq: number, name: string, kind: string | null, status: string, attempts: number, segments: Segment[], pending: boolean): Omit<TimelineRow, 'kept' | 'branch'> {
   const total = (...kinds: SegmentKind[]) => segments.filter((s) => kinds.includes(s.kind)).reduce((n, s) => n + (s.end - s.start), 0);
   return {
     seq,
