@@ -75,6 +75,23 @@ test('a token that lives longer than BATON_TOOL_MAX_TOKEN_S is refused (default 
   assert.match(answerText(over), /maximum of 120 s/);
 });
 
+test('every refusal is a line in the server\'s log, with the verified token\'s run and tenant when there is one', async () => {
+  const t0 = now();
+  await diff(url.git120, t0, t0 + 600);
+  const wrongArgs = await rpc(url.git, toolsCall('get_diff', { range: 'HEAD~1' }), { token: await token(t0, t0 + 60) });
+  assert.equal(wrongArgs.status, 403);
+  const lines = (child: Child) =>
+    child
+      .stderr()
+      .split('\n')
+      .filter((l) => l.startsWith('{') && l.includes('"refused":true'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const [git, git120] = children;
+  assert.ok(lines(git120).some((l) => l.status === 401 && /exceeds the maximum of 120 s/.test(String(l.reason)) && l.server === 'git'));
+  const mismatch = lines(git).find((l) => /^token_args_mismatch/.test(String(l.reason)));
+  assert.deepEqual({ ...mismatch, reason: undefined, at: undefined }, { server: 'git', status: 403, reason: undefined, tenant: 'acme', run: 'r', seq: 0, fn: 'f', tool: 'get_diff', refused: true, at: undefined });
+});
+
 test('a token issued in the future is refused beyond a small clock skew', async () => {
   const t0 = now();
   const ahead = await diff(url.git, t0 + 120, t0 + 180);

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import { createToolServerApp, isMain, toolServerEnv } from '../lib/server.ts';
+import { createToolServerApp, isMain, logRefusal, toolServerEnv } from '../lib/server.ts';
 import { startTracing } from '../lib/tracing.ts';
 import { serveTool } from '../lib/shutdown.ts';
 
@@ -147,6 +147,7 @@ if (isMain(import.meta.url)) {
     publicKey: env.publicKey,
     allowedHosts: env.allowedHosts,
     maxTokenS: env.maxTokenS,
+    onRefusal: logRefusal,
     register: registerGitTools(repo),
     ready: () => repoProblem(repo),
   });

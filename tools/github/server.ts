@@ -24,7 +24,7 @@ import { digestArgs } from '../lib/digest.ts';
 import { type Ledger, createMemoryLedger } from '../lib/ledger.ts';
 import { ledgerFromEnv } from '../lib/ledger-pg.ts';
 import { type Touches, noPolicyWarning } from '../lib/policy.ts';
-import { callerOf, createToolServerApp, isMain, toolServerEnv } from '../lib/server.ts';
+import { callerOf, createToolServerApp, isMain, logRefusal, toolServerEnv } from '../lib/server.ts';
 import { startTracing } from '../lib/tracing.ts';
 import { serveTool } from '../lib/shutdown.ts';
 import { createGitHubClient, type GitHubClient, type GitHubComment, type RepoRef } from './client.ts';
@@ -146,6 +146,7 @@ if (isMain(import.meta.url)) {
     publicKey: env.publicKey,
     allowedHosts: env.allowedHosts,
     maxTokenS: env.maxTokenS,
+    onRefusal: logRefusal,
     policy: env.policy,
     touches: githubTouches,
     register: registerGitHubTools(createGitHubClient(gh), ledger),

@@ -58,6 +58,25 @@ export interface ToolServerOptions {
   policy?: ToolPolicy | null;
   /** What a call of `tool` with `args` touches, for the policy; null: nothing a tenant owns. */
   touches?: (tool: string, args: Record<string, unknown>) => Touches | null;
+  /** Told of every refused request (a token used off the gateway is audited nowhere else). */
+  onRefusal?: (refusal: Refusal) => void;
+}
+
+export interface Refusal {
+  server: string;
+  status: number;
+  reason: string;
+  /** From a verified token, when there was one. */
+  tenant?: string;
+  run?: string;
+  seq?: number;
+  fn?: string;
+  tool?: string;
+}
+
+/** The refusal log of a tool server process: one JSON line per refused request, on stderr. */
+export function logRefusal(refusal: Refusal): void {
+  process.stderr.write(`${JSON.stringify({ ...refusal, refused: true, at: new Date().toISOString() })}\n`);
 }
 
 function deny(status: 400 | 401 | 403 | 405 | 413, message: string, extraHeaders: Record<string, string> = {}): Response {
@@ -114,27 +133,36 @@ export function createToolServerApp(opts: ToolServerOptions): Hono {
   app.use('/mcp', mcpSpans(opts.name));
   app.use('/mcp', bodyLimit({ maxSize: MAX_REQUEST_BYTES, onError: () => deny(413, `the request is over ${MAX_REQUEST_BYTES} bytes`) }));
   app.all('/mcp', async (c) => {
-    const host = (c.req.header('host') ?? '').toLowerCase().replace(/:\d+$/, '');
-    if (!allowed.has(host)) return deny(403, `host "${host}" is not allowed`);
-    // Stateless: no session to resume (GET) or end (DELETE), so no stream that could outlive a token.
-    if (c.req.method !== 'POST') return deny(405, `${c.req.method} is not served: this endpoint is stateless, POST only`, { allow: 'POST' });
-
     let claims: CapabilityClaims | null = null;
+    const refuse = (status: 400 | 401 | 403 | 405, reason: string, headers: Record<string, string> = {}) => {
+      opts.onRefusal?.({
+        server: opts.name,
+        status,
+        reason,
+        ...(claims ? { tenant: claims.tenant, run: claims.run, seq: claims.seq, fn: claims.fn, ...(claims.use === 'call' ? { tool: claims.tool } : {}) } : {}),
+      });
+      return deny(status, reason, headers);
+    };
+    const host = (c.req.header('host') ?? '').toLowerCase().replace(/:\d+$/, '');
+    if (!allowed.has(host)) return refuse(403, `host "${host}" is not allowed`);
+    // Stateless: no session to resume (GET) or end (DELETE), so no stream that could outlive a token.
+    if (c.req.method !== 'POST') return refuse(405, `${c.req.method} is not served: this endpoint is stateless, POST only`, { allow: 'POST' });
+
     if (opts.publicKey) {
       const auth = c.req.header('authorization') ?? '';
       const token = /^Bearer (\S+)$/i.exec(auth)?.[1];
-      if (!token) return deny(401, 'a capability token is required');
+      if (!token) return refuse(401, 'a capability token is required');
       const verdict = await verifyCapability(opts.publicKey, token, opts.name, { maxLifetimeS: opts.maxTokenS ?? DEFAULT_MAX_TOKEN_S });
-      if (!verdict.ok) return deny(verdict.status, verdict.reason);
+      if (!verdict.ok) return refuse(verdict.status, verdict.reason);
       claims = verdict.claims;
       let body: unknown;
       try {
         body = await c.req.raw.clone().json();
       } catch {
-        return deny(400, 'the body is not JSON');
+        return refuse(400, 'the body is not JSON');
       }
       const problem = checkCalls(body, claims, opts);
-      if (problem) return deny(403, problem);
+      if (problem) return refuse(403, problem);
     }
 
     const server = new McpServer({ name: opts.name, version: opts.version ?? '1.0.0' }, { capabilities: { logging: {} } });

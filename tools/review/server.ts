@@ -14,7 +14,7 @@ import { type Ledger, createMemoryLedger } from '../lib/ledger.ts';
 import { type PgLedger, ledgerFromEnv } from '../lib/ledger-pg.ts';
 import type { Touches } from '../lib/policy.ts';
 import { noPolicyWarning } from '../lib/policy.ts';
-import { callerOf, createToolServerApp, isMain, toolServerEnv } from '../lib/server.ts';
+import { callerOf, createToolServerApp, isMain, logRefusal, toolServerEnv } from '../lib/server.ts';
 import { startTracing } from '../lib/tracing.ts';
 import { serveTool } from '../lib/shutdown.ts';
 import { type Comment, type CommentStore, createCommentStore } from './store.ts';
@@ -133,6 +133,7 @@ if (isMain(import.meta.url)) {
     publicKey: env.publicKey,
     allowedHosts: env.allowedHosts,
     maxTokenS: env.maxTokenS,
+    onRefusal: logRefusal,
     policy: env.policy,
     touches: reviewTouches,
     register: registerReviewTools(store, ledger),
