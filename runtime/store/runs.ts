@@ -4,6 +4,7 @@
 import { and, asc, between, desc, eq, lt, sql } from 'drizzle-orm';
 import { type Run, type RunStatus, type Step, type StepAttempt, runs, stepAttempts, steps } from '../../schema/tables.ts';
 import { type Db, query, queryPrepared } from '../db/connect.ts';
+import { summarizeStep } from '../agent/describe.ts';
 
 export interface NewRun {
   id: string;
@@ -166,6 +167,8 @@ export function stepView(s: Step) {
     nextStep: s.nextStep,
     error: s.error,
     usage: s.model ? { model: s.model, inputTokens: s.inputTokens, outputTokens: s.outputTokens, costUsd: s.costUsd } : null,
+    /** What an agent step added to the conversation, in one line (runtime/agent/describe.ts); null otherwise. */
+    summary: s.status === 'succeeded' ? summarizeStep(s.patch, s.output) : null,
   };
 }
 
