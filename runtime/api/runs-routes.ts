@@ -16,7 +16,7 @@ import { createRun, getRun, getRunWithSteps, listRuns, runSummary, runView } fro
 import { getStepDetail, stepDetailView } from '../store/step-detail.ts';
 import type { ApiEnv } from './auth.ts';
 import { readJson, validate } from './body.ts';
-import { runEvents } from './events.ts';
+import { createEventStreams, runEvents } from './streams/event-stream.ts';
 import { startRunSpan } from '../tracing.ts';
 import { admitRun } from './quotas.ts';
 
@@ -68,6 +68,7 @@ export function describeFunction(agent: Agent) {
 
 export function runsRoutes(p: Platform): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
+  const streams = createEventStreams(p);
 
   const functionOf = (name: string): Agent => {
     const agent = p.functions.get(name);
@@ -166,7 +167,7 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     // HEAD is routed here too, and Hono drops a HEAD response's body without
     // cancelling it: a stream opened for it would poll for the life of the run.
     if (c.req.method === 'HEAD') return c.body(null, 200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
-    return runEvents(p, c, run.id);
+    return runEvents(p, streams, c, run.id, c.get('credential'));
   });
 
   app.post('/runs/:id/cancel', async (c) => {

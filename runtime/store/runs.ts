@@ -4,6 +4,7 @@
 import { and, asc, between, desc, eq, lt, sql } from 'drizzle-orm';
 import { type Run, type RunStatus, type Step, type StepAttempt, runs, stepAttempts, steps } from '../../schema/tables.ts';
 import { type Db, query } from '../db/connect.ts';
+import { summarizeStep } from '../agent/describe.ts';
 import { insertRun } from './run-inserts.ts';
 
 export interface NewRun {
@@ -122,6 +123,8 @@ export function runView(r: RunWithSteps) {
     pending: run.status === 'waiting' ? (run.waitRequest ?? null) : null,
     usage: usageTotals(r.attempts),
     replayOf: run.replayOf,
+    /** The run's OpenTelemetry trace id (README "Observability"), null when tracing was off. */
+    traceId: run.traceContext?.split('-')[1] ?? null,
     createdAt: run.createdAt,
     updatedAt: run.updatedAt,
     finishedAt: run.finishedAt,
@@ -165,6 +168,8 @@ export function stepView(s: Step) {
     nextStep: s.nextStep,
     error: s.error,
     usage: s.model ? { model: s.model, inputTokens: s.inputTokens, outputTokens: s.outputTokens, costUsd: s.costUsd } : null,
+    /** What an agent step added to the conversation, in one line (runtime/agent/describe.ts); null otherwise. */
+    summary: s.status === 'succeeded' ? summarizeStep(s.patch, s.output) : null,
   };
 }
 

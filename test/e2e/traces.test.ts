@@ -116,6 +116,8 @@ test('a 3-step run across API, worker and tool server processes is one trace, a 
   assert.equal(root.attributes['baton.run_id'], runId);
   const [row] = await t.p.db.select({ traceContext: runs.traceContext }).from(runs).where(eq(runs.id, runId));
   assert.equal(row.traceContext, `00-${traceId}-${root.spanId}-01`);
+  const view = (await (await fetch(`${apiUrl}/v1/runs/${runId}`)).json()) as { traceId: string | null };
+  assert.equal(view.traceId, traceId, 'GET /v1/runs/:id names the trace');
 
   // A span per step attempt, in the worker process, children of the root.
   const steps = spans.filter((s) => s.name.startsWith('step ')).sort((a, b) => Number(a.startNs - b.startNs));

@@ -301,7 +301,7 @@ describe('pages', () => {
     const { text } = await get(`/ui/runs/${id}`);
     const rows = [...text.matchAll(/<a class="tl-row([^"]*)" href="[^"]*" data-seq="(\d+)"/g)].map((m) => [Number(m[2]), (m[1] ?? '').includes('branch')]);
     assert.deepEqual(rows, [[0, false], [1, true], [2, true], [3, false]]);
-    assert.match(text, /title="branch 2 of a fan-out">⑂2</);
+    assert.match(text, /title="branch 2 of a fan-out">↳2</);
     const branch = await get(`/ui/runs/${id}?step=2`);
     assert.match(branch.text, /branch 2 of the fan-out at #0/);
     assert.match(branch.text, /Branch input[\s\S]*b\.ts[\s\S]*Branch output[\s\S]*bytes/);

@@ -1,0 +1,36 @@
+/**
+ * The reads behind event streams (runtime/api/streams/run-watchers.ts): a run's rows
+ * from one seq on, so a watcher reads only what may have changed since it last looked
+ * (steps before the run's next seq are final), and the change stamps of many runs in one
+ * statement, so the safety-net poll costs one query however many runs are watched.
+ */
+import { and, asc, eq, gte, inArray } from 'drizzle-orm';
+import { runs, stepAttempts, steps } from '../../schema/tables.ts';
+import type { Db } from '../db/connect.ts';
+import { type RunWithSteps, getRun } from './runs.ts';
+
+/** The run, with its steps and attempts from `fromSeq` on (all of them from 0). */
+export async function readRunSince(db: Db, id: string, fromSeq: number): Promise<RunWithSteps | null> {
+  const run = await getRun(db, id);
+  if (!run) return null;
+  const [rows, attempts] = await Promise.all([
+    db.select().from(steps).where(and(eq(steps.runId, id), gte(steps.seq, fromSeq))).orderBy(asc(steps.seq)),
+    db
+      .select()
+      .from(stepAttempts)
+      .where(and(eq(stepAttempts.runId, id), gte(stepAttempts.seq, fromSeq)))
+      .orderBy(asc(stepAttempts.seq), asc(stepAttempts.attempt)),
+  ]);
+  return { run, steps: rows, attempts };
+}
+
+/** What changes whenever a run moves (claim, commit, failure, wait, signal, cancel, a branch's commit), for many runs at once. */
+export async function runStamps(db: Db, ids: readonly string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db
+    .select({ id: runs.id, updatedAt: runs.updatedAt, status: runs.status, nextSeq: runs.nextSeq, branches: runs.branches })
+    .from(runs)
+    .where(inArray(runs.id, [...ids]));
+  // `branches` counts down as a fan-out's branches commit (they do not touch the run's other columns).
+  return new Map(rows.map((r) => [r.id, `${r.updatedAt.getTime()}|${r.status}|${r.nextSeq}|${r.branches}`]));
+}
