@@ -18,6 +18,7 @@ interface Held {
   /** A fan-out's branch holds its lease on its own step row: its seq. */
   seq: number | null;
   onLost: (reason: BatonError) => void;
+  onHeld: (() => void) | undefined;
 }
 
 interface Keeper {
@@ -30,19 +31,21 @@ interface Keeper {
 const keepers = new WeakMap<Platform, Keeper>();
 
 /**
- * Starts beating; `onLost` is called once if the lease turns out to be gone. Returns the
- * stop function. A branch of a fan-out (`branch` set) holds its lease on its own step row.
+ * Starts beating; `onLost` is called once if the lease turns out to be gone, `onHeld`
+ * after each beat that extended it. Returns the stop function. A branch of a fan-out
+ * (`branch` set) holds its lease on its own step row.
  */
 export function keepLease(
   p: Platform,
   at: { runId: string; seq: number; branch: unknown },
   leaseOwner: string,
   onLost: (reason: BatonError) => void,
+  onHeld?: () => void,
 ): () => void {
   let k = keepers.get(p);
   if (!k) keepers.set(p, (k = { held: new Map(), timer: null, beating: false }));
   const keeper = k;
-  keeper.held.set(leaseOwner, { runId: at.runId, seq: at.branch ? at.seq : null, onLost });
+  keeper.held.set(leaseOwner, { runId: at.runId, seq: at.branch ? at.seq : null, onLost, onHeld });
   keeper.timer ??= setInterval(() => void beat(p, keeper), p.config.heartbeatMs);
   return () => {
     keeper.held.delete(leaseOwner);
@@ -61,7 +64,10 @@ async function beat(p: Platform, keeper: Keeper): Promise<void> {
   try {
     const held = await heartbeatMany(p.db, sent, p.config.leaseMs);
     for (const { leaseOwner } of sent) {
-      if (held.has(leaseOwner)) continue;
+      if (held.has(leaseOwner)) {
+        keeper.held.get(leaseOwner)?.onHeld?.();
+        continue;
+      }
       const h = keeper.held.get(leaseOwner);
       // Stopped meanwhile (its commit released the lease): not lost.
       if (!h) continue;
