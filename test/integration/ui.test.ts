@@ -170,6 +170,16 @@ describe('the cookie session on /v1', () => {
     assert.equal(ok.status, 202);
   });
 
+  test('signing out needs the page CSRF token and clears the cookie', async () => {
+    const { cookie, csrf } = await signIn();
+    const post = (body: string) =>
+      api.request('/ui/logout', { method: 'POST', headers: { cookie, origin: 'http://localhost', 'content-type': 'application/x-www-form-urlencoded' }, body });
+    assert.equal((await post('csrf=wrong')).status, 403);
+    const out = await post(`csrf=${encodeURIComponent(csrf)}`);
+    assert.equal(out.status, 303);
+    assert.match(out.headers.get('set-cookie') ?? '', /baton_session=;.*Max-Age=0/i);
+  });
+
   test('revoking the key ends its sessions', async () => {
     const k = await createApiKey(t.p.db, 'acme', 'short-lived');
     const { cookie } = await signIn(k.key);
@@ -301,7 +311,7 @@ describe('pages', () => {
     const { text } = await get(`/ui/runs/${id}`);
     const rows = [...text.matchAll(/<a class="tl-row([^"]*)" href="[^"]*" data-seq="(\d+)"/g)].map((m) => [Number(m[2]), (m[1] ?? '').includes('branch')]);
     assert.deepEqual(rows, [[0, false], [1, true], [2, true], [3, false]]);
-    assert.match(text, /title="branch 2 of a fan-out">⑂2</);
+    assert.match(text, /title="branch 2 of a fan-out">↳2</);
     const branch = await get(`/ui/runs/${id}?step=2`);
     assert.match(branch.text, /branch 2 of the fan-out at #0/);
     assert.match(branch.text, /Branch input[\s\S]*b\.ts[\s\S]*Branch output[\s\S]*bytes/);

@@ -26,7 +26,7 @@ export function stepView(d: StepDetailView, opts: { live: boolean }): Html {
     <div><dt>Attempts</dt><dd>${d.attempts.length}</dd></div>
     <div><dt>Started</dt><dd>${time(d.startedAt)}</dd></div>
     <div><dt>Ran for</dt><dd>${duration(d.durationMs)}</dd></div>
-    <div><dt>Next step</dt><dd>${d.nextStep ?? (d.status === 'succeeded' ? html`<span class="muted">end of run</span>` : '—')}</dd></div>
+    <div><dt>Next step</dt><dd>${d.branch ? html`<span class="muted">the join</span>` : (d.nextStep ?? (d.status === 'succeeded' ? html`<span class="muted">end of run</span>` : '—'))}</dd></div>
     ${d.usage ? html`<div><dt>Tokens</dt><dd>${fmtInt(d.usage.inputTokens)} in · ${fmtInt(d.usage.outputTokens)} out <span class="muted">${d.usage.model}</span></dd></div>` : ''}
   </dl>
   ${opts.live && d.status === 'running' ? html`<div class="live-answer"><h3>Streaming answer</h3><pre class="stream" data-stream-seq="${d.seq}"></pre></div>` : ''}
