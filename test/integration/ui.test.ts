@@ -170,6 +170,16 @@ describe('the cookie session on /v1', () => {
     assert.equal(ok.status, 202);
   });
 
+  test('signing out needs the page CSRF token and clears the cookie', async () => {
+    const { cookie, csrf } = await signIn();
+    const post = (body: string) =>
+      api.request('/ui/logout', { method: 'POST', headers: { cookie, origin: 'http://localhost', 'content-type': 'application/x-www-form-urlencoded' }, body });
+    assert.equal((await post('csrf=wrong')).status, 403);
+    const out = await post(`csrf=${encodeURIComponent(csrf)}`);
+    assert.equal(out.status, 303);
+    assert.match(out.headers.get('set-cookie') ?? '', /baton_session=;.*Max-Age=0/i);
+  });
+
   test('revoking the key ends its sessions', async () => {
     const k = await createApiKey(t.p.db, 'acme', 'short-lived');
     const { cookie } = await signIn(k.key);
