@@ -30,6 +30,8 @@ export function createStepContext(
   claimed: ClaimedStep,
   abortSignal: AbortSignal,
   deadline: number,
+  /** Called once, just before the step's outside call (LLM or tool) goes out. */
+  onCall?: () => void,
 ): { ctx: StepContext; recorder: StepRecorder } {
   const recorder: StepRecorder = { kind: 'compute', calls: 0, usage: { model: null, inputTokens: null, outputTokens: null, costUsd: null }, call: null };
   const where = { runId: claimed.runId, seq: claimed.seq, step: claimed.step };
@@ -42,6 +44,7 @@ export function createStepContext(
     }
     recorder.calls++;
     recorder.kind = kind;
+    onCall?.();
   };
   const log = p.log.child({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, function: agent.name });
 

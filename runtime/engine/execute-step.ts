@@ -74,11 +74,12 @@ type Claimed = ClaimedStep & { trace?: string | undefined };
 
 const COMMIT_BUDGET_MS = 60_000;
 /**
- * A step still running this long after its claim tells the run's listeners it started
- * (SSE `step.started`); a quicker one is told once, with its commit: one PUBLISH per
- * step instead of two. Events are read from the rows, so nothing is missed either way.
+ * A step tells the run's listeners it started (SSE `step.started`) when it makes its
+ * outside call, or if it is still running this long after its claim; a quick step is
+ * told once, with its commit: one PUBLISH per step instead of two. Events are read
+ * from the rows, so nothing is missed either way.
  */
-const STARTED_NOTICE_MS = 50;
+const STARTED_NOTICE_MS = 1000;
 
 export async function executeStep(p: Platform, fn: string, msg: StepMessage, opts: ExecuteOptions): Promise<StepOutcome> {
   const agent = p.functions.get(fn);
@@ -113,6 +114,7 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
     step: claimed.step,
     seq: claimed.seq,
     attempt: claimed.attempt,
+    branch: claimed.branch?.index,
     worker: opts.worker,
     runTrace: claimed.trace ?? null,
     parent: opts.traceParent,
@@ -162,7 +164,14 @@ async function runClaimed(
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = AbortSignal.any([controller.signal, timeout, ...(opts.shutdown ? [opts.shutdown] : [])]);
   p.inflight.add(claimed.runId, controller);
-  const startedNotice = setTimeout(() => p.events.publish(claimed.runId, { type: 'changed' }), STARTED_NOTICE_MS);
+  let announced = false;
+  const announce = () => {
+    clearTimeout(startedNotice);
+    if (announced) return;
+    announced = true;
+    p.events.publish(claimed.runId, { type: 'changed' });
+  };
+  const startedNotice = setTimeout(announce, STARTED_NOTICE_MS);
   const stopBeating = keepLease(
     p,
     claimed,
@@ -173,7 +182,7 @@ async function runClaimed(
     opts.onHeartbeat,
   );
   try {
-    const { ctx, recorder } = createStepContext(p, agent, claimed, signal, deadline);
+    const { ctx, recorder } = createStepContext(p, agent, claimed, signal, deadline, announce);
     const started = performance.now();
     let result: unknown;
     let thrown: unknown;
