@@ -114,6 +114,7 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
     step: claimed.step,
     seq: claimed.seq,
     attempt: claimed.attempt,
+    branch: claimed.branch?.index,
     worker: opts.worker,
     runTrace: claimed.trace ?? null,
     parent: opts.traceParent,

@@ -7,7 +7,8 @@
  * One statement per beat for every step in flight in this process, not one per step:
  * a worker driving a thousand LLM-waiting steps sends one write (one WAL flush) every
  * `heartbeatMs`, not a thousand. Each lease is still extended at least once per
- * `heartbeatMs` after its claim, as before.
+ * `heartbeatMs` after its claim, as before. It goes over a connection of its own
+ * (`Database.leases`), never queued behind the steps' claims and commits.
  */
 import { BatonError } from '../errors.ts';
 import type { Platform } from '../platform.ts';
@@ -62,7 +63,7 @@ async function beat(p: Platform, keeper: Keeper): Promise<void> {
   keeper.beating = true;
   const sent = [...keeper.held].map(([leaseOwner, h]) => ({ runId: h.runId, seq: h.seq, leaseOwner }));
   try {
-    const held = await heartbeatMany(p.db, sent, p.config.leaseMs);
+    const held = await heartbeatMany(p.database.leases, sent, p.config.leaseMs);
     for (const { leaseOwner } of sent) {
       if (held.has(leaseOwner)) {
         keeper.held.get(leaseOwner)?.onHeld?.();

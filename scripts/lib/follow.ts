@@ -149,7 +149,8 @@ export async function follow(client: ApiClient, runId: string, opts: FollowOptio
         else if (event === 'step.delta') view.delta(d.seq, d.text ?? '');
         else if (event === 'step.completed') {
           view.finished(d);
-          if (!opts.json) view.line(stepLine('✓', d, d.durationMs === null ? '' : formatDuration(d.durationMs)));
+          const took = d.durationMs === null ? '' : formatDuration(d.durationMs);
+          if (!opts.json) view.line(stepLine('✓', d, d.summary ? `${took.padEnd(8)} ${d.summary}` : took));
         } else if (event === 'step.failed') {
           view.finished(d);
           const message = d.error?.message ?? 'failed';
