@@ -224,8 +224,7 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
           )
           .catch(() => {});
         if (req.abortSignal.aborted) throw req.abortSignal.reason ?? err;
-        if (denied) throw new BatonError('tool_denied', `${req.name}: the tool server refused the call: ${message}`, { cause: err });
-        throw new BatonError('tool_unavailable', `${req.name}: ${message}`, { cause: err });
+        throw callFailure(req.name, code, message, err);
       } finally {
         // A stateful server (one that gave a session id) is told the session is over.
         if (transport.sessionId) {
@@ -295,4 +294,14 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
       return out;
     },
   };
+}
+
+/**
+ * A failed call as the engine sees it: a refusal is final, except our own token running out in
+ * transit (an overloaded server, a slow network), which the next attempt fixes with a fresh token.
+ */
+export function callFailure(name: string, status: unknown, message: string, cause?: unknown): BatonError {
+  const refused = (status === 401 || status === 403) && !/token expired/.test(message);
+  if (refused) return new BatonError('tool_denied', `${name}: the tool server refused the call: ${message}`, { cause });
+  return new BatonError('tool_unavailable', `${name}: ${message}`, { cause });
 }

@@ -43,6 +43,18 @@ const fan = defineAgent({
   },
 });
 
+const chat = defineAgent({
+  name: 'chat',
+  input: v.object({ turns: v.number() }),
+  start: 'answer',
+  steps: {
+    answer: async (ctx) => {
+      const messages = Array.from({ length: ctx.input.turns }, (_, i) => ({ role: i % 2 ? ('assistant' as const) : ('user' as const), content: `message ${i}` }));
+      return done((await ctx.llm.generateText({ messages })).text);
+    },
+  },
+});
+
 let t: TestPlatform;
 let key: string;
 let otherKey: string;
@@ -75,7 +87,7 @@ async function signIn(k = key): Promise<{ cookie: string; csrf: string }> {
 }
 
 before(async () => {
-  const functions = new Map([...(await loadFunctions(path.resolve('functions'))), ['inspect', inspect], ['fan', fan]]);
+  const functions = new Map([...(await loadFunctions(path.resolve('functions'))), ['inspect', inspect], ['fan', fan], ['chat', chat]]);
   t = await startTestPlatform({ functions, env: { BATON_AUTH: 'on' }, llm: { reply: () => 'Baton hands the baton on.' } });
   api = t.api;
   key = (await createApiKey(t.p.db, 'acme', 'ui test')).key;
@@ -316,6 +328,18 @@ describe('pages', () => {
     assert.match(branch.text, /branch 2 of the fan-out at #0/);
     assert.match(branch.text, /Branch input[\s\S]*b\.ts[\s\S]*Branch output[\s\S]*bytes/);
     assert.doesNotMatch(branch.text, /Replay from this step/);
+  });
+
+  test('a long conversation is recorded by its latest messages only: the record per step stays flat', async () => {
+    const id = await start('chat', { turns: 31 });
+    await waitForRun(t.p, id);
+    const d = (await (await api.request(`/v1/runs/${id}/steps/0`, { headers: bearer(key) })).json()) as {
+      attempts: Array<{ call: { request: { messages: Array<{ content: string }>; earlierMessages: number } } }>;
+    };
+    const req = d.attempts[0]?.call.request;
+    assert.equal(req?.earlierMessages, 19);
+    assert.deepEqual(req?.messages.map((m) => m.content), Array.from({ length: 12 }, (_, i) => `message ${19 + i}`));
+    assert.match((await get(`/ui/runs/${id}?step=0`)).text, /… 19 earlier messages/);
   });
 
   test('a tool step shows the arguments it sent and the result it got', async () => {
