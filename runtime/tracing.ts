@@ -113,6 +113,13 @@ export function endStepSpan(span: Span | null, outcome: { status: string; error?
   span.end();
 }
 
+/** `trace_id` and `span_id` of the active span, for a log line to point at it (nothing with tracing off). */
+export function logTraceIds(): { trace_id?: string; span_id?: string } {
+  if (!tracingOn()) return {};
+  const sc = trace.getActiveSpan()?.spanContext();
+  return sc ? { trace_id: sc.traceId, span_id: sc.spanId } : {};
+}
+
 /** Notes on the active step span: what kind of call the step made. */
 export function noteKind(kind: string): void {
   if (tracingOn()) trace.getActiveSpan()?.setAttribute(ATTR.kind, kind);

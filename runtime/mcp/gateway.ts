@@ -244,7 +244,8 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
         if (!url) throw new BatonError('tool_denied', `no URL is configured for tool server "${server}"`, { details: { server } });
         const sendToken = !deps.withoutToken?.includes(server);
         if (sendToken && !deps.signingKey) throw new BatonError('tool_denied', 'no signing key is configured for capability tokens (BATON_TOOL_SIGNING_KEY)');
-        const headers: Record<string, string> = {};
+        // The listing step's trace goes along too (`traceparent`).
+        const headers: Record<string, string> = injectTraceHeaders({});
         if (sendToken) {
           const claims: MintClaims = { use: 'list', aud: server, run: req.runId, seq: req.seq, fn: req.function, tenant: req.tenant, tools: [...scope], ...lifetime(req.deadline) };
           headers.Authorization = `Bearer ${await mintCapability(deps.signingKey as KeyObject, claims)}`;

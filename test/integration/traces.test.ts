@@ -1,10 +1,13 @@
 /**
  * Traces in one process, with an in-memory exporter: a fan-out run (plan → three
  * branches → join) is one trace whose root the API made; every step and every branch
- * is a span under it, each branch naming its index. (Across processes, with a real
- * OTLP receiver: test/e2e/traces.test.ts.)
+ * is a span under it, each branch naming its index. An agent run (pr-agent: the model
+ * lists its tools, then calls them) leaves no span outside its trace, tool listings
+ * and the tool servers' spans included. (Across processes, with a real OTLP receiver:
+ * test/e2e/traces.test.ts.)
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
@@ -51,4 +54,28 @@ test('a fan-out run is one trace: plan, each branch (with its index) and the joi
   for (const s of steps) assert.equal(s.parentSpanContext?.spanId, root.spanContext().spanId, `${s.name} #${s.attributes['baton.seq']} is under the root`);
   // Nothing of this run landed in another trace.
   assert.equal(exporter.getFinishedSpans().filter((s) => s.attributes['baton.run_id'] === id && s.spanContext().traceId !== traceId).length, 0);
+});
+
+test("an agent run's every span is in its trace: model turns, tool listings, tool calls, the tool servers' spans", async () => {
+  const agent = await startTestPlatform({ llm: 'offline' });
+  try {
+    exporter.reset();
+    const input = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, '../../functions/pr-agent/example.json'), 'utf8'));
+    const id = await trigger(agent.api, 'pr-agent', input);
+    assert.equal((await waitForRun(agent.p, id, undefined, 60_000)).run.status, 'succeeded');
+    await provider.forceFlush();
+    const spans = exporter.getFinishedSpans();
+    const names = new Set(spans.map((s) => s.name));
+    for (const name of ['run pr-agent', 'step model', 'chat baton-offline', 'tools/list', 'initialize']) assert.ok(names.has(name), `a ${name} span`);
+    assert.ok([...names].some((n) => n.startsWith('tools/call ')), 'tool call spans');
+    const stray = spans.filter((s) => s.spanContext().traceId !== id.replaceAll('-', ''));
+    assert.deepEqual(stray.map((s) => s.name), [], 'no span outside the run trace');
+    // The tool server's listing is under the model step that asked for it.
+    const byId = new Map(spans.map((s) => [s.spanContext().spanId, s]));
+    for (const list of spans.filter((s) => s.name === 'tools/list')) {
+      assert.equal(byId.get(list.parentSpanContext?.spanId ?? '')?.name, 'step model');
+    }
+  } finally {
+    await agent.close();
+  }
 });
