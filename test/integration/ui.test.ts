@@ -233,6 +233,9 @@ describe('pages', () => {
     assert.equal(exact.headers.get('location'), `/ui/runs/${runId}`);
     const prefix = await get(`/ui?q=${runId.slice(0, 23)}`);
     assert.ok(prefix.text.includes(runId) && !prefix.text.includes(prId));
+    const rows = await get('/ui?function=pr-review&fragment=rows');
+    assert.match(rows.text, /^<tbody id="runs-body">/, 'finished runs only: the list needs no redraw');
+    assert.ok(rows.text.includes(prId) && !rows.text.includes('<html'));
     const junk = await get('/ui?q=not-an-id%3Cscript%3E');
     assert.match(junk.text, /is not a run id/);
     assert.doesNotMatch(junk.text, /<script>/);
