@@ -45,8 +45,8 @@ function firstOpenSeq(full: RunWithSteps): number {
 }
 
 export interface FollowerSink {
-  /** A durable event, in id order, after the follower's cursor. */
-  event(e: DerivedEvent): void;
+  /** A durable event the follower was not sent yet; `data` is its JSON (serialised once for all followers). */
+  event(e: DerivedEvent, data: string): void;
   /** A token delta of a streaming LLM step (live only, no id). */
   delta(seq: number, text: string): void;
   /** The run ended (its final state), or disappeared (null). */
@@ -92,10 +92,16 @@ export function createRunWatchers(p: Platform): RunWatchers {
   let flushing = false;
   let lastFlush = 0;
 
+  const json = new WeakMap<DerivedEvent, string>();
   const deliver = (f: Follower, e: DerivedEvent) => {
     if (f.done || !isAfter(e.key, f.floor) || f.sent.has(e.id)) return;
     f.sent.set(e.id, e.key[0]);
-    f.sink.event(e);
+    let data = json.get(e);
+    if (data === undefined) {
+      data = JSON.stringify(e.data);
+      json.set(e, data);
+    }
+    f.sink.event(e, data);
   };
 
   /** Every step below `seq` is final and was sent: forget their ids. */
