@@ -111,8 +111,11 @@ export const runs = pgTable(
     finishedAt: ts('finished_at'),
   },
   (t) => [
+    // Live runs for the sweeper. Not on updated_at: every step writes it, and an indexed
+    // column that changes makes each update of the run a non-HOT one (a new entry in every
+    // index of the table); created_at never changes, so per-step updates stay HOT.
     index('runs_live_idx')
-      .on(t.updatedAt)
+      .on(t.createdAt)
       .where(sql`${t.status} in ('queued', 'running', 'waiting')`),
     index('runs_function_created_idx').on(t.function, t.createdAt),
     index('runs_tenant_created_idx').on(t.tenant, t.createdAt),

@@ -2,21 +2,22 @@
  * The agent loop, built from the same primitives as any hand-wired function: three
  * steps and the run's state.
  *
- *   model       (llm)  one model turn: answer → done; tool calls → `tool`
- *   tool        (tool) one tool call, result appended → the next call, or `model` again
- *   over_budget        fails the run `budget_exceeded` after a turn that went over
+ *   model        (llm)  one model turn: answer → done; tool calls → `tool` (hand-on.ts)
+ *   tool         (tool) one tool call: a branch of the turn's fan-out, or one after another
+ *   tool_results        joins a fan-out: every result appended, in call order → `model`
+ *   over_budget         fails the run `budget_exceeded` after a turn that went over
  *
  * `defineAgent({ agent: { … } })` uses it; `agentLoop(options)` hands the steps to an
  * author who wants them inside a graph of their own.
  */
 import * as v from 'valibot';
 import { BatonError } from '../errors.ts';
-import { next, type StepContext, type StepDefinition, type StepResult } from '../define.ts';
+import { done, next, type StepContext, type StepDefinition, type StepResult } from '../define.ts';
 import type { State } from '../state.ts';
 import { BudgetOverride } from './budget.ts';
-import { afterToolCall, MODEL_STEP, TOOL_STEP } from './hand-on.ts';
+import { afterToolCall, JOIN_STEP, joinToolCalls, MODEL_STEP, TOOL_STEP } from './hand-on.ts';
 import { BUDGET_STEP, modelTurn } from './model-turn.ts';
-import { type LoopState, toolMessage } from './state.ts';
+import { type LoopState, type PendingCall, toolMessage } from './state.ts';
 import { TOOL_ATTEMPTS, toolCall } from './tool-call.ts';
 
 export interface LoopOptions<I = unknown> {
@@ -60,6 +61,7 @@ export function agentLoop<I>(opts: LoopOptions<I>, tools: Readonly<Record<string
     steps: {
       [MODEL_STEP]: { run: (ctx) => modelTurn(ctx, o), timeoutMs: o.modelTimeoutMs },
       [TOOL_STEP]: { run: (ctx) => runTool(ctx, o), timeoutMs: o.toolTimeoutMs, maxAttempts: TOOL_ATTEMPTS },
+      [JOIN_STEP]: { run: (ctx) => joinToolCalls(ctx.state as LoopState, ctx.branches ?? []) },
       [BUDGET_STEP]: {
         run: (ctx) => {
           const e = (ctx.state as LoopState).budgetError;
@@ -71,6 +73,14 @@ export function agentLoop<I>(opts: LoopOptions<I>, tools: Readonly<Record<string
 }
 
 async function runTool(ctx: StepContext, opts: LoopOptions): Promise<StepResult> {
+  if (ctx.branch) {
+    // A branch of the turn's fan-out: its result is its output; the join appends them in order.
+    const call = ctx.branch.input as PendingCall;
+    const output = await toolCall(ctx, call, opts);
+    if (output.type === 'wait') throw new BatonError('invalid_step_result', `tool ${call.toolName} awaits approval and cannot run in a fan-out`);
+    ctx.log(output.type === 'json' || output.type === 'text' ? 'tool call answered' : 'tool call failed', { tool: call.toolName, branch: ctx.branch.index, of: ctx.branch.of });
+    return done(toolMessage(call, output));
+  }
   const state = ctx.state as LoopState;
   const index = state.next ?? 0;
   const call = state.calls?.[index];

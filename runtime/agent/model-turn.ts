@@ -50,5 +50,5 @@ export async function modelTurn(ctx: StepContext, opts: LoopOptions): Promise<St
   const calls: PendingCall[] = result.toolCalls.map((c) => ({ toolCallId: c.toolCallId, toolName: c.toolName, input: c.input }));
   if (calls.length === 0) return done({ answer: result.text, turns: now.turns, usage: now }, patch);
   ctx.log('model asked for tools', { turn: now.turns, tools: calls.map((c) => c.toolName) });
-  return runToolCalls(calls, patch);
+  return runToolCalls(calls, patch, opts.approve);
 }

@@ -76,7 +76,8 @@ export function deriveEvents(runId: string, full: RunWithSteps): DerivedEvent[] 
       id: `${run.nextSeq}-0-2`,
       key: [run.nextSeq, 0, 2],
       event: 'run.waiting',
-      data: { runId, signal: run.waitSignal, wakeAt: run.wakeAt },
+      // `pending`: what the run waits for (an agent's tool call awaiting approval), as GET /v1/runs/:id shows it.
+      data: { runId, signal: run.waitSignal, wakeAt: run.wakeAt, pending: run.waitRequest ?? null },
     });
   }
   return events;

@@ -19,6 +19,12 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
 export interface Database {
   db: Db;
+  /**
+   * The lease heartbeats' own connection: a worker with a thousand steps in flight queues
+   * their claims and commits on `db`'s pool, and a heartbeat waiting behind them would let
+   * live leases lapse (other workers would then take the steps over). Same as `db` in PGlite.
+   */
+  leases: Db;
   driver: 'postgres' | 'pglite';
   /** Where it lives, without credentials (for logs). */
   where: string;
@@ -48,11 +54,19 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
     pool.on('error', (err) => opts.onError?.(err));
     const db = drizzlePg({ client: pool, schema }) as unknown as Db;
     pools.set(db, { pool, prepared: true });
+    // Connects on first use: only processes that run steps open it.
+    const leasePool = new pg.Pool({ connectionString: opts.url, max: 1, connectionTimeoutMillis: 3000, idleTimeoutMillis: 10_000, query_timeout: 30_000 });
+    leasePool.on('error', (err) => opts.onError?.(err));
+    const leases = drizzlePg({ client: leasePool, schema }) as unknown as Db;
+    pools.set(leases, { pool: leasePool, prepared: true });
     return {
       db,
+      leases,
       driver: 'postgres',
       where: redactUrl(opts.url),
-      close: () => pool.end(),
+      close: async () => {
+        await Promise.all([pool.end(), leasePool.end()]);
+      },
     };
   }
   if (!opts.dataDir) throw new Error('openDatabase: give a DATABASE_URL or a data directory for PGlite');
@@ -71,8 +85,10 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
   }
   fs.mkdirSync(opts.dataDir, { recursive: true });
   const client = await PGlite.create(opts.dataDir);
+  const pgliteDb = drizzlePglite({ client, schema }) as unknown as Db;
   return {
-    db: drizzlePglite({ client, schema }) as unknown as Db,
+    db: pgliteDb,
+    leases: pgliteDb,
     driver: 'pglite',
     where: `${opts.dataDir} (embedded PGlite)`,
     close: () => client.close(),

@@ -13,7 +13,7 @@ import type { StepUsage } from '../store/commit.ts';
 import type { ClaimedStep } from '../store/claim.ts';
 import type { StepCallRecord } from '../store/step-calls.ts';
 import type { Platform } from '../platform.ts';
-import { noteUsage, traceLlmCalls, traceToolCall } from '../tracing.ts';
+import { logTraceIds, noteUsage, traceLlmCalls, traceToolCall } from '../tracing.ts';
 import { faultPoint } from './fault-points.ts';
 
 export interface StepRecorder {
@@ -30,6 +30,8 @@ export function createStepContext(
   claimed: ClaimedStep,
   abortSignal: AbortSignal,
   deadline: number,
+  /** Called once, just before the step's outside call (LLM or tool) goes out. */
+  onCall?: () => void,
 ): { ctx: StepContext; recorder: StepRecorder } {
   const recorder: StepRecorder = { kind: 'compute', calls: 0, usage: { model: null, inputTokens: null, outputTokens: null, costUsd: null }, call: null };
   const where = { runId: claimed.runId, seq: claimed.seq, step: claimed.step };
@@ -42,8 +44,9 @@ export function createStepContext(
     }
     recorder.calls++;
     recorder.kind = kind;
+    onCall?.();
   };
-  const log = p.log.child({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, function: agent.name });
+  const log = p.log.child({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, function: agent.name, ...logTraceIds() });
 
   const llm = traceLlmCalls(createLlmClient({
     model: p.model.model,

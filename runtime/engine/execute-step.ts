@@ -54,6 +54,17 @@ export interface ExecuteOptions {
   worker: string;
   /** Aborted when this process must stop (after its grace period). */
   shutdown?: AbortSignal;
+  /**
+   * Called after each heartbeat that extended the lease: the worker touches the step's
+   * stream entry then, so the entry looks idle for a lease only once the lease in
+   * PostgreSQL has run out too (a reclaim that came earlier would find it still held).
+   */
+  onHeartbeat?: () => void;
+  /**
+   * Publishes the next step in the same round trip as the ack of the message that ran
+   * this one (the worker's MULTI XADD + XACK); default: publish only, the caller acks.
+   */
+  handOn?: (next: StepMessage) => Promise<void>;
   /** The step span's parent when closer than the run's root (POST /invoke: the dispatcher's span). */
   traceParent?: Context | null;
 }
@@ -62,6 +73,13 @@ export interface ExecuteOptions {
 type Claimed = ClaimedStep & { trace?: string | undefined };
 
 const COMMIT_BUDGET_MS = 60_000;
+/**
+ * A step tells the run's listeners it started (SSE `step.started`) when it makes its
+ * outside call, or if it is still running this long after its claim; a quick step is
+ * told once, with its commit: one PUBLISH per step instead of two. Events are read
+ * from the rows, so nothing is missed either way.
+ */
+const STARTED_NOTICE_MS = 1000;
 
 export async function executeStep(p: Platform, fn: string, msg: StepMessage, opts: ExecuteOptions): Promise<StepOutcome> {
   const agent = p.functions.get(fn);
@@ -96,6 +114,7 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
     step: claimed.step,
     seq: claimed.seq,
     attempt: claimed.attempt,
+    branch: claimed.branch?.index,
     worker: opts.worker,
     runTrace: claimed.trace ?? null,
     parent: opts.traceParent,
@@ -114,8 +133,8 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
 
 async function afterClaim(p: Platform, agent: Agent, claimed: Claimed, leaseOwner: string, opts: ExecuteOptions): Promise<StepOutcome> {
   const fn = agent.name;
-  p.events.publish(claimed.runId, { type: 'changed' });
   if (claimed.crashLoop) {
+    p.events.publish(claimed.runId, { type: 'changed' });
     // The claim itself failed the run: every earlier claim of this step died with its worker.
     p.log.error({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, error: claimed.crashLoop.message }, 'crash loop: run failed');
     p.metrics.steps.inc({ function: fn, kind: 'none', outcome: 'failed' });
@@ -145,11 +164,25 @@ async function runClaimed(
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = AbortSignal.any([controller.signal, timeout, ...(opts.shutdown ? [opts.shutdown] : [])]);
   p.inflight.add(claimed.runId, controller);
-  const stopBeating = keepLease(p, claimed, leaseOwner, (lost) => {
-    if (!controller.signal.aborted) controller.abort(lost);
-  });
+  let announced = false;
+  const announce = () => {
+    clearTimeout(startedNotice);
+    if (announced) return;
+    announced = true;
+    p.events.publish(claimed.runId, { type: 'changed' });
+  };
+  const startedNotice = setTimeout(announce, STARTED_NOTICE_MS);
+  const stopBeating = keepLease(
+    p,
+    claimed,
+    leaseOwner,
+    (lost) => {
+      if (!controller.signal.aborted) controller.abort(lost);
+    },
+    opts.onHeartbeat,
+  );
   try {
-    const { ctx, recorder } = createStepContext(p, agent, claimed, signal, deadline);
+    const { ctx, recorder } = createStepContext(p, agent, claimed, signal, deadline, announce);
     const started = performance.now();
     let result: unknown;
     let thrown: unknown;
@@ -191,8 +224,9 @@ async function runClaimed(
 
     const checked = checkResult(agent, claimed.step, result, claimed.branch !== undefined);
     if (checked instanceof BatonError) return await fail(p, agent, claimed, leaseOwner, recorder.kind, checked, recorder.usage);
-    return await commit(p, agent, claimed, leaseOwner, checked, recorder.kind, recorder.usage);
+    return await commit(p, agent, claimed, leaseOwner, checked, recorder.kind, recorder.usage, opts.handOn);
   } finally {
+    clearTimeout(startedNotice);
     // Only now: the lease must outlive a commit that is retried through a database blip.
     stopBeating();
   }
@@ -206,6 +240,7 @@ async function commit(
   result: StepResult,
   callKind: StepKind,
   usage: StepUsage,
+  handOn?: (next: StepMessage) => Promise<void>,
 ): Promise<StepOutcome> {
   const kindOf: StepKind = callKind !== 'compute' ? callKind : result.type === 'wait' ? 'wait' : 'compute';
   if (claimed.branch || result.type === 'parallel') {
@@ -270,7 +305,8 @@ async function commit(
   faultPoint('after-commit', claimed);
   // Hand on. A crash before this line is repaired by the claim of a duplicate or by the sweeper.
   const nextSeq = claimed.seq + 1;
-  if (result.type === 'next' || committed.resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq, trace: claimed.trace });
+  const publishNext = handOn ?? ((next: StepMessage) => p.queue.publish(agent.name, next));
+  if (result.type === 'next' || committed.resumed) await publishNext({ runId: claimed.runId, seq: nextSeq, trace: claimed.trace });
   else if (result.type === 'wait') {
     // A signal buffered while this commit queued on the run's lock: take it now (rare; see store/commit.ts).
     const resumed = committed.recheckInbox ? await p.withDb(() => resumeFromInbox(p.db, claimed.runId), COMMIT_BUDGET_MS) : null;

@@ -7,7 +7,8 @@
  * One statement per beat for every step in flight in this process, not one per step:
  * a worker driving a thousand LLM-waiting steps sends one write (one WAL flush) every
  * `heartbeatMs`, not a thousand. Each lease is still extended at least once per
- * `heartbeatMs` after its claim, as before.
+ * `heartbeatMs` after its claim, as before. It goes over a connection of its own
+ * (`Database.leases`), never queued behind the steps' claims and commits.
  */
 import { BatonError } from '../errors.ts';
 import type { Platform } from '../platform.ts';
@@ -18,6 +19,7 @@ interface Held {
   /** A fan-out's branch holds its lease on its own step row: its seq. */
   seq: number | null;
   onLost: (reason: BatonError) => void;
+  onHeld: (() => void) | undefined;
 }
 
 interface Keeper {
@@ -30,19 +32,21 @@ interface Keeper {
 const keepers = new WeakMap<Platform, Keeper>();
 
 /**
- * Starts beating; `onLost` is called once if the lease turns out to be gone. Returns the
- * stop function. A branch of a fan-out (`branch` set) holds its lease on its own step row.
+ * Starts beating; `onLost` is called once if the lease turns out to be gone, `onHeld`
+ * after each beat that extended it. Returns the stop function. A branch of a fan-out
+ * (`branch` set) holds its lease on its own step row.
  */
 export function keepLease(
   p: Platform,
   at: { runId: string; seq: number; branch: unknown },
   leaseOwner: string,
   onLost: (reason: BatonError) => void,
+  onHeld?: () => void,
 ): () => void {
   let k = keepers.get(p);
   if (!k) keepers.set(p, (k = { held: new Map(), timer: null, beating: false }));
   const keeper = k;
-  keeper.held.set(leaseOwner, { runId: at.runId, seq: at.branch ? at.seq : null, onLost });
+  keeper.held.set(leaseOwner, { runId: at.runId, seq: at.branch ? at.seq : null, onLost, onHeld });
   keeper.timer ??= setInterval(() => void beat(p, keeper), p.config.heartbeatMs);
   return () => {
     keeper.held.delete(leaseOwner);
@@ -59,9 +63,12 @@ async function beat(p: Platform, keeper: Keeper): Promise<void> {
   keeper.beating = true;
   const sent = [...keeper.held].map(([leaseOwner, h]) => ({ runId: h.runId, seq: h.seq, leaseOwner }));
   try {
-    const held = await heartbeatMany(p.db, sent, p.config.leaseMs);
+    const held = await heartbeatMany(p.database.leases, sent, p.config.leaseMs);
     for (const { leaseOwner } of sent) {
-      if (held.has(leaseOwner)) continue;
+      if (held.has(leaseOwner)) {
+        keeper.held.get(leaseOwner)?.onHeld?.();
+        continue;
+      }
       const h = keeper.held.get(leaseOwner);
       // Stopped meanwhile (its commit released the lease): not lost.
       if (!h) continue;

@@ -61,6 +61,6 @@ function checkParallel(agent: Agent, r: Extract<StepResult, { type: 'parallel' }
     if (!agent.steps.has(b.step)) return `fanned out to "${b.step}" (branch ${i + 1}), which is not a step of "${agent.name}"`;
   }
   if (typeof r.join !== 'string' || !agent.steps.has(r.join)) return `joins at "${String(r.join)}", which is not a step of "${agent.name}"`;
-  if (r.onBranchFailure !== 'fail' && r.onBranchFailure !== 'continue') return 'set onBranchFailure to something other than "fail" or "continue"';
+  if (r.onBranchFailure !== 'fail' && r.onBranchFailure !== 'continue') return 'gave onBranchFailure a value other than "fail" or "continue"';
   return null;
 }

@@ -1,10 +1,10 @@
 /**
  * In-process queue for the embedded mode (`npm start` without REDIS_URL): the same
- * semantics as the Redis one — pending until acked, reclaim after idle, delayed
+ * semantics as the Redis one — pending until acked, taken over after idle, delayed
  * messages on a timer list — in one process. It starts empty; the worker's start-up
  * sweep rebuilds it from the live runs in PostgreSQL.
  */
-import type { Delivery, Queue, StepMessage } from './queue.ts';
+import type { Delivery, PendingEntry, Queue, StepMessage } from './queue.ts';
 
 interface Pending {
   delivery: Delivery;
@@ -72,12 +72,27 @@ export function createMemoryQueue(): Queue {
       return take(functions, consumer, max);
     },
 
-    async reclaim(functions, consumer, minIdleMs, max) {
-      const out: Delivery[] = [];
+    async idle(functions, minIdleMs, max) {
       const now = Date.now();
-      for (const p of pending.values()) {
-        if (out.length >= max) break;
-        if (!functions.includes(p.delivery.function) || now - p.deliveredAt < minIdleMs) continue;
+      const out: PendingEntry[] = [];
+      for (const fn of functions) {
+        let n = 0;
+        for (const p of pending.values()) {
+          if (n >= max) break;
+          if (p.delivery.function !== fn || now - p.deliveredAt < minIdleMs) continue;
+          out.push({ function: fn, id: p.delivery.id, consumer: p.consumer, idleMs: now - p.deliveredAt });
+          n++;
+        }
+      }
+      return out;
+    },
+
+    async claim(entries, consumer, minIdleMs) {
+      const now = Date.now();
+      const out: Delivery[] = [];
+      for (const e of entries) {
+        const p = pending.get(e.id);
+        if (!p || now - p.deliveredAt < minIdleMs) continue;
         p.consumer = consumer;
         p.deliveredAt = now;
         out.push(p.delivery);
@@ -89,12 +104,18 @@ export function createMemoryQueue(): Queue {
       pending.delete(d.id);
     },
 
+    async handOn(d, next) {
+      push(d.function, next);
+      pending.delete(d.id);
+    },
+
     async touch(d) {
       const p = pending.get(d.id);
       if (p) p.deliveredAt = Date.now();
     },
 
     async promoteDue() {
+      // One process serves every function in the embedded mode: all of them are due here.
       const now = Date.now();
       let moved = 0;
       for (const [key, item] of delayed) {
@@ -117,6 +138,11 @@ export function createMemoryQueue(): Queue {
           oldestMs: first ? Math.max(0, Date.now() - Number(first.id.split('-')[0])) : 0,
         };
       });
+    },
+
+    async housekeep() {
+      // Nothing to repair or trim: acked messages are gone, and consumers are not recorded.
+      return { groupsCreated: [], trimmed: 0, consumersRemoved: [] };
     },
 
     async ping() {},

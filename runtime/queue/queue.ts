@@ -33,6 +33,24 @@ export interface QueueDepth {
   oldestMs: number;
 }
 
+/** A message delivered to some consumer and not acked yet. */
+export interface PendingEntry {
+  function: string;
+  id: string;
+  consumer: string;
+  idleMs: number;
+}
+
+/** What one housekeeping pass repaired or tidied. */
+export interface Housekeeping {
+  /** Consumer groups that were missing (Redis restarted or flushed) and were created again. */
+  groupsCreated: string[];
+  /** Stream entries trimmed: every one acked already (nothing undelivered or pending goes). */
+  trimmed: number;
+  /** Consumers removed from their groups: idle past `deadConsumerMs`, nothing pending. */
+  consumersRemoved: string[];
+}
+
 export interface Queue {
   readonly kind: 'redis' | 'memory';
   /** Creates the streams and consumer groups for these functions (idempotent). */
@@ -41,13 +59,26 @@ export interface Queue {
   publish(fn: string, message: StepMessage, delayMs?: number): Promise<void>;
   /** Waits up to `blockMs` for at most `max` new messages across the functions' streams. */
   read(functions: readonly string[], consumer: string, max: number, blockMs: number): Promise<Delivery[]>;
-  /** Takes over messages pending longer than `minIdleMs` (their consumer died). */
-  reclaim(functions: readonly string[], consumer: string, minIdleMs: number, max: number): Promise<Delivery[]>;
+  /**
+   * Lists up to `max` messages per function pending longer than `minIdleMs` (their
+   * consumer died or stalled), without taking them: a busy worker looks, and takes
+   * them only when a slot is free (`claim`).
+   */
+  idle(functions: readonly string[], minIdleMs: number, max: number): Promise<PendingEntry[]>;
+  /** Takes these pending messages over if they are still idle for `minIdleMs` (another worker may have been first). */
+  claim(entries: readonly PendingEntry[], consumer: string, minIdleMs: number): Promise<Delivery[]>;
   ack(delivery: Delivery): Promise<void>;
+  /** Publishes the next step and acks this delivery in one round trip (MULTI): a crash leaves both or neither. */
+  handOn(delivery: Delivery, next: StepMessage): Promise<void>;
   /** Resets a pending message's idle time (a heartbeat on the stream), so reclaim leaves a running step alone. */
   touch(delivery: Delivery, consumer: string): Promise<void>;
-  /** Moves delayed messages whose time has come onto their streams; returns how many. */
-  promoteDue(): Promise<number>;
+  /** Moves these functions' delayed messages whose time has come onto their streams; returns how many. */
+  promoteDue(functions: readonly string[]): Promise<number>;
+  /**
+   * Keeps the queue true and small: creates missing consumer groups, trims acked
+   * entries, removes consumers idle past `deadConsumerMs` with nothing pending.
+   */
+  housekeep(functions: readonly string[], opts: { deadConsumerMs: number }): Promise<Housekeeping>;
   depth(functions: readonly string[]): Promise<QueueDepth[]>;
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,11 +1,12 @@
 /**
  * Redis Streams queue: one stream and consumer group per function
- * (XADD / XREADGROUP / XACK / XAUTOCLAIM), and one sorted set of delayed messages
- * that `promoteDue` moves onto the streams. Blocking reads use their own connection,
+ * (XADD / XREADGROUP / XACK; XPENDING … IDLE and XCLAIM take over a dead consumer's
+ * messages), and per function one sorted set of delayed messages that `promoteDue`
+ * moves onto its stream. Acked entries stay until `housekeep` trims them (XTRIM MINID). Blocking reads use their own connection,
  * since a BLOCK stalls every other command queued on the same socket.
  */
 import { createClient } from 'redis';
-import type { Delivery, Queue, QueueDepth, StepMessage } from './queue.ts';
+import type { Delivery, Housekeeping, PendingEntry, Queue, QueueDepth, StepMessage } from './queue.ts';
 import { CONSUMER_GROUP, delayedKey, streamKey } from './names.ts';
 
 export type RedisClient = ReturnType<typeof createClient>;
@@ -29,23 +30,52 @@ export async function connectRedis(opts: RedisConnectOptions): Promise<RedisClie
   return client as RedisClient;
 }
 
-// Delayed members are "fn|runId|seq": the same wake-up scheduled twice is one member
+// Every key a script touches is declared in KEYS (a function's delayed set and its stream
+// share the function's hash tag), so the scripts run on Redis Cluster too.
+
+// Delayed members are "runId|seq": the same wake-up scheduled twice is one member
 // (so they carry no trace; the step takes its run's from runs.trace_context).
 const SCHEDULE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])`;
 
+// KEYS[1] the function's delayed set, KEYS[2] its stream.
 const PROMOTE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, member in ipairs(due) do
-  local fn, run, seq = string.match(member, '^([^|]+)|([^|]+)|([^|]+)$')
-  if fn then redis.call('XADD', ARGV[1] .. 'steps:' .. fn, '*', 'run_id', run, 'seq', seq) end
+  local run, seq = string.match(member, '^([^|]+)|([^|]+)$')
+  if run then redis.call('XADD', KEYS[2], '*', 'run_id', run, 'seq', seq) end
   redis.call('ZREM', KEYS[1], member)
 end
 return #due`;
+
+// KEYS[1] a stream; ARGV[1] its group, ARGV[2..] consumers to remove. Checked and removed
+// in one step, so a consumer that took a message meanwhile keeps it (DELCONSUMER would
+// drop its pending entries for good).
+const REMOVE_IDLE_CONSUMERS = `
+local removed = {}
+for i = 2, #ARGV do
+  if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[i]) == 0 then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[i])
+    removed[#removed + 1] = ARGV[i]
+  end
+end
+return removed`;
+
+/** The stream id right after `id` ("ms-seq"). */
+function nextId(id: string): string {
+  const [ms, seq] = id.split('-');
+  return `${ms}-${(BigInt(seq ?? '0') + 1n).toString()}`;
+}
+
+function compareIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(BigInt);
+  const [bm, bs] = b.split('-').map(BigInt);
+  return am !== bm ? (am < bm ? -1 : 1) : as === bs ? 0 : (as ?? 0n) < (bs ?? 0n) ? -1 : 1;
+}
 
 export interface RedisQueueOptions {
   client: RedisClient;
@@ -56,17 +86,17 @@ export interface RedisQueueOptions {
 export function createRedisQueue(opts: RedisQueueOptions): Queue {
   const { client, prefix } = opts;
   let blocking: Promise<RedisClient> | undefined;
-  const cursors = new Map<string, string>();
-  const prepared = new Set<string>();
 
-  async function ensureGroup(fn: string): Promise<void> {
+  /** Creates the function's stream and group unless they exist; true when it created the group. */
+  async function ensureGroup(fn: string): Promise<boolean> {
     try {
       // From '0': after a flush, messages published before the group existed are still delivered.
       await client.xGroupCreate(streamKey(prefix, fn), CONSUMER_GROUP, '0', { MKSTREAM: true });
+      return true;
     } catch (err) {
       if (!String((err as Error).message).startsWith('BUSYGROUP')) throw err;
+      return false;
     }
-    prepared.add(fn);
   }
 
   function toDeliveries(fn: string, messages: ReadonlyArray<{ id: string; message: Record<string, string> } | null>) {
@@ -80,10 +110,11 @@ export function createRedisQueue(opts: RedisQueueOptions): Queue {
     return out;
   }
 
-  function fnOfStream(name: string): string {
-    return name.slice(streamKey(prefix, '').length);
-  }
-
+  const fields = (m: StepMessage) => {
+    const f: Record<string, string> = { run_id: m.runId, seq: String(m.seq) };
+    if (m.trace) f.trace = m.trace;
+    return f;
+  };
   const isNoGroup = (err: unknown) => String((err as Error)?.message).startsWith('NOGROUP');
 
   return {
@@ -96,14 +127,12 @@ export function createRedisQueue(opts: RedisQueueOptions): Queue {
     async publish(fn, message: StepMessage, delayMs = 0) {
       if (delayMs > 0) {
         await client.eval(SCHEDULE, {
-          keys: [delayedKey(prefix)],
-          arguments: [`${fn}|${message.runId}|${message.seq}`, String(Math.ceil(delayMs))],
+          keys: [delayedKey(prefix, fn)],
+          arguments: [`${message.runId}|${message.seq}`, String(Math.ceil(delayMs))],
         });
         return;
       }
-      const fields: Record<string, string> = { run_id: message.runId, seq: String(message.seq) };
-      if (message.trace) fields.trace = message.trace;
-      await client.xAdd(streamKey(prefix, fn), '*', fields);
+      await client.xAdd(streamKey(prefix, fn), '*', fields(message));
     },
 
     async read(functions, consumer, max, blockMs) {
@@ -120,10 +149,11 @@ export function createRedisQueue(opts: RedisQueueOptions): Queue {
       const reader = await blocking;
       try {
         const streams = functions.map((fn) => ({ key: streamKey(prefix, fn), id: '>' }));
+        const fnOf = new Map(functions.map((fn) => [streamKey(prefix, fn), fn]));
         const res = await reader.xReadGroup(CONSUMER_GROUP, consumer, streams, { COUNT: max, BLOCK: blockMs });
         if (!res) return [];
         return (res as Array<{ name: string; messages: Array<{ id: string; message: Record<string, string> }> }>).flatMap(
-          (s) => toDeliveries(fnOfStream(s.name), s.messages),
+          (s) => toDeliveries(fnOf.get(s.name) ?? s.name, s.messages),
         );
       } catch (err) {
         // The stream or its group vanished (FLUSHALL, failover): recreate and carry on.
@@ -135,19 +165,29 @@ export function createRedisQueue(opts: RedisQueueOptions): Queue {
       }
     },
 
-    async reclaim(functions, consumer, minIdleMs, max) {
-      const out: Delivery[] = [];
+    async idle(functions, minIdleMs, max) {
+      const out: PendingEntry[] = [];
       for (const fn of functions) {
-        if (out.length >= max) break;
-        const key = streamKey(prefix, fn);
         try {
-          const res = await client.xAutoClaim(key, CONSUMER_GROUP, consumer, minIdleMs, cursors.get(fn) ?? '0-0', {
-            COUNT: max - out.length,
-          });
-          cursors.set(fn, res.nextId);
-          out.push(...toDeliveries(fn, res.messages));
-          // Entries trimmed from the stream but still pending: nothing left to run, clear them.
-          if (res.deletedMessages.length) await client.xAck(key, CONSUMER_GROUP, res.deletedMessages);
+          const entries = await client.xPendingRange(streamKey(prefix, fn), CONSUMER_GROUP, '-', '+', max, { IDLE: minIdleMs });
+          for (const e of entries) out.push({ function: fn, id: e.id, consumer: e.consumer, idleMs: e.millisecondsSinceLastDelivery });
+        } catch (err) {
+          if (!isNoGroup(err)) throw err;
+          await ensureGroup(fn);
+        }
+      }
+      return out;
+    },
+
+    async claim(entries, consumer, minIdleMs) {
+      const byFunction = new Map<string, string[]>();
+      for (const e of entries) byFunction.set(e.function, [...(byFunction.get(e.function) ?? []), e.id]);
+      const out: Delivery[] = [];
+      for (const [fn, ids] of byFunction) {
+        try {
+          // Only entries still idle that long: another worker that took one first has reset its idle time.
+          const res = await client.xClaim(streamKey(prefix, fn), CONSUMER_GROUP, consumer, minIdleMs, ids);
+          out.push(...toDeliveries(fn, res));
         } catch (err) {
           if (!isNoGroup(err)) throw err;
           await ensureGroup(fn);
@@ -157,18 +197,52 @@ export function createRedisQueue(opts: RedisQueueOptions): Queue {
     },
 
     async ack(d) {
+      // No XDEL: deleting entries leaves tombstones that make XINFO GROUPS report the
+      // lag as nil (KEDA reads 0). Acked entries are trimmed by housekeep().
+      await client.xAck(streamKey(prefix, d.function), CONSUMER_GROUP, d.id);
+    },
+
+    async handOn(d, next) {
       const key = streamKey(prefix, d.function);
-      // XDEL keeps the stream small; deleting only delivered entries keeps KEDA's lag exact.
-      await client.multi().xAck(key, CONSUMER_GROUP, d.id).xDel(key, d.id).exec();
+      await client.multi().xAdd(key, '*', fields(next)).xAck(key, CONSUMER_GROUP, d.id).exec();
     },
 
     async touch(d, consumer) {
       await client.xClaimJustId(streamKey(prefix, d.function), CONSUMER_GROUP, consumer, 0, d.id);
     },
 
-    async promoteDue() {
-      const moved = await client.eval(PROMOTE, { keys: [delayedKey(prefix)], arguments: [prefix, '200'] });
-      return Number(moved);
+    async promoteDue(functions) {
+      // Issued together, so node-redis sends them in one write.
+      const moved = await Promise.all(
+        functions.map((fn) => client.eval(PROMOTE, { keys: [delayedKey(prefix, fn), streamKey(prefix, fn)], arguments: ['200'] })),
+      );
+      return moved.reduce<number>((n, m) => n + Number(m), 0);
+    },
+
+    async housekeep(functions, { deadConsumerMs }) {
+      const report: Housekeeping = { groupsCreated: [], trimmed: 0, consumersRemoved: [] };
+      for (const fn of functions) {
+        const key = streamKey(prefix, fn);
+        // After a restart or FLUSHALL the group is gone: KEDA's scaler errors (NOGROUP) and
+        // cannot scale to zero or from it until someone creates it again.
+        if (await ensureGroup(fn)) report.groupsCreated.push(fn);
+        const summary = await client.xPending(key, CONSUMER_GROUP);
+        const groups = (await client.xInfoGroups(key)) as Array<Record<string, unknown>>;
+        if (groups.length === 1) {
+          // Trim what every consumer is done with: entries before the oldest pending one and
+          // at most up to the last delivered one (later entries wait to be read).
+          let minId = nextId(String(groups[0]['last-delivered-id']));
+          if (summary.firstId && compareIds(summary.firstId, minId) < 0) minId = summary.firstId;
+          report.trimmed += await client.xTrim(key, 'MINID', minId);
+        }
+        const consumers = (await client.xInfoConsumers(key, CONSUMER_GROUP)) as Array<Record<string, unknown>>;
+        const idle = consumers.filter((c) => Number(c.pending) === 0 && Number(c.idle) > deadConsumerMs).map((c) => String(c.name));
+        if (idle.length) {
+          const removed = await client.eval(REMOVE_IDLE_CONSUMERS, { keys: [key], arguments: [CONSUMER_GROUP, ...idle] });
+          report.consumersRemoved.push(...(removed as string[]));
+        }
+      }
+      return report;
     },
 
     async depth(functions) {
@@ -201,7 +275,6 @@ export function createRedisQueue(opts: RedisQueueOptions): Queue {
       const b = blocking;
       blocking = undefined;
       if (b) await b.then((c) => c.destroy()).catch(() => {});
-      prepared.clear();
     },
   };
 }

@@ -3,7 +3,9 @@
  */
 import { and, asc, between, desc, eq, lt, sql } from 'drizzle-orm';
 import { type Run, type RunStatus, type Step, type StepAttempt, runs, stepAttempts, steps } from '../../schema/tables.ts';
-import { type Db, query, queryPrepared } from '../db/connect.ts';
+import { type Db, query } from '../db/connect.ts';
+import { summarizeStep } from '../agent/describe.ts';
+import { insertRun } from './run-inserts.ts';
 
 export interface NewRun {
   id: string;
@@ -29,17 +31,17 @@ export type CreateRunResult =
  */
 export async function createRun(db: Db, r: NewRun): Promise<CreateRunResult> {
   const input = JSON.stringify(r.input);
-  const inserted = await queryPrepared<{ id: string }>(
-    db,
-    // A new name with the trace column: a server connection may still hold the old text under the old one.
-    'baton_run_insert_traced',
-    sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of, trace_context)
-        values (${r.id}, ${r.function}, ${r.tenant}, ${input}::jsonb, ${r.start}, ${r.idempotencyKey ?? null}, ${r.replayOf ?? null},
-                ${r.traceContext ?? null})
-        on conflict do nothing
-        returning id`,
-  );
-  if (inserted[0]) return { created: true, id: inserted[0].id };
+  const inserted = await insertRun(db, {
+    id: r.id,
+    function: r.function,
+    tenant: r.tenant,
+    input,
+    next_step: r.start,
+    idempotency_key: r.idempotencyKey ?? null,
+    replay_of: r.replayOf ?? null,
+    trace_context: r.traceContext ?? null,
+  });
+  if (inserted) return { created: true, id: r.id };
   const [existing] = await query<{ id: string; same: boolean; status: RunStatus }>(
     db,
     sql`select id, input = ${input}::jsonb as same, status::text as status from runs
@@ -166,6 +168,8 @@ export function stepView(s: Step) {
     nextStep: s.nextStep,
     error: s.error,
     usage: s.model ? { model: s.model, inputTokens: s.inputTokens, outputTokens: s.outputTokens, costUsd: s.costUsd } : null,
+    /** What an agent step added to the conversation, in one line (runtime/agent/describe.ts); null otherwise. */
+    summary: s.status === 'succeeded' ? summarizeStep(s.patch, s.output) : null,
   };
 }
 

@@ -1,20 +1,23 @@
 /**
  * The worker: drains the functions' streams and runs up to `concurrency` steps at
  * once (steps mostly wait on LLMs, so one process runs many). Beside the read loop
- * it runs four small loops:
- *   reclaim — takes over messages a dead consumer left pending for longer than a lease;
+ * it runs five small loops:
+ *   reclaim — finds messages a dead consumer left pending for longer than a lease, and
+ *             takes them over as soon as a slot is free (before any new message);
  *   mover   — promotes delayed messages (backoff, wait timeouts, re-checks) when due;
  *   sweeper — re-publishes live runs that made no progress (Redis lost a wake-up);
+ *   housekeeper — re-creates missing consumer groups, trims acked entries, removes
+ *             dead consumers;
  *   control — aborts in-flight calls of cancelled runs.
  * stop() drains: no new messages, in-flight steps get `graceMs` to finish, the rest
  * release their leases and are re-published for another worker.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type StepOutcome, executeStep } from '../engine/execute-step.ts';
+import { type ExecuteOptions, type StepOutcome, executeStep } from '../engine/execute-step.ts';
 import { BatonError } from '../errors.ts';
 import type { Platform } from '../platform.ts';
-import type { Delivery } from '../queue/queue.ts';
+import type { Delivery, PendingEntry, StepMessage } from '../queue/queue.ts';
 import { sweep } from '../store/sweep.ts';
 
 export interface WorkerOptions {
@@ -22,7 +25,7 @@ export interface WorkerOptions {
   functions?: readonly string[];
   concurrency?: number;
   /** How a delivery is executed (default: in-process; the Knative dispatcher POSTs it instead). */
-  execute?: (delivery: Delivery, shutdown: AbortSignal) => Promise<StepOutcome>;
+  execute?: (delivery: Delivery, shutdown: AbortSignal, hooks: Pick<ExecuteOptions, 'onHeartbeat' | 'handOn'>) => Promise<StepOutcome>;
   /** Re-publish every live run once at start (the embedded mode rebuilds its in-process queue). */
   rebuildAtStart?: boolean;
   onOutcome?: (delivery: Delivery, outcome: StepOutcome) => void;
@@ -37,6 +40,11 @@ export interface Worker {
 }
 
 const MOVER_INTERVAL_MS = 100;
+/**
+ * How many idle pending messages one reclaim pass looks at per function: a fixed
+ * batch, whatever the free slots, so a full worker still finds a dead one's steps.
+ */
+const RECLAIM_BATCH = 32;
 
 export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
   const functions = opts.functions ?? [...p.functions.keys()];
@@ -50,8 +58,14 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
   let unsubscribe: (() => Promise<void>) | undefined;
   const log = p.log.child({ worker: consumer });
 
+  // In-process steps touch their stream entry on each lease heartbeat and hand on with
+  // one MULTI (XADD next + XACK); a custom executor (the Knative dispatcher) is touched
+  // on a timer and acked after it returns.
+  const inProcess = opts.execute === undefined;
   const execute =
-    opts.execute ?? ((d: Delivery, stop: AbortSignal) => executeStep(p, d.function, d.message, { worker: consumer, shutdown: stop }));
+    opts.execute ??
+    ((d: Delivery, stop: AbortSignal, hooks: Pick<ExecuteOptions, 'onHeartbeat' | 'handOn'>) =>
+      executeStep(p, d.function, d.message, { worker: consumer, shutdown: stop, ...hooks }));
 
   async function ack(d: Delivery) {
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -67,16 +81,22 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
 
   // Deliveries this process is running now, by stream entry.
   const running = new Set<string>();
-  const entry = (d: Delivery) => `${d.function}|${d.id}`;
+  const entry = (d: { function: string; id: string }) => `${d.function}|${d.id}`;
 
   function handle(d: Delivery) {
     running.add(entry(d));
+    const touchEntry = () => p.queue.touch(d, consumer).catch(() => {});
     // Keep the stream entry fresh while the step runs, so no other worker's reclaim takes it.
-    const touch = setInterval(() => p.queue.touch(d, consumer).catch(() => {}), p.config.heartbeatMs);
+    const touch = inProcess ? undefined : setInterval(touchEntry, p.config.heartbeatMs);
+    let acked = false;
+    const handOn = async (next: StepMessage) => {
+      await p.queue.handOn(d, next);
+      acked = true;
+    };
     const task = (async () => {
       try {
-        const outcome = await execute(d, shutdown.signal);
-        await ack(d);
+        const outcome = await execute(d, shutdown.signal, { onHeartbeat: touchEntry, handOn });
+        if (!acked) await ack(d);
         opts.onOutcome?.(d, outcome);
       } catch (err) {
         if (err instanceof BatonError && err.code === 'function_not_found') await ack(d);
@@ -90,6 +110,31 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
       slotFreed?.();
     });
     active.add(task);
+  }
+
+  // Messages of dead consumers found by the reclaim pass, waiting for a free slot here.
+  let orphans: PendingEntry[] = [];
+
+  /**
+   * Takes over up to `free` of the orphans. Another worker may have taken some first
+   * (then they are no longer idle and are not returned); one this process runs
+   * already only had its idle time reset.
+   */
+  async function adoptOrphans(free: number) {
+    if (free <= 0 || orphans.length === 0) return 0;
+    const batch = orphans.splice(0, free);
+    let adopted = 0;
+    for (const d of await p.queue.claim(batch, consumer, p.config.leaseMs)) {
+      if (running.has(entry(d))) continue;
+      p.metrics.reclaims.inc({ function: d.function });
+      // A slot taken meanwhile by a new message: hand it back rather than overrun the concurrency.
+      if (active.size >= concurrency) await handBack(d);
+      else {
+        handle(d);
+        adopted++;
+      }
+    }
+    return adopted;
   }
 
   async function handBack(d: Delivery) {
@@ -117,6 +162,8 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
         continue;
       }
       try {
+        // A dead worker's steps first: they have waited a lease already.
+        if (orphans.length && (await adoptOrphans(free)) > 0) continue;
         const deliveries = await p.queue.read(functions, consumer, free, 1000);
         if (stopped()) {
           // Read while stopping (the blocking read cannot be interrupted): hand them back
@@ -186,20 +233,20 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
       loops.push(
         readLoop(),
         every('reclaim', Math.max(100, Math.floor(p.config.leaseMs / 4)), async () => {
-          const free = concurrency - active.size;
-          if (free <= 0) return;
-          // A message's idle time counts from its delivery, not from the last heartbeat, so
-          // a step running longer than a lease comes back here while we still run it.
-          // Running it twice in one process would only race our own commit (and, if our
-          // heartbeats failed during a database outage, discard a finished result); the
-          // reclaim has reset its idle time, which is all it needed.
-          for (const d of await p.queue.reclaim(functions, consumer, p.config.leaseMs, free)) {
-            if (running.has(entry(d))) continue;
-            p.metrics.reclaims.inc({ function: d.function });
-            handle(d);
-          }
+          // Looks whatever the free slots (a full fleet must still find a dead worker's
+          // steps); takes them when a slot is free, here or in the read loop.
+          // A message's idle time counts from its delivery or last touch, so a step this
+          // process runs is found only if its touches failed; it is left to run here.
+          const found = await p.queue.idle(functions, p.config.leaseMs, RECLAIM_BATCH);
+          orphans = found.filter((e) => !running.has(entry(e)));
+          await adoptOrphans(concurrency - active.size);
         }),
-        every('mover', MOVER_INTERVAL_MS, () => p.queue.promoteDue()),
+        every('mover', MOVER_INTERVAL_MS, () => p.queue.promoteDue([...p.functions.keys()])),
+        every('housekeeper', Math.max(1000, p.config.leaseMs), async () => {
+          const done = await p.queue.housekeep([...p.functions.keys()], { deadConsumerMs: 2 * p.config.leaseMs });
+          if (done.groupsCreated.length) log.warn({ functions: done.groupsCreated }, 'consumer groups were missing (Redis restarted or flushed); created again');
+          if (done.consumersRemoved.length) log.info({ consumers: done.consumersRemoved }, 'removed dead consumers from their groups');
+        }),
         every('sweeper', Math.max(100, Math.floor(p.config.sweepAfterMs / 2)), () => republishStale(p.config.sweepAfterMs, false)),
       );
       log.info({ functions, concurrency }, 'worker started');

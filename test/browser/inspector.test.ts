@@ -16,7 +16,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { serve } from '@hono/node-server';
 import * as v from 'valibot';
-import { append, defineAgent, done, next, wait } from '../../runtime/define.ts';
+import { append, defineAgent, done, next, parallel, wait } from '../../runtime/define.ts';
 import { loadFunctions } from '../../runtime/functions.ts';
 import { createApiKey } from '../../runtime/store/api-keys.ts';
 import { type TestPlatform, startTestPlatform, waitFor, waitForRun } from '../helpers/platform.ts';
@@ -30,7 +30,7 @@ const ANSWER =
 
 const triage = defineAgent({
   name: 'triage',
-  description: 'Reads a change, drafts a review, checks it, asks a person, posts it.',
+  description: 'Reads a change, drafts a review, lints and tests it side by side, asks a person, posts it.',
   input: v.object({ repo: v.string(), pr: v.number() }),
   start: 'read',
   steps: {
@@ -42,11 +42,17 @@ const triage = defineAgent({
       const r = await ctx.llm.streamText({ instructions: 'You review pull requests. Be brief and concrete.', prompt: `Review the change ${String(ctx.state.change)}.` });
       return next('check', { draft: r.text, messages: append({ role: 'assistant', content: r.text }) });
     },
-    check: async (ctx) => {
+    check: () => parallel([{ step: 'lint' }, { step: 'tests' }], { join: 'gate' }),
+    lint: async (ctx) => {
       await new Promise((resolve) => setTimeout(resolve, 250));
       if (ctx.attempt === 1) throw new Error('style checker timed out');
-      return next('approve', { checked: true });
+      return done({ warnings: 0 });
     },
+    tests: async () => {
+      await new Promise((resolve) => setTimeout(resolve, 900));
+      return done({ passed: 128 });
+    },
+    gate: (ctx) => next('approve', { checked: (ctx.branches ?? []).every((b) => b.ok) }),
     approve: (ctx) => wait('approval', { next: 'post', request: { tool: 'review.post_comment', args: { repo: 'acme/shop', pr: 42, body: String(ctx.state.draft).slice(0, 60) } } }),
     post: (ctx) => {
       const decision = ctx.signal?.payload as { approve?: boolean } | undefined;
@@ -71,6 +77,7 @@ let t: TestPlatform;
 let base: string;
 let key: string;
 let server: ReturnType<typeof serve>;
+let prId: string;
 let shots: string;
 
 before(async () => {
@@ -88,6 +95,7 @@ before(async () => {
   for (const input of [{ steps: 3 }, { steps: 6 }]) await fetch(`${base}/v1/functions/chain/runs`, { method: 'POST', headers, body: JSON.stringify(input) });
   const pr = (await (await fetch(`${base}/v1/functions/pr-review/runs`, { method: 'POST', headers, body: '{"repo":"acme/shop","pr":42}' })).json()) as { id: string };
   const failed = (await (await fetch(`${base}/v1/functions/enrich/runs`, { method: 'POST', headers, body: '{"id":7}' })).json()) as { id: string };
+  prId = pr.id;
   await Promise.all([waitForRun(t.p, pr.id), waitForRun(t.p, failed.id)]);
 });
 
@@ -122,6 +130,7 @@ test('sign in, start a run, watch it live, approve, open a step, replay from it'
 
     // Sign in: the form trades the key for an HttpOnly cookie, invisible to scripts.
     await page.goto(`${base}/ui`);
+    await shot('sign-in');
     await page.getByLabel('API key').fill(key);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.waitForURL(`${base}/ui`);
@@ -151,7 +160,8 @@ test('sign in, start a run, watch it live, approve, open a step, replay from it'
     }, 'six streamed words', 20_000);
     assert.ok(partial && ANSWER.startsWith(partial.trim().slice(0, 20)), `streamed text: ${partial}`);
     await shot('run-streaming');
-    await page.locator('.tl-row[data-seq="2"] .retries').waitFor({ timeout: 20_000 });
+    await page.locator('.tl-row.branch[data-seq="3"] .retries').waitFor({ timeout: 20_000 });
+    await page.locator('.tl-row.branch[data-seq="4"]').waitFor({ timeout: 20_000 });
     await page.locator('.waiting-card').waitFor({ timeout: 20_000 });
     assert.match(await page.locator('.waiting-card').innerText(), /review\.post_comment/);
     assert.equal(await page.evaluate('window.marker'), 1, 'the page was updated in place');
@@ -160,7 +170,7 @@ test('sign in, start a run, watch it live, approve, open a step, replay from it'
     // Approve the pending call: the run finishes, live.
     await page.getByRole('button', { name: 'Approve' }).click();
     await page.locator('#live[data-status="succeeded"]').waitFor({ timeout: 20_000 });
-    assert.deepEqual(await Promise.all((await page.locator('.tl-row').all()).map((row) => row.getAttribute('data-seq'))), ['0', '1', '2', '3', '4']);
+    assert.deepEqual(await Promise.all((await page.locator('.tl-row').all()).map((row) => row.getAttribute('data-seq'))), ['0', '1', '2', '3', '4', '5', '6', '7']);
     assert.equal(await page.evaluate('window.marker'), 1, 'still the same page');
     const { run } = await waitForRun(t.p, runId);
     assert.deepEqual(run.output, { posted: true, review: ANSWER });
@@ -175,17 +185,18 @@ test('sign in, start a run, watch it live, approve, open a step, replay from it'
     assert.match(page.url(), /\?step=1$/);
     await shot('step-llm');
 
-    // Open the retried step, and replay the run from it.
+    // Open the retried branch, then the fan-out step, and replay the run from there.
+    await page.locator('.tl-row[data-seq="3"]').click();
+    await page.locator('#step[data-seq="3"]').waitFor();
+    assert.match(await page.locator('#step').innerText(), /style checker timed out/);
+    await shot('step-retried-branch');
     await page.locator('.tl-row[data-seq="2"]').click();
     await page.locator('#step[data-seq="2"]').waitFor();
-    assert.match(await page.locator('#step').innerText(), /style checker timed out/);
-    await page.locator('#step .attempt').nth(1).scrollIntoViewIfNeeded();
-    await shot('step-retried');
     await page.locator('#step').getByRole('button', { name: 'Replay from this step' }).click();
     await page.waitForURL((u) => /\/ui\/runs\/[0-9a-f-]{36}$/.test(u.pathname) && !u.pathname.endsWith(runId));
     const replayId = page.url().split('/').at(-1) as string;
     assert.match(await page.locator('.run-head').innerText(), new RegExp(`replay of ${runId}`));
-    // The replay keeps steps 0 and 1, runs step 2 again (retried again), then waits for approval.
+    // The replay keeps steps 0 and 1, fans out again (lint retried again), then waits for approval.
     await page.locator('.waiting-card').waitFor({ timeout: 20_000 });
     await page.getByPlaceholder('note for the model (on reject)').fill('not this time');
     await page.getByRole('button', { name: 'Reject' }).click();
@@ -201,6 +212,11 @@ test('sign in, start a run, watch it live, approve, open a step, replay from it'
     assert.equal(await page.locator('table.runs a.run-id').count(), 2);
     await page.goto(`${base}/ui`);
     await shot('runs-list-after');
+
+    // A tool step: the arguments it sent and the result it got, beside the gateway's audit row.
+    await page.goto(`${base}/ui/runs/${prId}?step=0`);
+    assert.match(await page.locator('#step').innerText(), /git\.get_diff[\s\S]*Arguments[\s\S]*Result/);
+    await shot('step-tool');
 
     assert.deepEqual(problems, [], 'no script errors and no CSP violations');
   } finally {

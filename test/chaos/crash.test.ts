@@ -93,7 +93,11 @@ test('crash mid-step: workers SIGKILLed at every moment of a step, nothing lost,
     const byConsumer = new Map(holding.map((h) => [h.consumer, h]));
     const candidates = [...ready.entries()].filter(([w, consumer]) => w.alive && !armed.has(w) && byConsumer.has(consumer));
     if (candidates.length === 0) continue;
-    const [victim, consumer] = candidates[Math.floor(Math.random() * candidates.length)];
+    // Every other kill prefers a worker in an LLM call, if any: on a loaded machine the quick
+    // steps around it are where most workers are at any moment.
+    const inCall = candidates.filter(([, c]) => (byConsumer.get(c)?.llm ?? 0) > 0);
+    const pool = inCall.length && externalKills % 2 === 0 ? inCall : candidates;
+    const [victim, consumer] = pool[Math.floor(Math.random() * pool.length)];
     const inLlm = (byConsumer.get(consumer)?.llm ?? 0) > 0 && (t.llm?.inflight ?? 0) > 0;
     victim.signal('SIGKILL');
     externalKills++;

@@ -48,7 +48,8 @@ before(async () => {
       BATON_TOOL_PUBLIC_KEY: Buffer.from(keys.publicKeyPem).toString('base64'),
       BATON_TOOL_POLICY: '{"tenants":{"acme":{"repos":["acme/*"]}}}',
       BATON_TOOL_LEDGER_URL: ledgerUrl,
-      BATON_TOOL_LEDGER_LEASE_MS: '1500',
+      // Long enough that a loaded machine's pauses never lapse a live holder's lease (a takeover would be legitimate, and post again while the list lags).
+      BATON_TOOL_LEDGER_LEASE_MS: '5000',
       BATON_TOOL_LEDGER_WAIT_MS: '15000',
       GITHUB_TOKEN,
       GITHUB_API_URL: stub.url,

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { inArray } from 'drizzle-orm';
 import { createClient } from 'redis';
+import { streamKey } from '../../runtime/queue/names.ts';
 import { runs } from '../../schema/tables.ts';
 import { verifyReviewRuns, waitForRuns } from '../helpers/chaos.ts';
 import { startTestPlatform, trigger, waitFor } from '../helpers/platform.ts';
@@ -42,7 +43,7 @@ test('Redis flush: FLUSHALL during a 100-run load, all runs still succeed', { ti
     return rows.some((r) => r.s === 'succeeded') && rows.filter((r) => r.n >= 1 && r.s !== 'succeeded').length >= RUNS / 4;
   }, 'the load to be under way', 60_000);
   const client = await createClient({ url: redis.url }).connect();
-  const backlog = await client.xLen(`${t.prefix}steps:pr-review`);
+  const backlog = await client.xLen(streamKey(t.prefix, 'pr-review'));
   const live = (await t.p.db.select({ s: runs.status }).from(runs).where(inArray(runs.id, ids))).filter((r) => r.s !== 'succeeded').length;
   assert.equal(await client.flushAll(), 'OK');
   await client.close();

@@ -81,17 +81,19 @@ test('a 4-turn run: every turn an llm step, every tool call a tool step, two cal
     usage: { turns: 4, inputTokens: 44, outputTokens: 28, costUsd: null },
   });
   assert.deepEqual(
-    steps.map((s) => [s.seq, s.name, s.kind, s.status]),
+    steps.map((s) => [s.seq, s.name, s.kind, s.status, s.branch]),
     [
-      [0, 'model', 'llm', 'succeeded'],
-      [1, 'tool', 'tool', 'succeeded'],
-      [2, 'model', 'llm', 'succeeded'],
-      [3, 'tool', 'tool', 'succeeded'],
-      [4, 'tool', 'tool', 'succeeded'],
-      [5, 'model', 'llm', 'succeeded'],
-      [6, 'tool', 'tool', 'succeeded'],
-      [7, 'model', 'llm', 'succeeded'],
+      [0, 'model', 'llm', 'succeeded', null],
+      [1, 'tool', 'tool', 'succeeded', null],
+      [2, 'model', 'llm', 'succeeded', null],
+      [3, 'tool', 'tool', 'succeeded', 1],
+      [4, 'tool', 'tool', 'succeeded', 2],
+      [5, 'tool_results', 'compute', 'succeeded', null],
+      [6, 'model', 'llm', 'succeeded', null],
+      [7, 'tool', 'tool', 'succeeded', null],
+      [8, 'model', 'llm', 'succeeded', null],
     ],
+    'the two calls of turn 2 fan out (branches 1 and 2) and are joined once',
   );
 
   // The model saw exactly the declared tools, under their model-visible names, and streamed.
@@ -132,7 +134,7 @@ test('a 4-turn run: every turn an llm step, every tool call a tool step, two cal
     'results in the order of the calls',
   );
   const total = JSON.stringify(state.messages).length;
-  const written = steps.reduce((n, s) => n + JSON.stringify((s.patch as { messages: unknown }).messages).length, 0);
+  const written = steps.reduce((n, s) => n + (JSON.stringify((s.patch as { messages?: unknown } | null)?.messages) ?? '').length, 0);
   assert.ok(written < total * 1.1, `patches add up to the conversation once (${written} bytes for ${total}), not a transcript per step`);
 
   const audit = await t.p.db.select().from(toolCalls).where(eq(toolCalls.runId, id)).orderBy(asc(toolCalls.seq));
@@ -140,7 +142,7 @@ test('a 4-turn run: every turn an llm step, every tool call a tool step, two cal
     [1, 'git.list_changed_files', 'allowed', 'ok'],
     [3, 'git.get_diff', 'allowed', 'ok'],
     [4, 'git.get_diff', 'allowed', 'ok'],
-    [6, 'review.post_comment', 'allowed', 'ok'],
+    [7, 'review.post_comment', 'allowed', 'ok'],
   ]);
 });
 
@@ -176,6 +178,7 @@ test('a model asking for an undeclared tool gets a tool error back, audited deni
     ['model', 'succeeded', 1],
     ['tool', 'succeeded', 1],
     ['tool', 'succeeded', 1],
+    ['tool_results', 'succeeded', 1],
     ['model', 'succeeded', 1],
   ]);
   const requests = callsOf(t.llm as LlmStub, 'script:rogue run 4');

@@ -172,3 +172,15 @@ describe('operations', () => {
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
   });
 });
+
+describe('GET /ui with BATON_AUTH=off', () => {
+  test('the run inspector needs no sign-in and lists the runs', async () => {
+    const id = await trigger(t.api, 'greet', { who: 'Ui' });
+    const res = await t.api.request('/ui');
+    assert.equal(res.status, 200);
+    const page = await res.text();
+    assert.ok(page.includes(`/ui/runs/${id}`));
+    assert.doesNotMatch(page, /Sign out|csrf-token/);
+    assert.equal((await t.api.request(`/ui/runs/${id}`)).status, 200);
+  });
+});

@@ -22,7 +22,8 @@ const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/functions');
 
 let t: TestPlatform;
 before(async () => {
-  t = await startTestPlatform({ functions: await loadFunctions(FIXTURES, ['fanout']), llm: 'offline' });
+  // Snapshots every 2 steps: some land on fan-out and join steps, and branches must load past them correctly.
+  t = await startTestPlatform({ functions: await loadFunctions(FIXTURES, ['fanout']), llm: 'offline', env: { BATON_SNAPSHOT_EVERY: '2' } });
 });
 after(() => t.close());
 
@@ -172,4 +173,19 @@ test("the README's time line reads a fan-out: branches wait from the fan-out ste
   }
   const slowest = Math.max(...rest.slice(0, 3).map((b) => (b.finishedAt as Date).getTime()));
   assert.ok(near(rows[4].waited_ms, rest[3].startedAt.getTime() - slowest), `the join waited from its slowest branch (${rows[4].waited_ms} ms)`);
+});
+
+test('fan-outs in a row: a join that fans out again (an agent turn after turn) keeps seqs contiguous and each join sees its own branches', async () => {
+  const id = await trigger(t.api, 'fanout', { branches: 2, delayMs: 10, rounds: 3 });
+  const { run, steps } = await waitForRun(t.p, id);
+  assert.equal(run.status, 'succeeded', JSON.stringify(run.error));
+  assert.deepEqual(
+    steps.map((s) => [s.seq, s.name, s.branch, s.fanoutSeq]),
+    [[0, 'plan', null, null], [1, 'work', 1, 0], [2, 'work', 2, 0], [3, 'join', null, null], [4, 'work', 1, 3], [5, 'work', 2, 3], [6, 'join', null, null], [7, 'work', 1, 6], [8, 'work', 2, 6], [9, 'join', null, null]],
+  );
+  const output = run.output as { branches: Outcome[]; notes: string[] };
+  assert.deepEqual(output.branches.map((b) => b.seq), [7, 8], 'the last join sees only its own fan-out');
+  assert.deepEqual(output.notes, ['planned', 'branch 1', 'branch 2', 'round 1 saw 1,2', 'branch 1', 'branch 2', 'round 2 saw 1,2', 'branch 1', 'branch 2']);
+  const snaps = await query<{ seq: number }>(t.p.db, sql`select seq from checkpoints where run_id = ${id} order by seq`);
+  assert.ok(snaps.some((c) => c.seq === 3), `a snapshot at a join that fanned out (seq 3) was read past: ${snaps.map((c) => c.seq).join(',')}`);
 });

@@ -43,6 +43,18 @@ const fan = defineAgent({
   },
 });
 
+const chat = defineAgent({
+  name: 'chat',
+  input: v.object({ turns: v.number() }),
+  start: 'answer',
+  steps: {
+    answer: async (ctx) => {
+      const messages = Array.from({ length: ctx.input.turns }, (_, i) => ({ role: i % 2 ? ('assistant' as const) : ('user' as const), content: `message ${i}` }));
+      return done((await ctx.llm.generateText({ messages })).text);
+    },
+  },
+});
+
 let t: TestPlatform;
 let key: string;
 let otherKey: string;
@@ -75,7 +87,7 @@ async function signIn(k = key): Promise<{ cookie: string; csrf: string }> {
 }
 
 before(async () => {
-  const functions = new Map([...(await loadFunctions(path.resolve('functions'))), ['inspect', inspect], ['fan', fan]]);
+  const functions = new Map([...(await loadFunctions(path.resolve('functions'))), ['inspect', inspect], ['fan', fan], ['chat', chat]]);
   t = await startTestPlatform({ functions, env: { BATON_AUTH: 'on' }, llm: { reply: () => 'Baton hands the baton on.' } });
   api = t.api;
   key = (await createApiKey(t.p.db, 'acme', 'ui test')).key;
@@ -170,6 +182,16 @@ describe('the cookie session on /v1', () => {
     assert.equal(ok.status, 202);
   });
 
+  test('signing out needs the page CSRF token and clears the cookie', async () => {
+    const { cookie, csrf } = await signIn();
+    const post = (body: string) =>
+      api.request('/ui/logout', { method: 'POST', headers: { cookie, origin: 'http://localhost', 'content-type': 'application/x-www-form-urlencoded' }, body });
+    assert.equal((await post('csrf=wrong')).status, 403);
+    const out = await post(`csrf=${encodeURIComponent(csrf)}`);
+    assert.equal(out.status, 303);
+    assert.match(out.headers.get('set-cookie') ?? '', /baton_session=;.*Max-Age=0/i);
+  });
+
   test('revoking the key ends its sessions', async () => {
     const k = await createApiKey(t.p.db, 'acme', 'short-lived');
     const { cookie } = await signIn(k.key);
@@ -211,6 +233,9 @@ describe('pages', () => {
     assert.equal(exact.headers.get('location'), `/ui/runs/${runId}`);
     const prefix = await get(`/ui?q=${runId.slice(0, 23)}`);
     assert.ok(prefix.text.includes(runId) && !prefix.text.includes(prId));
+    const rows = await get('/ui?function=pr-review&fragment=rows');
+    assert.match(rows.text, /^<tbody id="runs-body">/, 'finished runs only: the list needs no redraw');
+    assert.ok(rows.text.includes(prId) && !rows.text.includes('<html'));
     const junk = await get('/ui?q=not-an-id%3Cscript%3E');
     assert.match(junk.text, /is not a run id/);
     assert.doesNotMatch(junk.text, /<script>/);
@@ -301,11 +326,23 @@ describe('pages', () => {
     const { text } = await get(`/ui/runs/${id}`);
     const rows = [...text.matchAll(/<a class="tl-row([^"]*)" href="[^"]*" data-seq="(\d+)"/g)].map((m) => [Number(m[2]), (m[1] ?? '').includes('branch')]);
     assert.deepEqual(rows, [[0, false], [1, true], [2, true], [3, false]]);
-    assert.match(text, /title="branch 2 of a fan-out">⑂2</);
+    assert.match(text, /title="branch 2 of a fan-out">↳2</);
     const branch = await get(`/ui/runs/${id}?step=2`);
     assert.match(branch.text, /branch 2 of the fan-out at #0/);
     assert.match(branch.text, /Branch input[\s\S]*b\.ts[\s\S]*Branch output[\s\S]*bytes/);
     assert.doesNotMatch(branch.text, /Replay from this step/);
+  });
+
+  test('a long conversation is recorded by its latest messages only: the record per step stays flat', async () => {
+    const id = await start('chat', { turns: 31 });
+    await waitForRun(t.p, id);
+    const d = (await (await api.request(`/v1/runs/${id}/steps/0`, { headers: bearer(key) })).json()) as {
+      attempts: Array<{ call: { request: { messages: Array<{ content: string }>; earlierMessages: number } } }>;
+    };
+    const req = d.attempts[0]?.call.request;
+    assert.equal(req?.earlierMessages, 19);
+    assert.deepEqual(req?.messages.map((m) => m.content), Array.from({ length: 12 }, (_, i) => `message ${19 + i}`));
+    assert.match((await get(`/ui/runs/${id}?step=0`)).text, /… 19 earlier messages/);
   });
 
   test('a tool step shows the arguments it sent and the result it got', async () => {

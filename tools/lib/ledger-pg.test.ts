@@ -15,8 +15,8 @@ let b: PgLedger;
 
 before(async () => {
   db = await createBareDatabase('baton_t');
-  a = createPgLedger({ url: `${db.url}?schema=ledger_unit`, leaseMs: 400, waitMs: 5000, holder: 'a' });
-  b = createPgLedger({ url: `${db.url}?schema=ledger_unit`, leaseMs: 400, waitMs: 5000, holder: 'b' });
+  a = createPgLedger({ url: `${db.url}?schema=ledger_unit`, leaseMs: 3000, waitMs: 10_000, holder: 'a' });
+  b = createPgLedger({ url: `${db.url}?schema=ledger_unit`, leaseMs: 3000, waitMs: 10_000, holder: 'b' });
 });
 after(async () => {
   await a?.close();

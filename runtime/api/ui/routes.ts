@@ -23,7 +23,7 @@ import { getStepDetail, stepDetailView } from '../../store/step-detail.ts';
 import type { ApiEnv } from '../auth.ts';
 import { page, loginPage } from './layout.ts';
 import { runData, runLive, runPage } from './run-page.ts';
-import { type RunsQuery, idPrefixRange, runsPage } from './runs-page.ts';
+import { type RunsQuery, idPrefixRange, runRows, runsPage } from './runs-page.ts';
 import type { Session, Sessions } from './session.ts';
 import { stepView } from './step-view.ts';
 
@@ -144,6 +144,7 @@ export function uiRoutes(p: Platform, sessions: Sessions): Hono<ApiEnv> {
         examples[name] = {};
       }
     }
+    if (c.req.query('fragment') === 'rows') return c.html(runRows(q, rows.slice(0, q.limit)));
     const body = runsPage({ q, runs: rows.slice(0, q.limit), hasMore: rows.length > q.limit, functions, examples, ...(error ? { error } : {}) });
     return c.html(page({ title: 'Runs', session, body }));
   });

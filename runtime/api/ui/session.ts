@@ -125,6 +125,17 @@ export function sessionOrKey(sessions: Sessions, keyAuth: MiddlewareHandler<ApiE
     if (!session) throw new BatonError('unauthorized', 'the inspector session expired or its key was revoked; sign in again at /ui');
     sessions.checkCsrf(c, session);
     c.set('tenant', session.tenant);
+    // Long-lived requests (event streams) re-check it: a revoked key or an expired session ends them.
+    c.set('credential', {
+      tenant: session.tenant,
+      valid: async () => {
+        try {
+          return (await sessions.read(c))?.tenant === session.tenant;
+        } catch {
+          return true; // the database is down: keep the stream, as the key check does
+        }
+      },
+    });
     return next();
   };
 }

@@ -26,7 +26,7 @@ export function stepView(d: StepDetailView, opts: { live: boolean }): Html {
     <div><dt>Attempts</dt><dd>${d.attempts.length}</dd></div>
     <div><dt>Started</dt><dd>${time(d.startedAt)}</dd></div>
     <div><dt>Ran for</dt><dd>${duration(d.durationMs)}</dd></div>
-    <div><dt>Next step</dt><dd>${d.nextStep ?? (d.status === 'succeeded' ? html`<span class="muted">end of run</span>` : '—')}</dd></div>
+    <div><dt>Next step</dt><dd>${d.branch ? html`<span class="muted">the join</span>` : (d.nextStep ?? (d.status === 'succeeded' ? html`<span class="muted">end of run</span>` : '—'))}</dd></div>
     ${d.usage ? html`<div><dt>Tokens</dt><dd>${fmtInt(d.usage.inputTokens)} in · ${fmtInt(d.usage.outputTokens)} out <span class="muted">${d.usage.model}</span></dd></div>` : ''}
   </dl>
   ${opts.live && d.status === 'running' ? html`<div class="live-answer"><h3>Streaming answer</h3><pre class="stream" data-stream-seq="${d.seq}"></pre></div>` : ''}
@@ -71,6 +71,7 @@ function callView(call: NonNullable<Attempt['call']>): Html {
     <div class="prompt"><h5>Prompt <span class="muted">${String(req.model ?? '')}</span></h5>
       ${instructions ? html`<div class="msg m-system"><span class="role">instructions</span>${text(instructions)}</div>` : ''}
       ${req.prompt !== undefined ? html`<div class="msg m-user"><span class="role">prompt</span>${text(req.prompt)}</div>` : ''}
+      ${typeof req.earlierMessages === 'number' ? html`<p class="muted">… ${req.earlierMessages} earlier messages (they are in the state this step saw)</p>` : ''}
       ${Array.isArray(req.messages) ? (req.messages as Array<{ role?: string; content?: unknown }>).map((m) => html`<div class="msg m-${m.role ?? 'user'}"><span class="role">${m.role ?? ''}</span>${text(m.content)}</div>`) : ''}
       ${Array.isArray(req.tools) && req.tools.length > 0 ? html`<p class="muted">tools offered: ${(req.tools as string[]).map((t) => html`<code>${t}</code> `)}</p>` : ''}
     </div>

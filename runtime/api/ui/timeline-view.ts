@@ -46,7 +46,7 @@ export function timelineView(tl: Timeline, runId: string, selected: number | nul
       });
       const href = r.pending ? `/ui/runs/${runId}` : `/ui/runs/${runId}?step=${r.seq}#step`;
       return html`<a class="tl-row${selected === r.seq ? ' selected' : ''}${r.pending ? ' pending' : ''}${r.kept ? ' kept' : ''}${r.branch !== null ? ' branch' : ''}" href="${href}" data-seq="${r.seq}"${r.kept ? html` title="kept from the run this one replays"` : ''}>
-      <span class="tl-label">${r.branch !== null ? html`<span class="fork" title="branch ${r.branch} of a fan-out">⑂${r.branch}</span> ` : ''}<span class="seq">#${r.seq}</span> <span class="name">${r.name}</span> ${kindBadge(r.kind)}${r.attempts > 1 ? html` <span class="retries" title="${r.attempts} attempts">×${r.attempts}</span>` : ''}${r.kept ? html` <span class="tag">kept</span>` : ''}</span>
+      <span class="tl-label">${r.branch !== null ? html`<span class="fork" title="branch ${r.branch} of a fan-out">↳${r.branch}</span> ` : ''}<span class="seq">#${r.seq}</span> <span class="name">${r.name}</span> ${kindBadge(r.kind)}${r.attempts > 1 ? html` <span class="retries" title="${r.attempts} attempts">×${r.attempts}</span>` : ''}${r.kept ? html` <span class="tag">kept</span>` : ''}</span>
       <svg class="tl-track" viewBox="0 0 ${WIDTH} 16" preserveAspectRatio="none" role="img" aria-label="step ${r.seq} ${r.name}">${bars}</svg>
       <span class="tl-dur">${r.pending ? statusBadge(r.status.startsWith('waiting') ? 'waiting' : 'queued') : duration(r.runningMs)}${r.queuedMs + r.waitingMs > 0 ? html`<small> +${duration(r.queuedMs + r.waitingMs)} ${r.waitingMs > 0 ? 'waiting' : 'queued'}</small>` : ''}</span>
     </a>`;

@@ -162,7 +162,14 @@
       conn.className = `conn ${cls}`;
     };
     source.onopen = () => show('live', 'live');
-    source.onerror = () => show('reconnecting…', 'off'); // EventSource resumes with Last-Event-ID itself
+    source.onerror = () => {
+      // A dropped stream is resumed by EventSource itself (with Last-Event-ID); one refused outright
+      // (429 too_many_streams, 401) is closed for good: the periodic refresh keeps the page current.
+      if (source && source.readyState === EventSource.CLOSED) {
+        source = null;
+        show('refreshing every 5 s', 'off');
+      } else show('reconnecting…', 'off');
+    };
     const onStep = (e) => {
       const data = JSON.parse(e.data);
       // The answer is in the step's recorded call now: the live box has done its job.
@@ -184,10 +191,14 @@
     });
   }
 
-  // Bars of a live run grow with time even when no event arrives.
+  // Bars of a live run grow with time even when no event arrives; a list with live runs follows them.
   setInterval(() => {
+    if (document.hidden) return;
     const status = document.getElementById('live')?.dataset.status;
-    if (runId && ['queued', 'running', 'waiting'].includes(status) && !document.hidden) refresh(false);
+    if (runId && ['queued', 'running', 'waiting'].includes(status)) refresh(false);
+    if (document.getElementById('runs-body')?.dataset.live === 'true') {
+      fragment('rows').then((markup) => swap('runs-body', markup), () => {});
+    }
   }, 5000);
 
   // ---- actions ----

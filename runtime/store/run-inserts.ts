@@ -1,0 +1,123 @@
+/**
+ * New runs are inserted in batches: the POSTs that arrive while earlier inserts are
+ * under way go to PostgreSQL together, as one multi-row INSERT (one statement, one
+ * WAL flush), instead of one round trip and one commit each. An idle API still sends
+ * a lone POST's insert at once; the batches only form under load, where they raise
+ * what one API process accepts per second and cut its tail latency.
+ *
+ * Every run keeps its own answer: a row that conflicts (an Idempotency-Key used
+ * before, or a retried insert whose first try committed) is looked up on its own, as
+ * before; a batch the database refuses for a reason other than an outage (one bad
+ * row) is sent again row by row, so only that request fails.
+ */
+import { sql } from 'drizzle-orm';
+import { type Db, query, queryPrepared } from '../db/connect.ts';
+import { isTransientDbError } from '../db/sqlstate.ts';
+
+export interface RunRow {
+  id: string;
+  function: string;
+  tenant: string;
+  /** The input, as JSON text. */
+  input: string;
+  next_step: string;
+  idempotency_key: string | null;
+  replay_of: string | null;
+  /** W3C trace context of the request that created the run (OpenTelemetry). */
+  trace_context: string | null;
+}
+
+/** Inserts under way at once per database handle; further rows wait and go as one batch. */
+const IN_FLIGHT = 4;
+const MAX_BATCH = 500;
+
+interface Pending {
+  row: RunRow;
+  resolve: (inserted: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
+interface Batcher {
+  waiting: Pending[];
+  inFlight: number;
+}
+
+const batchers = new WeakMap<Db, Batcher>();
+
+/** Inserts the run unless it conflicts; true when this call inserted it. */
+export function insertRun(db: Db, row: RunRow): Promise<boolean> {
+  let b = batchers.get(db);
+  if (!b) batchers.set(db, (b = { waiting: [], inFlight: 0 }));
+  const batcher = b;
+  return new Promise<boolean>((resolve, reject) => {
+    batcher.waiting.push({ row, resolve, reject });
+    if (batcher.inFlight < IN_FLIGHT) flush(db, batcher);
+  });
+}
+
+function flush(db: Db, b: Batcher): void {
+  const batch = b.waiting.splice(0, MAX_BATCH);
+  if (batch.length === 0) return;
+  b.inFlight++;
+  void send(db, batch).finally(() => {
+    b.inFlight--;
+    if (b.waiting.length > 0) flush(db, b);
+  });
+}
+
+async function send(db: Db, batch: Pending[]): Promise<void> {
+  if (batch.length === 1) {
+    const [one] = batch;
+    await insertOne(db, one.row).then(one.resolve, one.reject);
+    return;
+  }
+  let inserted: Set<string>;
+  try {
+    inserted = await insertMany(db, batch.map((p) => p.row));
+  } catch (err) {
+    if (isTransientDbError(err)) {
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    // One row the database refuses must not fail the others: each goes on its own.
+    await Promise.all(batch.map((p) => insertOne(db, p.row).then(p.resolve, p.reject)));
+    return;
+  }
+  for (const p of batch) p.resolve(inserted.has(p.row.id));
+}
+
+async function insertOne(db: Db, r: RunRow): Promise<boolean> {
+  const rows = await queryPrepared<{ id: string }>(
+    db,
+    // A new name with each new column: a server connection may still hold the old text under the old one.
+    'baton_run_insert_traced',
+    sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of, trace_context)
+        values (${r.id}, ${r.function}, ${r.tenant}, ${r.input}::jsonb, ${r.next_step}, ${r.idempotency_key}, ${r.replay_of}, ${r.trace_context})
+        on conflict do nothing
+        returning id`,
+  );
+  return rows.length > 0;
+}
+
+async function insertMany(db: Db, rows: RunRow[]): Promise<Set<string>> {
+  // Rows that can conflict (an Idempotency-Key) in one order in every batch: two batches
+  // inserting the same keys at once then wait on each other in turn, never in a cycle.
+  const ordered = rows.toSorted(byKey);
+  // The inputs travel as JSON text inside the batch's JSON, so each is stored exactly as one insert would store it.
+  const inserted = await query<{ id: string }>(
+    db,
+    sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of, trace_context)
+        select r.id, r.function, r.tenant, r.input::jsonb, r.next_step, r.idempotency_key, r.replay_of, r.trace_context
+        from jsonb_to_recordset(${JSON.stringify(ordered)}::jsonb)
+          as r(id uuid, function text, tenant text, input text, next_step text, idempotency_key text, replay_of uuid, trace_context text)
+        on conflict do nothing
+        returning id`,
+  );
+  return new Set(inserted.map((r) => r.id));
+}
+
+function byKey(a: RunRow, b: RunRow): number {
+  const ka = `${a.tenant}\u0000${a.function}\u0000${a.idempotency_key ?? ''}`;
+  const kb = `${b.tenant}\u0000${b.function}\u0000${b.idempotency_key ?? ''}`;
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}

@@ -1,0 +1,105 @@
+/**
+ * POSTs that arrive together are inserted together (one multi-row INSERT instead of
+ * one statement each), and each request still gets its own answer: the same
+ * Idempotency-Key sent many times at once creates one run, and a row the database
+ * refuses fails only its own insert.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { type SQL, sql } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
+import * as v from 'valibot';
+import { createApi } from '../../runtime/api/app.ts';
+import { type Db, query } from '../../runtime/db/connect.ts';
+import { defineAgent, done } from '../../runtime/define.ts';
+import { registryOf } from '../../runtime/functions.ts';
+import { insertRun } from '../../runtime/store/run-inserts.ts';
+import { type TestPlatform, startTestPlatform } from '../helpers/platform.ts';
+
+const echo = defineAgent({
+  name: 'echo',
+  input: v.object({ text: v.string() }),
+  start: 'only',
+  steps: { only: (ctx) => done(ctx.input.text) },
+});
+
+let t: TestPlatform;
+before(async () => {
+  t = await startTestPlatform({ functions: registryOf(echo), tools: false, llm: 'offline', worker: false });
+});
+after(() => t.close());
+
+/** An API whose every statement to PostgreSQL is recorded. */
+function recordingApi(): { api: ReturnType<typeof createApi>; inserts: () => number } {
+  const statements: string[] = [];
+  const dialect = new PgDialect();
+  const db = new Proxy(t.p.db, {
+    get(target, key, receiver) {
+      if (key !== 'execute') return Reflect.get(target, key, receiver) as unknown;
+      return (statement: SQL) => {
+        statements.push(dialect.sqlToQuery(statement).sql);
+        return target.execute(statement);
+      };
+    },
+  }) as Db;
+  return { api: createApi({ ...t.p, db }), inserts: () => statements.filter((s) => /^\s*insert into runs/i.test(s)).length };
+}
+
+const post = (api: ReturnType<typeof createApi>, text: string, key?: string) =>
+  api.request('/v1/functions/echo/runs', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(key ? { 'idempotency-key': key } : {}) },
+    body: JSON.stringify({ text }),
+  });
+
+test('100 POSTs at once: every one answered 202 with its own run, in far fewer INSERT statements', async () => {
+  const { api, inserts } = recordingApi();
+  const answers = await Promise.all(Array.from({ length: 100 }, (_, i) => post(api, `n${i}`)));
+  assert.deepEqual(
+    answers.map((r) => r.status),
+    answers.map(() => 202),
+  );
+  const ids = await Promise.all(answers.map(async (r) => ((await r.json()) as { id: string }).id));
+  assert.equal(new Set(ids).size, 100, 'a run each');
+  const rows = await query<{ id: string; text: string }>(t.p.db, sql`select id, input->>'text' as text from runs where function = 'echo' and input->>'text' like 'n%'`);
+  assert.deepEqual(new Map(rows.map((r) => [r.id, r.text])), new Map(ids.map((id, i) => [id, `n${i}`])), 'each run holds its own input');
+  assert.ok(inserts() < 50, `${inserts()} INSERT statements for 100 runs`);
+});
+
+test('the same Idempotency-Key 20 times at once: one run, the others replay it', async () => {
+  const { api } = recordingApi();
+  const answers = await Promise.all(Array.from({ length: 20 }, () => post(api, 'same', 'key-batch-1')));
+  assert.deepEqual(
+    answers.map((r) => r.status),
+    answers.map(() => 202),
+  );
+  const ids = await Promise.all(answers.map(async (r) => ((await r.json()) as { id: string }).id));
+  assert.equal(new Set(ids).size, 1, 'one run for one key');
+  assert.equal(answers.filter((r) => r.headers.get('idempotent-replayed') === 'true').length, 19);
+  const [count] = await query<{ n: number }>(t.p.db, sql`select count(*)::int as n from runs where idempotency_key = 'key-batch-1'`);
+  assert.equal(count.n, 1);
+});
+
+test('a run the database refuses fails only its own insert, not the batch it travelled in', async () => {
+  // Below the API (which already refuses what jsonb cannot store): a row whose input is not JSON at all.
+  const rows = Array.from({ length: 30 }, (_, i) => ({
+    id: randomUUID(),
+    function: 'echo',
+    tenant: 'default',
+    input: i === 10 ? '{"text": not json' : JSON.stringify({ text: `ok${i}` }),
+    next_step: 'only',
+    idempotency_key: null,
+    replay_of: null,
+    trace_context: null,
+  }));
+  const results = await Promise.allSettled(rows.map((r) => insertRun(t.p.db, r)));
+  assert.equal(results[10].status, 'rejected', 'the refused row fails');
+  assert.deepEqual(
+    results.filter((_, i) => i !== 10).map((r) => (r.status === 'fulfilled' ? r.value : r.reason)),
+    Array.from({ length: 29 }, () => true),
+    'every other row is inserted',
+  );
+  const [count] = await query<{ n: number }>(t.p.db, sql`select count(*)::int as n from runs where input->>'text' like 'ok%'`);
+  assert.equal(count.n, 29);
+});
