@@ -79,8 +79,8 @@ export async function runEvents(p: Platform, streams: EventStreams, c: Context, 
       // A client that left before the listener existed would otherwise keep the stream for its whole life.
       if (stream.aborted) return;
       const stop = await streams.watchers.follow(runId, cursor, {
-        event: (e) => {
-          queue.push({ id: e.id, event: e.event, data: JSON.stringify(e.data) });
+        event: (e, data) => {
+          queue.push({ id: e.id, event: e.event, data });
           kick();
         },
         delta: (seq, text) => {
