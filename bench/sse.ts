@@ -8,9 +8,9 @@
  * BATON_MAX_STREAMS_PER_TENANT's default), 2,000 in all. Measured for `--seconds`
  * (default 10) before the streams open and again while they are all open:
  *   - database transactions per second (pg_stat_database of the bench's database:
- *     every statement outside a transaction counts as one),
- *   - `GET /v1/runs?limit=20` under autocannon (10 connections): p50, p99, requests/s,
- *   - the API process's CPU, the runs' steps per second, events delivered per second.
+ *     every statement outside a transaction counts as one), the API process's CPU,
+ *     the runs' steps per second and events delivered per second, with no other request;
+ *   - then `GET /v1/runs?limit=20` under autocannon (10 connections): p50, p99, requests/s.
  * Then one stream more for a tenant at its limit must be refused (429).
  *
  * The stream clients run in a process of their own (bench/lib/sse-clients.ts).
@@ -106,10 +106,12 @@ async function main(): Promise<void> {
     const events = () => clients.events();
 
     async function sample(): Promise<Sample> {
+      // First the database and the API process alone (no other requests), then the other route under load.
       const [tx0, st0, cpu0, ev0, t0] = [await transactions(), await steps(), cpuSeconds(stack.api!.pid), await events(), Date.now()];
-      const r = await autocannon({ url: `${api}/v1/runs?limit=20`, headers: { authorization: `Bearer ${keys[0]}` }, connections: 10, duration: SECONDS });
+      await new Promise((resolve) => setTimeout(resolve, SECONDS * 1000));
       const secs = (Date.now() - t0) / 1000;
       const [tx1, st1, cpu1, ev1] = [await transactions(), await steps(), cpuSeconds(stack.api!.pid), await events()];
+      const r = await autocannon({ url: `${api}/v1/runs?limit=20`, headers: { authorization: `Bearer ${keys[0]}` }, connections: 10, duration: SECONDS });
       return {
         dbTps: (tx1 - tx0) / secs,
         p50: r.latency.p50,
@@ -158,7 +160,7 @@ async function main(): Promise<void> {
     console.log(row('GET /v1/runs p99 (ms)', f(before.p99, 1), f(during.p99, 1), ratio(before.p99, during.p99)));
     console.log(row('GET /v1/runs requests/s', f(before.rps), f(during.rps), ratio(before.rps, during.rps)));
     console.log(row('GET /v1/runs errors', f(before.errors), f(during.errors), ''));
-    console.log(row('API process CPU (%)', f(before.apiCpu), f(during.apiCpu), ratio(before.apiCpu, during.apiCpu)));
+    console.log(row('API process CPU (%, no other request)', f(before.apiCpu), f(during.apiCpu), ratio(before.apiCpu, during.apiCpu)));
     console.log(row('steps/s of the live runs', f(before.stepsPerSec), f(during.stepsPerSec), ratio(before.stepsPerSec, during.stepsPerSec)));
     console.log(row('events delivered/s (all streams)', '—', f(during.eventsPerSec), ''));
     if (refusedOpen > 0 || extra.status !== 429) process.exitCode = 1;
