@@ -52,3 +52,12 @@ test('lists each declared server once per TTL, in declaration order; a failure i
   await assert.rejects(listDeclaredTools(down.gateway, req()), /down/);
   assert.equal(down.asked.length, 4, 'asked again after a failure');
 });
+
+test('each gateway (each platform, with its own servers) has its own cache', async () => {
+  clearToolListCache();
+  const a = fakeGateway();
+  const b = fakeGateway();
+  await listDeclaredTools(a.gateway, req());
+  await listDeclaredTools(b.gateway, req());
+  assert.deepEqual([a.asked.length, b.asked.length], [2, 2]);
+});

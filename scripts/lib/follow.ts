@@ -156,7 +156,11 @@ export async function follow(client: ApiClient, runId: string, opts: FollowOptio
           const message = d.error?.message ?? 'failed';
           if (!opts.json) view.line(stepLine('✗', d, `attempt ${d.attempt}: ${message}`));
         } else if (event === 'run.waiting' && !opts.json) {
-          view.line(`  … waiting for signal "${d.signal}" (baton signal ${runId} ${d.signal} '{…}')`);
+          const pending = (d as { pending?: { kind?: string; tool?: string; args?: unknown } | null }).pending;
+          if (pending?.kind === 'approval') {
+            view.line(`  … ${pending.tool} ${JSON.stringify(pending.args).slice(0, 200)} waits for approval`);
+            view.line(`    (baton signal ${runId} approval '{"approve":true}', or '{"approve":false,"note":"…"}')`);
+          } else view.line(`  … waiting for signal "${d.signal}" (baton signal ${runId} ${d.signal} '{…}')`);
         } else if (event === 'run.finished') {
           finalStatus = String(d.status);
           return 'stop';

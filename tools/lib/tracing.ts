@@ -5,7 +5,7 @@
  *
  * Off unless OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is
  * set. Off, the SDK is never loaded: @opentelemetry/api hands out no-op spans and the
- * engine checks one boolean per step. On, spans are batched to the OTLP/HTTP (JSON)
+ * engine checks a boolean at each span site. On, spans are batched to the OTLP/HTTP (JSON)
  * endpoint, and the W3C `traceparent` carries the context between processes: in HTTP
  * headers (the API, tool calls, a dispatcher's POST /invoke), in queue messages, and
  * on the run's row, so a step run after any crash still joins its run's trace.

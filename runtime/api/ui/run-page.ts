@@ -41,7 +41,7 @@ export function runLive(full: RunWithSteps, selected: number | null): Html {
   <div><dt>Steps</dt><dd>${full.steps.length}${attempts > full.steps.length ? html` <span class="muted">(${attempts} attempts)</span>` : ''}</dd></div>
   <div><dt>Running · queued</dt><dd>${duration(tl.totals.runningMs)} · ${duration(tl.totals.queuedMs + tl.totals.backoffMs)}</dd></div>
   <div><dt>Tokens</dt><dd>${fmtInt(usage.inputTokens)} in · ${fmtInt(usage.outputTokens)} out</dd></div>
-  <div><dt>Cost</dt><dd>${usage.llmCalls === 0 ? html`<span class="muted">no LLM calls</span>` : usage.costUsd === null ? html`<span class="muted" title="a model without a price (BATON_PRICES)">unknown</span>` : `$${usage.costUsd.toFixed(usage.costUsd < 0.01 ? 5 : 4)}`}</dd></div>
+  <div><dt>Cost</dt><dd>${usage.llmCalls === 0 ? html`<span class="muted" title="no LLM call yet">—</span>` : usage.costUsd === null ? html`<span class="muted" title="a model without a price (BATON_PRICES)">unknown</span>` : `$${usage.costUsd.toFixed(usage.costUsd < 0.01 ? 5 : 4)}`}</dd></div>
 </dl>
 ${run.status === 'waiting' ? waitingCard(full) : ''}
 ${run.error ? html`<div class="run-error">${errorBox(run.error)}</div>` : ''}
