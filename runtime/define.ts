@@ -13,6 +13,7 @@ import type * as v from 'valibot';
 import type { LlmClient } from './llm/client.ts';
 import type { ToolDefinition } from './mcp/tool-list-cache.ts';
 import { agentLoop, type LoopOptions, withBudgetInput } from './agent/loop.ts';
+import { DEFAULT_MAX_TURNS } from './agent/budget.ts';
 import type { Patch, State } from './state.ts';
 
 export { append } from './state.ts';
@@ -198,6 +199,15 @@ export interface LoopAgentOptions<TSchema extends v.GenericSchema> {
   maxAttempts?: number;
 }
 
+export interface AgentLoopSettings {
+  model: string | null;
+  maxTurns: number;
+  maxTokens: number | null;
+  maxCostUsd: number | null;
+  approve: readonly string[];
+  approvalTimeoutMs: number | null;
+}
+
 export interface ResolvedStep {
   name: string;
   run: StepFn<unknown, State>;
@@ -215,6 +225,8 @@ export interface Agent {
   readonly timeoutMs: number | undefined;
   readonly maxAttempts: number | undefined;
   readonly steps: ReadonlyMap<string, ResolvedStep>;
+  /** For an agent loop (`defineAgent({ agent })`): its model, budgets and approvals, as GET /v1/functions/:name shows them. */
+  readonly loop?: AgentLoopSettings;
 }
 
 const FUNCTION_NAME = /^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$/;
@@ -258,6 +270,18 @@ export function defineAgent<TSchema extends v.GenericSchema, S extends State = S
     timeoutMs: options.timeoutMs,
     maxAttempts: options.maxAttempts,
     steps,
+    ...('agent' in given
+      ? {
+          loop: {
+            model: given.agent.model ?? null,
+            maxTurns: given.agent.maxTurns ?? DEFAULT_MAX_TURNS,
+            maxTokens: given.agent.maxTokens ?? null,
+            maxCostUsd: given.agent.maxCostUsd ?? null,
+            approve: [...(given.agent.approve ?? [])],
+            approvalTimeoutMs: given.agent.approvalTimeoutMs ?? null,
+          },
+        }
+      : {}),
   });
 }
 

@@ -26,6 +26,7 @@ export const ATTR = {
   step: 'baton.step',
   seq: 'baton.seq',
   attempt: 'baton.attempt',
+  branch: 'baton.branch',
   kind: 'baton.step.kind',
   outcome: 'baton.outcome',
   worker: 'baton.worker',
@@ -60,6 +61,8 @@ export interface StepSpanInput {
   step: string;
   seq: number;
   attempt: number;
+  /** A fan-out branch's index (from 1), when the step is one. */
+  branch?: number | undefined;
   worker: string;
   /** The run's root `traceparent` (queue message or `runs.trace_context`). */
   runTrace: string | null;
@@ -78,7 +81,15 @@ export function startStepSpan(s: StepSpanInput): Span | null {
     s.runId,
     parent,
     SpanKind.CONSUMER,
-    { [ATTR.runId]: s.runId, [ATTR.function]: s.function, [ATTR.step]: s.step, [ATTR.seq]: s.seq, [ATTR.attempt]: s.attempt, [ATTR.worker]: s.worker },
+    {
+      [ATTR.runId]: s.runId,
+      [ATTR.function]: s.function,
+      [ATTR.step]: s.step,
+      [ATTR.seq]: s.seq,
+      [ATTR.attempt]: s.attempt,
+      [ATTR.worker]: s.worker,
+      ...(s.branch !== undefined ? { [ATTR.branch]: s.branch } : {}),
+    },
     s.startTime,
   );
 }
@@ -100,6 +111,13 @@ export function endStepSpan(span: Span | null, outcome: { status: string; error?
     span.setStatus({ code: SpanStatusCode.ERROR, message: (thrown as Error)?.message ?? String(thrown) });
   }
   span.end();
+}
+
+/** `trace_id` and `span_id` of the active span, for a log line to point at it (nothing with tracing off). */
+export function logTraceIds(): { trace_id?: string; span_id?: string } {
+  if (!tracingOn()) return {};
+  const sc = trace.getActiveSpan()?.spanContext();
+  return sc ? { trace_id: sc.traceId, span_id: sc.spanId } : {};
 }
 
 /** Notes on the active step span: what kind of call the step made. */

@@ -17,4 +17,5 @@ test('a turn: the tools asked for, or the answer; a call: its tool and how it we
   const many = [1, 2, 3].map(() => result('git_get_diff', { type: 'json', value: {} }));
   assert.equal(summarizeStep({ messages: { $append: many } }), '3 results in call order: 3 ok');
   assert.equal(summarizeStep({ diff: 'x' }), null);
+  assert.equal(summarizeStep({ messages: { $append: [{ role: 'assistant', content: 'a hand-wired review' }] } }), null, 'plain text is not a turn');
 });

@@ -26,7 +26,9 @@ export function summarizeStep(patch: unknown, output?: unknown): string | null {
   const lines: string[] = [];
   const results: Part[] = [];
   for (const m of appended) {
-    const parts: Part[] = typeof m.content === 'string' ? [{ type: 'text', text: m.content }] : Array.isArray(m.content) ? (m.content as Part[]) : [];
+    // Only the loop's structured messages (parts); a hand-wired step's plain text is its own business.
+    if (!Array.isArray(m.content)) continue;
+    const parts = m.content as Part[];
     if (m.role === 'assistant') {
       const calls = parts.filter((p) => p.type === 'tool-call');
       if (calls.length > 0) {
@@ -42,7 +44,7 @@ export function summarizeStep(patch: unknown, output?: unknown): string | null {
     }
   }
   const isOk = (p: Part) => p.output?.type === 'json' || p.output?.type === 'text';
-  if (results.length > 2) {
+  if (results.length > 1) {
     // A join of many calls: the count, not every line.
     const failed = results.filter((p) => !isOk(p)).length;
     lines.push(`${results.length} results in call order: ${results.length - failed} ok${failed ? `, ${failed} failed` : ''}`);

@@ -62,20 +62,31 @@ export function apiKeyAuth(opts: ApiKeyAuthOptions): MiddlewareHandler<ApiEnv> {
   const unknown = new LRUCache<string, true>({ max: CACHE_ENTRIES, ttl: opts.cacheMs });
   const WINDOW_MS = 60_000;
 
+  // One lookup per key at a time: when a key's entry expires, its hundred open streams and
+  // its busy clients ask at once, and all of them wait for the same query.
+  const inFlight = new Map<string, Promise<string | null>>();
+
   /** The key's tenant, or null for an unknown or revoked key; from the caches when they know. */
   async function tenantOf(key: string): Promise<string | null> {
     const hash = hashKey(key);
     const hit = known.get(hash);
     if (hit !== undefined) return hit;
     if (unknown.get(hash)) return null;
-    const tenant = await opts.withDb(() => tenantOfKey(opts.db, key), 3000);
-    if (tenant) {
-      known.set(hash, tenant);
-      touchApiKey(opts.db, key).catch(() => {});
-    } else {
-      unknown.set(hash, true);
+    let lookup = inFlight.get(hash);
+    if (!lookup) {
+      lookup = (async () => {
+        const tenant = await opts.withDb(() => tenantOfKey(opts.db, key), 3000);
+        if (tenant) {
+          known.set(hash, tenant);
+          touchApiKey(opts.db, key).catch(() => {});
+        } else {
+          unknown.set(hash, true);
+        }
+        return tenant;
+      })().finally(() => inFlight.delete(hash));
+      inFlight.set(hash, lookup);
     }
-    return tenant;
+    return lookup;
   }
 
   const limiter = async (address: string, cost: number) => {

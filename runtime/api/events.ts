@@ -56,8 +56,15 @@ function attemptEvents(runId: string, s: Step, a: StepAttempt): DerivedEvent[] {
 
 /** Every durable event of a run, in id order, from its rows. */
 export function deriveEvents(runId: string, full: RunWithSteps): DerivedEvent[] {
+  // Attempts by seq, once: a run with thousands of steps is derived in linear time.
+  const bySeq = new Map<number, StepAttempt[]>();
+  for (const a of full.attempts) {
+    const list = bySeq.get(a.seq);
+    if (list) list.push(a);
+    else bySeq.set(a.seq, [a]);
+  }
   const events = full.steps.flatMap((s) => {
-    const attempts = full.attempts.filter((a) => a.seq === s.seq);
+    const attempts = bySeq.get(s.seq) ?? [];
     // A branch still queued for its first attempt has nothing to tell yet.
     if (attempts.length === 0 && s.status === 'queued') return [];
     // A step recorded before attempts had rows of their own stands for its one attempt.
@@ -69,7 +76,8 @@ export function deriveEvents(runId: string, full: RunWithSteps): DerivedEvent[] 
       id: `${run.nextSeq}-0-2`,
       key: [run.nextSeq, 0, 2],
       event: 'run.waiting',
-      data: { runId, signal: run.waitSignal, wakeAt: run.wakeAt },
+      // `pending`: what the run waits for (an agent's tool call awaiting approval), as GET /v1/runs/:id shows it.
+      data: { runId, signal: run.waitSignal, wakeAt: run.wakeAt, pending: run.waitRequest ?? null },
     });
   }
   return events;

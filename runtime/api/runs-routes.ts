@@ -63,6 +63,8 @@ export function describeFunction(agent: Agent) {
     steps: [...agent.steps.keys()],
     tools: agent.tools,
     inputSchema,
+    /** An agent loop's model, budgets and approvals (README "Agents"); null for a hand-wired graph. */
+    agent: agent.loop ?? null,
   };
 }
 

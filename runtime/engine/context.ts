@@ -13,7 +13,7 @@ import type { StepUsage } from '../store/commit.ts';
 import type { ClaimedStep } from '../store/claim.ts';
 import type { StepCallRecord } from '../store/step-calls.ts';
 import type { Platform } from '../platform.ts';
-import { noteUsage, traceLlmCalls, traceToolCall } from '../tracing.ts';
+import { logTraceIds, noteUsage, traceLlmCalls, traceToolCall } from '../tracing.ts';
 import { faultPoint } from './fault-points.ts';
 
 export interface StepRecorder {
@@ -46,7 +46,7 @@ export function createStepContext(
     recorder.kind = kind;
     onCall?.();
   };
-  const log = p.log.child({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, function: agent.name });
+  const log = p.log.child({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, function: agent.name, ...logTraceIds() });
 
   const llm = traceLlmCalls(createLlmClient({
     model: p.model.model,

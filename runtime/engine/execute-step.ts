@@ -162,6 +162,7 @@ async function traced(
     step: claimed.step,
     seq: claimed.seq,
     attempt: claimed.attempt,
+    branch: claimed.branch?.index,
     worker: opts.worker,
     runTrace: claimed.trace ?? null,
     parent: opts.traceParent,

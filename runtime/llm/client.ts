@@ -63,6 +63,8 @@ export interface LlmHooks {
   onCall?(call: { request: unknown; response?: unknown; error?: unknown }): void;
 }
 
+const RECORDED_MESSAGES = 12;
+
 /** The parts of a call's options worth showing: what the model was asked, not the SDK plumbing. */
 function requestOf(options: GenerateOptions | StreamOptions, modelId: string) {
   const o = options as Record<string, unknown>;
@@ -70,6 +72,12 @@ function requestOf(options: GenerateOptions | StreamOptions, modelId: string) {
   const pick: Record<string, unknown> = { model: modelId };
   for (const k of ['instructions', 'system', 'prompt', 'messages', 'toolChoice', 'temperature', 'maxOutputTokens']) {
     if (o[k] !== undefined) pick[k] = o[k];
+  }
+  // An agent sends its whole conversation every turn: keeping only the latest messages keeps the
+  // record's size per step flat instead of growing with the run (the rest is in the state it saw).
+  if (Array.isArray(pick.messages) && pick.messages.length > RECORDED_MESSAGES) {
+    pick.earlierMessages = pick.messages.length - RECORDED_MESSAGES;
+    pick.messages = pick.messages.slice(-RECORDED_MESSAGES);
   }
   if (tools) pick.tools = tools;
   return pick;

@@ -224,8 +224,7 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
           )
           .catch(() => {});
         if (req.abortSignal.aborted) throw req.abortSignal.reason ?? err;
-        if (denied) throw new BatonError('tool_denied', `${req.name}: the tool server refused the call: ${message}`, { cause: err });
-        throw new BatonError('tool_unavailable', `${req.name}: ${message}`, { cause: err });
+        throw callFailure(req.name, code, message, err);
       } finally {
         // A stateful server (one that gave a session id) is told the session is over.
         if (transport.sessionId) {
@@ -245,7 +244,8 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
         if (!url) throw new BatonError('tool_denied', `no URL is configured for tool server "${server}"`, { details: { server } });
         const sendToken = !deps.withoutToken?.includes(server);
         if (sendToken && !deps.signingKey) throw new BatonError('tool_denied', 'no signing key is configured for capability tokens (BATON_TOOL_SIGNING_KEY)');
-        const headers: Record<string, string> = {};
+        // The listing step's trace goes along too (`traceparent`).
+        const headers: Record<string, string> = injectTraceHeaders({});
         if (sendToken) {
           const claims: MintClaims = { use: 'list', aud: server, run: req.runId, seq: req.seq, fn: req.function, tenant: req.tenant, tools: [...scope], ...lifetime(req.deadline) };
           headers.Authorization = `Bearer ${await mintCapability(deps.signingKey as KeyObject, claims)}`;
@@ -294,4 +294,14 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
       return out;
     },
   };
+}
+
+/**
+ * A failed call as the engine sees it: a refusal is final, except our own token running out in
+ * transit (an overloaded server, a slow network), which the next attempt fixes with a fresh token.
+ */
+export function callFailure(name: string, status: unknown, message: string, cause?: unknown): BatonError {
+  const refused = (status === 401 || status === 403) && !/token expired/.test(message);
+  if (refused) return new BatonError('tool_denied', `${name}: the tool server refused the call: ${message}`, { cause });
+  return new BatonError('tool_unavailable', `${name}: ${message}`, { cause });
 }

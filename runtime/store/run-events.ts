@@ -4,7 +4,7 @@
  * (steps before the run's next seq are final), and the change stamps of many runs in one
  * statement, so the safety-net poll costs one query however many runs are watched.
  */
-import { and, asc, eq, gte, inArray } from 'drizzle-orm';
+import { and, asc, eq, gte, inArray, or } from 'drizzle-orm';
 import { runs, stepAttempts, steps } from '../../schema/tables.ts';
 import type { Db } from '../db/connect.ts';
 import { type RunWithSteps, getRun } from './runs.ts';
@@ -22,6 +22,34 @@ export async function readRunSince(db: Db, id: string, fromSeq: number): Promise
       .orderBy(asc(stepAttempts.seq), asc(stepAttempts.attempt)),
   ]);
   return { run, steps: rows, attempts };
+}
+
+/**
+ * Many runs at once, each from its own seq on: three statements however many runs (the
+ * watchers read every run that changed in the last tick together). Runs that do not
+ * exist are absent from the answer.
+ */
+export async function readRunsSince(db: Db, targets: ReadonlyArray<{ id: string; fromSeq: number }>): Promise<Map<string, RunWithSteps>> {
+  const out = new Map<string, RunWithSteps>();
+  if (targets.length === 0) return out;
+  const ids = targets.map((t) => t.id);
+  const [runRows, stepRows, attemptRows] = await Promise.all([
+    db.select().from(runs).where(inArray(runs.id, ids)),
+    db
+      .select()
+      .from(steps)
+      .where(or(...targets.map((t) => and(eq(steps.runId, t.id), gte(steps.seq, t.fromSeq)))))
+      .orderBy(asc(steps.runId), asc(steps.seq)),
+    db
+      .select()
+      .from(stepAttempts)
+      .where(or(...targets.map((t) => and(eq(stepAttempts.runId, t.id), gte(stepAttempts.seq, t.fromSeq)))))
+      .orderBy(asc(stepAttempts.runId), asc(stepAttempts.seq), asc(stepAttempts.attempt)),
+  ]);
+  for (const run of runRows) out.set(run.id, { run, steps: [], attempts: [] });
+  for (const s of stepRows) out.get(s.runId)?.steps.push(s);
+  for (const a of attemptRows) out.get(a.runId)?.attempts.push(a);
+  return out;
 }
 
 /** What changes whenever a run moves (claim, commit, failure, wait, signal, cancel, a branch's commit), for many runs at once. */

@@ -15,7 +15,7 @@ import { openDatabase } from '../../runtime/db/connect.ts';
 import { migrate } from '../../runtime/db/migrate.ts';
 import { exampleInput } from '../../runtime/functions.ts';
 import { createPlatform, type Platform } from '../../runtime/platform.ts';
-import { getRunWithSteps } from '../../runtime/store/runs.ts';
+import { getRunWithSteps, stepView } from '../../runtime/store/runs.ts';
 import { createWorker } from '../../runtime/worker/worker.ts';
 import { loadPrivateKey } from '../../tools/lib/capability.ts';
 import { runs } from '../../schema/tables.ts';
@@ -42,18 +42,20 @@ While it runs, \`baton run\`, \`baton runs\`, \`baton keys\`… on this machine 
 
   --once            exit after the demo run: 0 if it succeeded, 1 otherwise
   --no-demo         do not trigger a demo run
-  --demo FUNCTION   the function to demo (default pr-review if there is one, else the
+  --demo FUNCTION   the function to demo (default pr-agent, else pr-review if there is one, else the
                     first function with an example.json)
 
 Environment: PORT, HOST, DATABASE_URL, REDIS_URL, OPENAI_API_KEY, BATON_DATA_DIR,
 BATON_FUNCTIONS_DIR, BATON_AUTH, BATON_METRICS_PORT (README "Configuration").`;
 
-/** The function the demo runs: --demo, else pr-review, else the first function with an example input. */
+/** The function the demo runs: --demo, else pr-agent, else pr-review, else the first function with an example input. */
 function demoFunction(p: Platform, chosen: string | undefined): string | null {
   if (chosen) {
     if (!p.functions.has(chosen)) throw usageError(`no function "${chosen}" in ${p.config.functionsDir}`, usage);
     return chosen;
   }
+  // The agent loop first: the model choosing tools is what people come to see.
+  if (p.functions.has('pr-agent')) return 'pr-agent';
   if (p.functions.has('pr-review')) return 'pr-review';
   for (const name of p.functions.keys()) {
     try {
@@ -185,11 +187,14 @@ async function demoRun(p: Platform, url: string, apiKey: string | null, demo: st
         if (!full) return;
         for (const s of full.steps) {
           const key = `${s.seq}:${s.attempt}:${s.status}`;
-          if (s.status === 'running' || printed.has(key)) continue;
+          if ((s.status !== 'succeeded' && s.status !== 'failed') || printed.has(key)) continue;
           printed.add(key);
           const mark = s.status === 'succeeded' ? '✓' : '✗';
           const err = s.status === 'failed' ? `  attempt ${s.attempt}: ${(s.error as { message?: string } | null)?.message ?? ''}` : '';
-          console.log(`  ${mark} ${String(s.seq).padStart(2)} ${s.name.padEnd(12)} ${String(s.kind ?? '').padEnd(7)} ${String(s.durationMs ?? 0).padStart(6)} ms${err}`);
+          // A fan-out's branches read as `tool ⋔2`: they run side by side, their lines interleave.
+          const name = s.branch ? `${s.name} ⋔${s.branch}` : s.name;
+          const summary = stepView(s).summary;
+          console.log(`  ${mark} ${String(s.seq).padStart(2)} ${name.padEnd(12)} ${String(s.kind ?? '').padEnd(7)} ${String(s.durationMs ?? 0).padStart(6)} ms${err}${summary ? `  ${summary}` : ''}`);
         }
         const { run } = full;
         if (run.status === 'succeeded' || run.status === 'failed' || run.status === 'cancelled') {

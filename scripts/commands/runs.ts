@@ -117,7 +117,9 @@ async function show(client: ApiClient, id: string, json: boolean): Promise<numbe
     const cost = typeof s.usage?.costUsd === 'number' ? ` $${s.usage.costUsd.toFixed(6)}` : '';
     const tokens = s.usage ? `  ${s.usage.inputTokens ?? 0}+${s.usage.outputTokens ?? 0} tokens (${s.usage.model})${cost}` : '';
     const took = s.durationMs === null ? '-' : formatDuration(s.durationMs);
-    console.log(`  ${String(s.seq).padStart(3)}  ${s.name.padEnd(16)} ${String(s.kind ?? '').padEnd(8)} ${s.status.padEnd(10)} attempt ${s.attempt}  ${took}${tokens}`);
+    const name = s.branch ? `${s.name} ⋔${s.branch}` : s.name;
+    console.log(`  ${String(s.seq).padStart(3)}  ${name.padEnd(16)} ${String(s.kind ?? '').padEnd(8)} ${s.status.padEnd(10)} attempt ${s.attempt}  ${took}${tokens}`);
+    if (s.summary) console.log(`       ${s.summary}`);
   }
   console.log(formatSummary(summarize(body, pricesFrom())));
   console.log(JSON.stringify(body.status === 'succeeded' ? body.output : body.error, null, 2));

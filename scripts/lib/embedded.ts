@@ -78,7 +78,13 @@ export async function demoRepository(dir: string): Promise<string> {
       path.join(repo, 'cart.js'),
       'export function total(items, discount = 0) {\n  // TODO: validate discount\n  console.log(items);\n  return items.reduce((s, i) => s + i.price * i.qty, 0) * (1 - discount);\n}\n',
     );
-    git('commit', '-q', '-am', 'cart: quantities and discounts');
+    // Two files in the last commit: an agent reviewing it reads both diffs at once (parallel calls).
+    fs.writeFileSync(
+      path.join(repo, 'cart.test.js'),
+      "import { total } from './cart.js';\n\nconsole.assert(total([{ price: 2, qty: 3 }]) === 6);\n",
+    );
+    git('add', '.');
+    git('commit', '-q', '-m', 'cart: quantities and discounts');
   }
   return repo;
 }

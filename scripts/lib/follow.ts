@@ -149,13 +149,18 @@ export async function follow(client: ApiClient, runId: string, opts: FollowOptio
         else if (event === 'step.delta') view.delta(d.seq, d.text ?? '');
         else if (event === 'step.completed') {
           view.finished(d);
-          if (!opts.json) view.line(stepLine('✓', d, d.durationMs === null ? '' : formatDuration(d.durationMs)));
+          const took = d.durationMs === null ? '' : formatDuration(d.durationMs);
+          if (!opts.json) view.line(stepLine('✓', d, d.summary ? `${took.padEnd(8)} ${d.summary}` : took));
         } else if (event === 'step.failed') {
           view.finished(d);
           const message = d.error?.message ?? 'failed';
           if (!opts.json) view.line(stepLine('✗', d, `attempt ${d.attempt}: ${message}`));
         } else if (event === 'run.waiting' && !opts.json) {
-          view.line(`  … waiting for signal "${d.signal}" (baton signal ${runId} ${d.signal} '{…}')`);
+          const pending = (d as { pending?: { kind?: string; tool?: string; args?: unknown } | null }).pending;
+          if (pending?.kind === 'approval') {
+            view.line(`  … ${pending.tool} ${JSON.stringify(pending.args).slice(0, 200)} waits for approval`);
+            view.line(`    (baton signal ${runId} approval '{"approve":true}', or '{"approve":false,"note":"…"}')`);
+          } else view.line(`  … waiting for signal "${d.signal}" (baton signal ${runId} ${d.signal} '{…}')`);
         } else if (event === 'run.finished') {
           finalStatus = String(d.status);
           return 'stop';

@@ -19,6 +19,8 @@ export interface StepView {
   startedAt?: string | null;
   error?: { code?: string; message?: string } | null;
   usage: { model: string; inputTokens: number | null; outputTokens: number | null; costUsd?: number | null } | null;
+  /** What an agent step added to the conversation, in one line (absent from older APIs). */
+  summary?: string | null;
 }
 
 export interface RunView {

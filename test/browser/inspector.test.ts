@@ -77,6 +77,7 @@ let t: TestPlatform;
 let base: string;
 let key: string;
 let server: ReturnType<typeof serve>;
+let prId: string;
 let shots: string;
 
 before(async () => {
@@ -94,6 +95,7 @@ before(async () => {
   for (const input of [{ steps: 3 }, { steps: 6 }]) await fetch(`${base}/v1/functions/chain/runs`, { method: 'POST', headers, body: JSON.stringify(input) });
   const pr = (await (await fetch(`${base}/v1/functions/pr-review/runs`, { method: 'POST', headers, body: '{"repo":"acme/shop","pr":42}' })).json()) as { id: string };
   const failed = (await (await fetch(`${base}/v1/functions/enrich/runs`, { method: 'POST', headers, body: '{"id":7}' })).json()) as { id: string };
+  prId = pr.id;
   await Promise.all([waitForRun(t.p, pr.id), waitForRun(t.p, failed.id)]);
 });
 
@@ -128,6 +130,7 @@ test('sign in, start a run, watch it live, approve, open a step, replay from it'
 
     // Sign in: the form trades the key for an HttpOnly cookie, invisible to scripts.
     await page.goto(`${base}/ui`);
+    await shot('sign-in');
     await page.getByLabel('API key').fill(key);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.waitForURL(`${base}/ui`);
@@ -209,6 +212,11 @@ test('sign in, start a run, watch it live, approve, open a step, replay from it'
     assert.equal(await page.locator('table.runs a.run-id').count(), 2);
     await page.goto(`${base}/ui`);
     await shot('runs-list-after');
+
+    // A tool step: the arguments it sent and the result it got, beside the gateway's audit row.
+    await page.goto(`${base}/ui/runs/${prId}?step=0`);
+    assert.match(await page.locator('#step').innerText(), /git\.get_diff[\s\S]*Arguments[\s\S]*Result/);
+    await shot('step-tool');
 
     assert.deepEqual(problems, [], 'no script errors and no CSP violations');
   } finally {

@@ -22,7 +22,7 @@ const WORKERS = 3;
 /** Kills that interrupt a step: fault-point deaths, and the test's SIGKILLs (only of workers holding a lease). */
 const MIN_KILLS = 20;
 const KILL_EVERY_MS = 300;
-const CHAOS_LIMIT_MS = 90_000;
+const CHAOS_LIMIT_MS = 150_000;
 /**
  * Every other replacement arms one fault point, in turn: an armed worker dies the
  * first time one of its steps reaches that moment. The test's own kills spare armed
@@ -33,7 +33,7 @@ const MOMENTS = ['during-call', 'after-call', 'before-commit', 'after-commit'];
 
 runAlone();
 
-test('crash mid-step: workers SIGKILLed at every moment of a step, nothing lost, no side effect twice', { timeout: 240_000 }, async (tc) => {
+test('crash mid-step: workers SIGKILLed at every moment of a step, nothing lost, no side effect twice', { timeout: 300_000 }, async (tc) => {
   const defer = teardown(tc);
   const t = await startTestPlatform({ worker: false, llm: { delayMs: [200, 800] } });
   defer(() => t.close());
@@ -92,7 +92,9 @@ test('crash mid-step: workers SIGKILLed at every moment of a step, nothing lost,
     );
     const byConsumer = new Map(holding.map((h) => [h.consumer, h]));
     const candidates = [...ready.entries()].filter(([w, consumer]) => w.alive && !armed.has(w) && byConsumer.has(consumer));
-    if (candidates.length === 0) continue;
+    // Never the last worker standing: replacements take seconds to start on a loaded machine,
+    // and with none left the runs cannot get past their first step between kills.
+    if (candidates.length === 0 || [...ready.keys()].filter((w) => w.alive).length < 2) continue;
     // Every other kill prefers a worker in an LLM call, if any: on a loaded machine the quick
     // steps around it are where most workers are at any moment.
     const inCall = candidates.filter(([, c]) => (byConsumer.get(c)?.llm ?? 0) > 0);

@@ -56,12 +56,18 @@ test('npm start runs the demo to completion on the embedded default, keeps its r
   assert.equal(first.code, 0, `${first.out}\n${first.err}`);
   assert.match(first.out, /embedded PGlite/);
   assert.match(first.out, /offline model baton-offline/);
-  assert.match(first.out, /curl -sS -X POST http:\/\/127\.0\.0\.1:\d+\/v1\/functions\/pr-review\/runs/);
-  assert.match(first.out, /✓ +0 fetch_diff +tool +(?:\d+ ms|\d+\.\d s|\d+ min \d+ s)/);
-  assert.match(first.out, /✓ +1 review +llm +(?:\d+ ms|\d+\.\d s|\d+ min \d+ s)/);
-  assert.match(first.out, /✓ +2 post +tool +(?:\d+ ms|\d+\.\d s|\d+ min \d+ s)/);
+  assert.match(first.out, /curl -sS -X POST http:\/\/127\.0\.0\.1:\d+\/v1\/functions\/pr-agent\/runs/);
+  // The agent loop, one line per turn and per tool call; the diffs read in parallel (branches ⋔1, ⋔2, …).
+  const T = '(?:\\d+ ms|\\d+\\.\\d s|\\d+ min \\d+ s)';
+  assert.match(first.out, new RegExp(`✓ +0 model +llm +${T} +asks git_list_changed_files`));
+  assert.match(first.out, new RegExp(`✓ +1 tool +tool +${T} +git_list_changed_files → ok`));
+  assert.match(first.out, new RegExp(`✓ +2 model +llm +${T} +asks git_get_diff`));
+  assert.match(first.out, new RegExp(`✓ +\\d+ tool ⋔1 +tool +${T} +git_get_diff → ok`));
+  assert.match(first.out, new RegExp(`✓ +\\d+ tool_results +compute +${T} +\\d+ results in call order`));
+  assert.match(first.out, new RegExp(`✓ +\\d+ tool +tool +${T} +review_post_comment → ok`));
+  assert.match(first.out, new RegExp(`✓ +\\d+ model +llm +${T} +answers: Reviewed acme/shop#42`));
   assert.match(first.out, /Run succeeded in (?:\d+ ms|\d+\.\d s|\d+ min \d+ s)/);
-  assert.match(first.out, /reviewed by the offline model baton-offline/);
+  assert.match(first.out, /posted review comment #\d+/);
   assert.ok(fs.existsSync(path.join(dir, '.baton/pgdata')), 'the database lives under .baton/');
 
   // Second start: the first run is still there; Ctrl-C once ready stops it with exit 0.

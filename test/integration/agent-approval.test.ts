@@ -12,7 +12,7 @@ import { defineAgent } from '../../runtime/define.ts';
 import { registryOf } from '../../runtime/functions.ts';
 import { scriptedReply } from '../helpers/agent-script.ts';
 import type { LlmStub } from '../helpers/llm-stub.ts';
-import { type TestPlatform, startTestPlatform, trigger, waitForRun } from '../helpers/platform.ts';
+import { type TestPlatform, startTestPlatform, trigger, waitFor, waitForRun } from '../helpers/platform.ts';
 
 const gated = (name: string, approvalTimeoutMs?: number) =>
   defineAgent({
@@ -50,7 +50,8 @@ test('granted: the run parks before the call, shows it, and runs it once approve
   const id = await trigger(t.api, 'gated', { task: 'script:p11' });
   const waiting = await waitForRun(t.p, id, ['waiting']);
   assert.equal(waiting.run.leaseOwner, null, 'a waiting run holds no lease');
-  assert.equal(t.worker?.active, 0, 'and no worker');
+  // The step's slot frees once its commit is acknowledged, a moment after the run is `waiting`.
+  await waitFor(() => t.worker?.active === 0, 'the worker holds no step of the waiting run');
   assert.equal((await posted(11)).length, 0, 'nothing posted yet');
   const view = (await (await request(`/v1/runs/${id}`)).json()) as { status: string; waitingFor: string; pending: unknown };
   assert.equal(view.status, 'waiting');
@@ -62,6 +63,19 @@ test('granted: the run parks before the call, shows it, and runs it once approve
     toolCallId: 'call_1_0',
     timeoutMs: null,
   });
+
+  // The event stream says it too: run.waiting carries the pending call.
+  const events = await t.api.request(`/v1/runs/${id}/events`);
+  const reader = (events.body as ReadableStream<Uint8Array>).getReader();
+  let seen = '';
+  while (!seen.includes('event: run.waiting')) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += new TextDecoder().decode(value);
+  }
+  await reader.cancel();
+  const waitingEvent = /event: run\.waiting\ndata: (.*)\n/.exec(seen)?.[1];
+  assert.deepEqual((JSON.parse(waitingEvent ?? '{}') as { pending: unknown }).pending, view.pending);
 
   const bad = await request(`/v1/runs/${id}/signals/approval`, { approve: 'yes' });
   assert.equal(bad.status, 400);

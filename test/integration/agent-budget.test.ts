@@ -82,6 +82,14 @@ test('maxCostUsd: priced by BATON_PRICES, the second call goes over', async () =
   assert.equal(view.usage.costUsd, 0.00005);
 });
 
+test('GET /v1/functions/:name shows the loop: model, budgets, approvals; the input schema takes a budget', async () => {
+  const res = await t.api.request('/v1/functions/looper');
+  const fn = (await res.json()) as { agent: unknown; steps: string[]; inputSchema: { properties: Record<string, unknown> } };
+  assert.deepEqual(fn.agent, { model: null, maxTurns: 2, maxTokens: null, maxCostUsd: null, approve: [], approvalTimeoutMs: null });
+  assert.deepEqual(fn.steps, ['model', 'tool', 'tool_results', 'over_budget']);
+  assert.ok(fn.inputSchema.properties.budget, 'the per-run budget is part of the input');
+});
+
 test('a malformed budget in the input is a 400 naming the field', async () => {
   const res = await t.api.request('/v1/functions/looper/runs', {
     method: 'POST',

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { sql } from 'drizzle-orm';
 import { query } from '../../runtime/db/connect.ts';
+import { documentedSql } from '../helpers/docs.ts';
 import { type TestPlatform, startTestPlatform, trigger, waitForRun } from '../helpers/platform.ts';
 
 let t: TestPlatform;
@@ -42,6 +43,12 @@ test('each LLM step carries its cost; the run, the API and the SQL views total i
     sql`select function, cost_usd::text, day::text from token_usage_by_function where function = 'pr-review'`,
   );
   assert.equal(Number(perDay.cost_usd), PER_CALL);
+
+  // The README's query answers the same.
+  const documented = await t.p.db.execute(sql.raw(documentedSql('README.md', 'Cost per function per day')));
+  const rows = (documented as unknown as { rows: Array<{ function: string; cost_usd: string; llm_calls: string }> }).rows;
+  const row = rows.find((r) => r.function === 'pr-review');
+  assert.equal(Number(row?.cost_usd), PER_CALL);
 });
 
 test('an unpriced model has no cost (NULL), not a made-up zero', async () => {

@@ -47,12 +47,13 @@ before(async () => {
   database = await openDatabase({ dataDir: path.join(dir, 'pgdata') });
   await migrate(database.db);
   const demo = await loadFunctions(path.resolve(import.meta.dirname, '../../functions'));
+  const fixtures = await loadFunctions(path.resolve(import.meta.dirname, '../fixtures/functions'), ['fanout']);
   const config = loadConfig({ BATON_AUTH: 'off', BATON_LOG_LEVEL: 'error', BATON_RETRY_BASE_MS: '20' }, { toolUrls: tools.urls, dataDir: dir });
   p = await createPlatform(config, {
     database,
     allowMemoryQueue: true,
     signingKey: loadPrivateKey(keys.privateKeyPem),
-    functions: registryOf(...demo.values(), approval),
+    functions: registryOf(...demo.values(), approval, ...fixtures.values()),
   });
   worker = createWorker(p, { rebuildAtStart: true });
   await worker.start();
@@ -97,4 +98,21 @@ test('retries wait on the in-process timer list; a waiting run resumes on its si
     [[1, 'failed', 'attempt 1 fails'], [2, 'failed', 'attempt 2 fails'], [3, 'succeeded', null]],
     'every attempt is kept',
   );
+});
+
+test('a fan-out and its join run on PGlite and the in-process queue: branches side by side, a failed one seen by the join', async () => {
+  const id = await trigger(api, 'fanout', { branches: 3, delayMs: 100, failBranch: 3, onBranchFailure: 'continue' });
+  const { run, steps } = await waitForRun(p, id);
+  assert.equal(run.status, 'succeeded', JSON.stringify(run.error));
+  assert.deepEqual(steps.map((s) => [s.seq, s.name, s.branch, s.status]), [
+    [0, 'plan', null, 'succeeded'],
+    [1, 'work', 1, 'succeeded'],
+    [2, 'work', 2, 'succeeded'],
+    [3, 'work', 3, 'failed'],
+    [4, 'join', null, 'succeeded'],
+  ]);
+  const [b1, b2] = [steps[1], steps[2]];
+  assert.ok(b1.startedAt < (b2.finishedAt as Date) && b2.startedAt < (b1.finishedAt as Date), 'the branches ran side by side in one process');
+  const output = run.output as { branches: Array<{ index: number; ok: boolean }> };
+  assert.deepEqual(output.branches.map((b) => [b.index, b.ok]), [[1, true], [2, true], [3, false]]);
 });

@@ -43,6 +43,18 @@ const fan = defineAgent({
   },
 });
 
+const chat = defineAgent({
+  name: 'chat',
+  input: v.object({ turns: v.number() }),
+  start: 'answer',
+  steps: {
+    answer: async (ctx) => {
+      const messages = Array.from({ length: ctx.input.turns }, (_, i) => ({ role: i % 2 ? ('assistant' as const) : ('user' as const), content: `message ${i}` }));
+      return done((await ctx.llm.generateText({ messages })).text);
+    },
+  },
+});
+
 let t: TestPlatform;
 let key: string;
 let otherKey: string;
@@ -75,8 +87,8 @@ async function signIn(k = key): Promise<{ cookie: string; csrf: string }> {
 }
 
 before(async () => {
-  const functions = new Map([...(await loadFunctions(path.resolve('functions'))), ['inspect', inspect], ['fan', fan]]);
-  t = await startTestPlatform({ functions, env: { BATON_AUTH: 'on' }, llm: { reply: () => 'Baton hands the baton on.' } });
+  const functions = new Map([...(await loadFunctions(path.resolve('functions'))), ['inspect', inspect], ['fan', fan], ['chat', chat]]);
+  t = await startTestPlatform({ functions, env: { BATON_AUTH: 'on', BATON_AUTH_FAILURES_PER_MIN: '3' }, llm: { reply: () => 'Baton hands the baton on.' } });
   api = t.api;
   key = (await createApiKey(t.p.db, 'acme', 'ui test')).key;
   otherKey = (await createApiKey(t.p.db, 'globex', 'other tenant')).key;
@@ -112,6 +124,18 @@ describe('sign-in and headers', () => {
     const page = await api.request('/ui', { headers: { cookie } });
     assert.equal(page.status, 200);
     assert.match(await page.text(), /acme/);
+  });
+
+  test('failed sign-ins from one address are slowed down like failed API keys (429)', async () => {
+    const from = { incoming: { socket: { remoteAddress: '10.9.8.7' } } };
+    const attempt = (k: string) =>
+      api.request('/ui/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://localhost' }, body: new URLSearchParams({ key: k }).toString() }, from);
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await attempt(`bk_0000000${i}_${'y'.repeat(32)}`)).status);
+    assert.deepEqual(statuses, [401, 401, 401, 429]);
+    assert.equal((await attempt(key)).status, 429, 'even a good key waits out the window from that address');
+    const elsewhere = await api.request('/ui/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://localhost' }, body: new URLSearchParams({ key }).toString() }, { incoming: { socket: { remoteAddress: '10.9.8.6' } } });
+    assert.equal(elsewhere.status, 303);
   });
 
   test('a login form posted from another site is refused (login CSRF)', async () => {
@@ -221,6 +245,9 @@ describe('pages', () => {
     assert.equal(exact.headers.get('location'), `/ui/runs/${runId}`);
     const prefix = await get(`/ui?q=${runId.slice(0, 23)}`);
     assert.ok(prefix.text.includes(runId) && !prefix.text.includes(prId));
+    const rows = await get('/ui?function=pr-review&fragment=rows');
+    assert.match(rows.text, /^<tbody id="runs-body">/, 'finished runs only: the list needs no redraw');
+    assert.ok(rows.text.includes(prId) && !rows.text.includes('<html'));
     const junk = await get('/ui?q=not-an-id%3Cscript%3E');
     assert.match(junk.text, /is not a run id/);
     assert.doesNotMatch(junk.text, /<script>/);
@@ -316,6 +343,18 @@ describe('pages', () => {
     assert.match(branch.text, /branch 2 of the fan-out at #0/);
     assert.match(branch.text, /Branch input[\s\S]*b\.ts[\s\S]*Branch output[\s\S]*bytes/);
     assert.doesNotMatch(branch.text, /Replay from this step/);
+  });
+
+  test('a long conversation is recorded by its latest messages only: the record per step stays flat', async () => {
+    const id = await start('chat', { turns: 31 });
+    await waitForRun(t.p, id);
+    const d = (await (await api.request(`/v1/runs/${id}/steps/0`, { headers: bearer(key) })).json()) as {
+      attempts: Array<{ call: { request: { messages: Array<{ content: string }>; earlierMessages: number } } }>;
+    };
+    const req = d.attempts[0]?.call.request;
+    assert.equal(req?.earlierMessages, 19);
+    assert.deepEqual(req?.messages.map((m) => m.content), Array.from({ length: 12 }, (_, i) => `message ${19 + i}`));
+    assert.match((await get(`/ui/runs/${id}?step=0`)).text, /… 19 earlier messages/);
   });
 
   test('a tool step shows the arguments it sent and the result it got', async () => {

@@ -1,6 +1,6 @@
 /**
- * A span per MCP request a tool server answers (`tools/call get_diff`, `initialize`,
- * …), child of the caller's span when the request carries a `traceparent` (the
+ * A span per MCP (JSON-RPC) request a tool server answers (`tools/call get_diff`,
+ * `initialize`, `tools/list`, …), child of the caller's span when the request carries a `traceparent` (the
  * gateway sends the step's tool-call span): a run's trace reaches into the tool
  * server. Tool code runs with this span active, so its own spans nest under it.
  * Nothing happens while tracing is off (tracing.ts).
@@ -17,13 +17,11 @@ interface JsonRpcRequest {
 
 export function mcpSpans(server: string): MiddlewareHandler {
   return async function mcpSpans(c, next) {
-    if (!tracingOn()) return next();
-    let rpc: JsonRpcRequest = {};
-    if (c.req.method === 'POST') {
-      const body = (await c.req.raw.clone().json().catch(() => null)) as unknown;
-      rpc = (Array.isArray(body) ? body[0] : body) ?? {};
-    }
-    const method = typeof rpc.method === 'string' ? rpc.method : c.req.method;
+    // JSON-RPC requests only: a client's GET (a server-sent event stream, which a stateless server refuses) says nothing.
+    if (!tracingOn() || c.req.method !== 'POST') return next();
+    const body = (await c.req.raw.clone().json().catch(() => null)) as unknown;
+    const rpc: JsonRpcRequest = (Array.isArray(body) ? body[0] : body) ?? {};
+    const method = typeof rpc.method === 'string' ? rpc.method : 'POST';
     const tool = method === 'tools/call' && typeof rpc.params?.name === 'string' ? rpc.params.name : null;
     const key = rpc.params?._meta?.[IDEMPOTENCY_META_KEY];
     const parent = contextFromHeaders(c.req.raw.headers) ?? ROOT_CONTEXT;

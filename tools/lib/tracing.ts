@@ -5,11 +5,12 @@
  *
  * Off unless OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is
  * set. Off, the SDK is never loaded: @opentelemetry/api hands out no-op spans and the
- * engine checks one boolean per step. On, spans are batched to the OTLP/HTTP (JSON)
+ * engine checks a boolean at each span site. On, spans are batched to the OTLP/HTTP (JSON)
  * endpoint, and the W3C `traceparent` carries the context between processes: in HTTP
  * headers (the API, tool calls, a dispatcher's POST /invoke), in queue messages, and
  * on the run's row, so a step run after any crash still joins its run's trace.
  */
+import { randomBytes } from 'node:crypto';
 import {
   type Context,
   ROOT_CONTEXT,
@@ -69,18 +70,10 @@ export async function startTracing(serviceName: string, env: NodeJS.ProcessEnv =
   const resource = resources
     .resourceFromAttributes({ 'service.name': serviceName, 'service.namespace': 'baton' })
     .merge(resources.detectResources({ detectors: [resources.envDetector] }));
-  const random = new sdk.RandomIdGenerator();
   const started = new sdk.TracerProvider({
     resource,
     sampler: samplerFrom(sdk, env),
-    idGenerator: {
-      generateTraceId: () => {
-        const id = requestedTraceId ?? random.generateTraceId();
-        requestedTraceId = null;
-        return id;
-      },
-      generateSpanId: () => random.generateSpanId(),
-    },
+    idGenerator: traceIds,
     spanProcessors: [
       new sdk.BatchSpanProcessor({
         exporter: new OTLPTraceExporter(),
@@ -96,6 +89,22 @@ export async function startTracing(serviceName: string, env: NodeJS.ProcessEnv =
   });
   return true;
 }
+
+/**
+ * Span and trace ids, except that a root span started by withTraceId takes the trace
+ * id asked for. A provider built elsewhere (a test's, an embedder's) passes this as
+ * its `idGenerator` for a run's trace id to be its run id.
+ */
+export const traceIds = {
+  generateTraceId(): string {
+    const id = requestedTraceId ?? randomBytes(16).toString('hex');
+    requestedTraceId = null;
+    return id;
+  },
+  generateSpanId(): string {
+    return randomBytes(8).toString('hex');
+  },
+};
 
 /** Registers a provider as this process's (startTracing does; tests pass one with an in-memory exporter). */
 export function useTracingProvider(

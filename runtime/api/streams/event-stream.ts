@@ -79,8 +79,8 @@ export async function runEvents(p: Platform, streams: EventStreams, c: Context, 
       // A client that left before the listener existed would otherwise keep the stream for its whole life.
       if (stream.aborted) return;
       const stop = await streams.watchers.follow(runId, cursor, {
-        event: (e) => {
-          queue.push({ id: e.id, event: e.event, data: JSON.stringify(e.data) });
+        event: (e, data) => {
+          queue.push({ id: e.id, event: e.event, data });
           kick();
         },
         delta: (seq, text) => {
@@ -97,8 +97,9 @@ export async function runEvents(p: Platform, streams: EventStreams, c: Context, 
       let nextCheck = Date.now() + checkMs;
       try {
         while (!closed) {
-          for (const m of queue.splice(0)) {
-            await stream.writeSSE(m);
+          if (queue.length > 0) {
+            // Everything due in one write (JSON has no raw newline, so `data` is one line).
+            await stream.write(queue.splice(0).map((m) => `${m.id === undefined ? '' : `id: ${m.id}\n`}event: ${m.event}\ndata: ${m.data}\n\n`).join(''));
             lastWrite = Date.now();
           }
           const end = finished as { run: Run | null } | null;

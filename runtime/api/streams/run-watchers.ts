@@ -1,13 +1,14 @@
 /**
  * One watcher per run, shared by every event stream of that run in this process.
  *
- * A watcher subscribes to the run's bus channel once and reads the run's rows when a
- * notice says it changed, coalescing bursts (at most one read in flight per run, and
- * one more if notices came during it). It reads only from the lowest seq that may still
- * change (the run's next seq, or an attempt still running): earlier steps are final and
- * were sent already. A notice can be lost, so a single poll checks the change stamps of
- * all watched runs in one query every POLL_MS and reads the runs whose stamp moved.
- * Database work therefore follows how much the runs change, not how many clients watch.
+ * A watcher subscribes to the run's bus channel once and marks the run when a notice
+ * says it changed; every TICK_MS at most, the runs marked since are read together, in
+ * three statements whatever their number, and each only from the lowest seq that may
+ * still change (the run's next seq, or a step or attempt still open): earlier steps are
+ * final and were sent already. A notice can be lost, so a single poll checks the change
+ * stamps of all watched runs in one query every POLL_MS and marks the runs whose stamp
+ * moved. The database's work is therefore about flat: it depends neither on how many
+ * clients watch nor on how many runs they watch, only on the tick.
  *
  * A follower joining late reads its own catch-up once, from the seq of its Last-Event-ID
  * on, while live events are buffered for it; then it is fed live like the others.
@@ -19,12 +20,14 @@
  */
 import type { RunNotice } from '../../events/bus.ts';
 import type { Platform } from '../../platform.ts';
-import { readRunSince, runStamps } from '../../store/run-events.ts';
+import { readRunSince, readRunsSince, runStamps } from '../../store/run-events.ts';
 import type { RunWithSteps } from '../../store/runs.ts';
 import type { Run } from '../../../schema/tables.ts';
 import { type DerivedEvent, type EventKey, deriveEvents, isAfter } from '../events.ts';
 
 const POLL_MS = 1000;
+/** Runs that changed are read together, at most this often: a busy run costs a read per tick, not per notice. */
+const TICK_MS = 250;
 /** The first seq a cursor may still be missing (`end` resumes past every step). */
 const seqOf = (k: EventKey) => (Number.isFinite(k[0]) ? Math.max(0, k[0] + (k[1] === Infinity ? 1 : 0)) : 2_147_483_647);
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
@@ -42,8 +45,8 @@ function firstOpenSeq(full: RunWithSteps): number {
 }
 
 export interface FollowerSink {
-  /** A durable event, in id order, after the follower's cursor. */
-  event(e: DerivedEvent): void;
+  /** A durable event the follower was not sent yet; `data` is its JSON (serialised once for all followers). */
+  event(e: DerivedEvent, data: string): void;
   /** A token delta of a streaming LLM step (live only, no id). */
   delta(seq: number, text: string): void;
   /** The run ended (its final state), or disappeared (null). */
@@ -66,8 +69,6 @@ interface Watcher {
   followers: Set<Follower>;
   fromSeq: number;
   stamp: string | null;
-  reading: Promise<void> | null;
-  again: boolean;
   unsubscribe: Promise<() => Promise<void>>;
   ended: boolean;
 }
@@ -86,11 +87,21 @@ export function createRunWatchers(p: Platform): RunWatchers {
   const watchers = new Map<string, Watcher>();
   let poller: NodeJS.Timeout | null = null;
   let reads = 0;
+  const dirty = new Set<Watcher>();
+  let timer: NodeJS.Timeout | null = null;
+  let flushing = false;
+  let lastFlush = 0;
 
+  const json = new WeakMap<DerivedEvent, string>();
   const deliver = (f: Follower, e: DerivedEvent) => {
     if (f.done || !isAfter(e.key, f.floor) || f.sent.has(e.id)) return;
     f.sent.set(e.id, e.key[0]);
-    f.sink.event(e);
+    let data = json.get(e);
+    if (data === undefined) {
+      data = JSON.stringify(e.data);
+      json.set(e, data);
+    }
+    f.sink.event(e, data);
   };
 
   /** Every step below `seq` is final and was sent: forget their ids. */
@@ -120,13 +131,11 @@ export function createRunWatchers(p: Platform): RunWatchers {
     }
   };
 
-  async function readOnce(w: Watcher): Promise<void> {
-    reads++;
-    const full = await p.withDb(() => readRunSince(p.db, w.runId, w.fromSeq), 3000).catch(() => undefined);
-    if (full === undefined) return; // the database is away: the next notice or poll tries again
+  /** What one read of a run's rows means for its followers. */
+  function apply(w: Watcher, full: RunWithSteps | null): void {
+    if (w.ended) return;
     if (full === null) return finish(w, null);
-    const events = deriveEvents(w.runId, full);
-    for (const e of events) {
+    for (const e of deriveEvents(w.runId, full)) {
       for (const f of w.followers) {
         if (f.buffered) f.buffered.push(e);
         else deliver(f, e);
@@ -137,20 +146,40 @@ export function createRunWatchers(p: Platform): RunWatchers {
     if (TERMINAL.has(full.run.status)) finish(w, full.run);
   }
 
-  /** Reads now, or once more after the read in flight (bursts of notices become one or two reads). */
+  /** Reads every run marked since the last flush, together (three statements), at most once per TICK_MS. */
+  async function flush(): Promise<void> {
+    timer = null;
+    flushing = true;
+    lastFlush = Date.now();
+    const batch = [...dirty].filter((w) => !w.ended);
+    dirty.clear();
+    try {
+      if (batch.length === 0) return;
+      reads++;
+      const rows = await p.withDb(() => readRunsSince(p.db, batch.map((w) => ({ id: w.runId, fromSeq: w.fromSeq }))), 3000).catch(() => undefined);
+      if (rows === undefined) {
+        // The database is away: look again next tick.
+        for (const w of batch) dirty.add(w);
+        return;
+      }
+      for (const w of batch) apply(w, rows.get(w.runId) ?? null);
+    } finally {
+      flushing = false;
+      if (dirty.size > 0) scheduleFlush();
+    }
+  }
+
+  function scheduleFlush(): void {
+    if (timer || flushing) return;
+    timer = setTimeout(() => void flush(), Math.max(0, lastFlush + TICK_MS - Date.now()));
+    timer.unref();
+  }
+
+  /** Marks the run to be read at the next flush (bursts of notices become one read). */
   function read(w: Watcher): void {
     if (w.ended) return;
-    if (w.reading) {
-      w.again = true;
-      return;
-    }
-    w.reading = (async () => {
-      do {
-        w.again = false;
-        await readOnce(w);
-      } while (w.again && !w.ended);
-      w.reading = null;
-    })();
+    dirty.add(w);
+    scheduleFlush();
   }
 
   async function poll(): Promise<void> {
@@ -176,8 +205,6 @@ export function createRunWatchers(p: Platform): RunWatchers {
       followers: new Set(),
       fromSeq: 0,
       stamp: null,
-      reading: null,
-      again: false,
       ended: false,
       unsubscribe: p.events
         .subscribe(runId, (notice: RunNotice) => {
@@ -257,6 +284,9 @@ export function createRunWatchers(p: Platform): RunWatchers {
       return stop;
     },
     async close() {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      dirty.clear();
       for (const w of [...watchers.values()]) drop(w);
     },
   };

@@ -39,6 +39,20 @@ export const fmtInt = (n: number | null | undefined) => (n === null || n === und
 const TOKEN = /("(?:\\.|[^"\\])*")(\s*:)?|\b(true|false|null)\b|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g;
 const escapeText = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 
+/** A JSON string literal with its `\n` escapes shown as ↵ and a real line break (diffs and prompts stay readable). */
+function breakLines(literal: string): string {
+  let out = '';
+  for (let i = 0; i < literal.length; i++) {
+    const ch = literal[i];
+    if (ch === '\\' && i + 1 < literal.length) {
+      const nextCh = literal[i + 1];
+      out += nextCh === 'n' ? '↵\n' : ch + nextCh;
+      i++;
+    } else out += ch;
+  }
+  return out;
+}
+
 /** Pretty JSON with keys, strings, numbers and literals marked for colour (escaped first, then wrapped). */
 export function json(value: unknown, opts: { cls?: string } = {}): Html {
   const text = value === undefined ? 'undefined' : JSON.stringify(value, null, 2) ?? 'null';
@@ -47,7 +61,7 @@ export function json(value: unknown, opts: { cls?: string } = {}): Html {
   for (const m of text.matchAll(TOKEN)) {
     out += escapeText(text.slice(last, m.index));
     const [whole, str, colon, lit, num] = m;
-    if (str !== undefined) out += colon ? `<span class="j-key">${escapeText(str)}</span>${colon}` : `<span class="j-str">${escapeText(str)}</span>`;
+    if (str !== undefined) out += colon ? `<span class="j-key">${escapeText(str)}</span>${colon}` : `<span class="j-str">${escapeText(breakLines(str))}</span>`;
     else if (lit !== undefined) out += `<span class="j-lit">${lit}</span>`;
     else if (num !== undefined) out += `<span class="j-num">${num}</span>`;
     last = (m.index ?? 0) + whole.length;

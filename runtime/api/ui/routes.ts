@@ -20,10 +20,10 @@ import { exampleInput } from '../../functions.ts';
 import type { Platform } from '../../platform.ts';
 import { getRun, getRunWithSteps, listRuns } from '../../store/runs.ts';
 import { getStepDetail, stepDetailView } from '../../store/step-detail.ts';
-import type { ApiEnv } from '../auth.ts';
+import { type ApiEnv, clientAddress } from '../auth.ts';
 import { page, loginPage } from './layout.ts';
 import { runData, runLive, runPage } from './run-page.ts';
-import { type RunsQuery, idPrefixRange, runsPage } from './runs-page.ts';
+import { type RunsQuery, idPrefixRange, runRows, runsPage } from './runs-page.ts';
 import type { Session, Sessions } from './session.ts';
 import { stepView } from './step-view.ts';
 
@@ -83,7 +83,16 @@ export function uiRoutes(p: Platform, sessions: Sessions): Hono<ApiEnv> {
     const next = safeNext(form.next);
     const key = typeof form.key === 'string' ? form.key.trim() : '';
     if (!sessions.enabled) return c.redirect(next, 303);
-    if (!(await sessions.login(c, key))) return c.html(loginPage({ next, error: 'That API key is unknown or revoked.' }), 401);
+    // Failed sign-ins count against the address like failed API-key requests (the same bucket):
+    // each costs a key lookup, so they are slowed down the same way.
+    const address = clientAddress(c, p.config.limits.trustedProxyHops);
+    const failures = (cost: number) =>
+      address ? p.limits.hit(`authfail:${address}`, p.config.limits.authFailuresPerMinute, 60_000, cost).catch(() => ({ ok: true as const })) : Promise.resolve({ ok: true as const });
+    if (!(await failures(0)).ok) return c.html(loginPage({ next, error: 'Too many failed sign-ins from this address; try again in a minute.' }), 429);
+    if (!(await sessions.login(c, key))) {
+      await failures(1);
+      return c.html(loginPage({ next, error: 'That API key is unknown or revoked.' }), 401);
+    }
     return c.redirect(next, 303);
   });
   app.get('/login', async (c) => {
@@ -144,6 +153,7 @@ export function uiRoutes(p: Platform, sessions: Sessions): Hono<ApiEnv> {
         examples[name] = {};
       }
     }
+    if (c.req.query('fragment') === 'rows') return c.html(runRows(q, rows.slice(0, q.limit)));
     const body = runsPage({ q, runs: rows.slice(0, q.limit), hasMore: rows.length > q.limit, functions, examples, ...(error ? { error } : {}) });
     return c.html(page({ title: 'Runs', session, body }));
   });

@@ -17,6 +17,7 @@ const LIVE = new Set(['queued', 'running', 'waiting']);
 export function runLive(full: RunWithSteps, selected: number | null): Html {
   const { run } = full;
   const usage = usageTotals(full.attempts);
+  const traceId = run.traceContext?.split('-')[1] ?? null;
   const attempts = full.attempts.length || full.steps.length;
   const tl = buildTimeline(full);
   const live = LIVE.has(run.status);
@@ -25,7 +26,8 @@ export function runLive(full: RunWithSteps, selected: number | null): Html {
   <div class="title">
     <h1>${run.function} ${statusBadge(run.status)}</h1>
     <div class="ids"><code class="run-id" id="run-id">${run.id}</code> <button class="ghost small" data-copy="${run.id}" title="copy the run id">copy</button>
-      ${run.replayOf ? html`<span class="muted">replay of <a href="/ui/runs/${run.replayOf}">${run.replayOf}</a></span>` : ''}</div>
+      ${run.replayOf ? html`<span class="muted">replay of <a href="/ui/runs/${run.replayOf}">${run.replayOf}</a></span>` : ''}
+      ${traceId ? html`<span class="muted" title="OpenTelemetry trace of this run">trace <code>${traceId}</code></span> <button class="ghost small" data-copy="${traceId}" title="copy the trace id">copy</button>` : ''}</div>
   </div>
   <div class="actions">
     ${live ? html`<button class="danger" data-action="cancel">Cancel</button>` : ''}
@@ -39,7 +41,7 @@ export function runLive(full: RunWithSteps, selected: number | null): Html {
   <div><dt>Steps</dt><dd>${full.steps.length}${attempts > full.steps.length ? html` <span class="muted">(${attempts} attempts)</span>` : ''}</dd></div>
   <div><dt>Running · queued</dt><dd>${duration(tl.totals.runningMs)} · ${duration(tl.totals.queuedMs + tl.totals.backoffMs)}</dd></div>
   <div><dt>Tokens</dt><dd>${fmtInt(usage.inputTokens)} in · ${fmtInt(usage.outputTokens)} out</dd></div>
-  <div><dt>Cost</dt><dd>${usage.llmCalls === 0 ? html`<span class="muted">no LLM calls</span>` : usage.costUsd === null ? html`<span class="muted" title="a model without a price (BATON_PRICES)">unknown</span>` : `$${usage.costUsd.toFixed(usage.costUsd < 0.01 ? 5 : 4)}`}</dd></div>
+  <div><dt>Cost</dt><dd>${usage.llmCalls === 0 ? html`<span class="muted" title="no LLM call yet">—</span>` : usage.costUsd === null ? html`<span class="muted" title="a model without a price (BATON_PRICES)">unknown</span>` : `$${usage.costUsd.toFixed(usage.costUsd < 0.01 ? 5 : 4)}`}</dd></div>
 </dl>
 ${run.status === 'waiting' ? waitingCard(full) : ''}
 ${run.error ? html`<div class="run-error">${errorBox(run.error)}</div>` : ''}

@@ -46,7 +46,6 @@ export function runsPage(opts: {
   error?: string;
 }): Html {
   const { q, runs } = opts;
-  const now = Date.now();
   const option = (value: string, current: string | undefined, label = value) =>
     html`<option value="${value}"${value === (current ?? '') ? html` selected` : ''}>${label}</option>`;
   return html`<div class="page-head">
@@ -71,21 +70,7 @@ export function runsPage(opts: {
 ${opts.error ? html`<p class="error-box">${opts.error}</p>` : ''}
 <table class="runs">
   <thead><tr><th>Run</th><th>Function</th><th>Status</th><th>Step</th><th>Created</th><th class="num">Duration</th></tr></thead>
-  <tbody>
-  ${runs.length === 0 ? html`<tr><td colspan="6" class="muted empty">No runs match.</td></tr>` : ''}
-  ${runs.map((r) => {
-    const end = r.finishedAt ? new Date(r.finishedAt).getTime() : now;
-    const err = r.error as { code?: string } | null;
-    return html`<tr>
-    <td><a class="run-id" href="/ui/runs/${r.id}">${r.id}</a>${r.replayOf ? html` <span class="tag" title="replay of ${r.replayOf}">replay</span>` : ''}</td>
-    <td><a href="${linkTo(q, { function: r.function, after: undefined })}">${r.function}</a></td>
-    <td>${statusBadge(r.status)}${err?.code ? html` <code class="err-code" title="${(r.error as { message?: string }).message ?? ''}">${err.code}</code>` : ''}</td>
-    <td>${stepCell(r)}</td>
-    <td>${time(r.createdAt)}</td>
-    <td class="num">${duration(end - new Date(r.createdAt).getTime())}</td>
-  </tr>`;
-  })}
-  </tbody>
+  ${runRows(q, runs)}
 </table>
 <nav class="pager">
   ${q.after ? html`<a href="${linkTo(q, { after: undefined })}">← Newest</a>` : html`<span></span>`}
@@ -99,4 +84,25 @@ function stepCell(r: Run): Html {
   if (r.status === 'succeeded') return html`<span class="muted">${r.nextSeq} steps</span>`;
   if (r.status === 'failed' || r.status === 'cancelled') return html`<span class="muted">stopped at</span> #${r.nextSeq} ${r.nextStep ?? ''}`;
   return html`#${r.nextSeq} ${r.nextStep ?? ''}`;
+}
+
+/** The list's rows (also `?fragment=rows`: the page redraws them while some run on it is live). */
+export function runRows(q: RunsQuery, runs: Run[]): Html {
+  const now = Date.now();
+  const live = runs.some((r) => r.status === 'queued' || r.status === 'running' || r.status === 'waiting');
+  return html`<tbody id="runs-body"${live ? html` data-live="true"` : ''}>
+  ${runs.length === 0 ? html`<tr><td colspan="6" class="muted empty">No runs match.</td></tr>` : ''}
+  ${runs.map((r) => {
+    const end = r.finishedAt ? new Date(r.finishedAt).getTime() : now;
+    const err = r.error as { code?: string; message?: string } | null;
+    return html`<tr>
+    <td><a class="run-id" href="/ui/runs/${r.id}">${r.id}</a>${r.replayOf ? html` <span class="tag" title="replay of ${r.replayOf}">replay</span>` : ''}</td>
+    <td><a href="${linkTo(q, { function: r.function, after: undefined })}">${r.function}</a></td>
+    <td>${statusBadge(r.status)}${err?.code ? html` <code class="err-code" title="${err.message ?? ''}">${err.code}</code>` : ''}</td>
+    <td>${stepCell(r)}</td>
+    <td>${time(r.createdAt)}</td>
+    <td class="num">${duration(end - new Date(r.createdAt).getTime())}</td>
+  </tr>`;
+  })}
+  </tbody>`;
 }

@@ -71,6 +71,7 @@ function callView(call: NonNullable<Attempt['call']>): Html {
     <div class="prompt"><h5>Prompt <span class="muted">${String(req.model ?? '')}</span></h5>
       ${instructions ? html`<div class="msg m-system"><span class="role">instructions</span>${text(instructions)}</div>` : ''}
       ${req.prompt !== undefined ? html`<div class="msg m-user"><span class="role">prompt</span>${text(req.prompt)}</div>` : ''}
+      ${typeof req.earlierMessages === 'number' ? html`<p class="muted">… ${req.earlierMessages} earlier messages (they are in the state this step saw)</p>` : ''}
       ${Array.isArray(req.messages) ? (req.messages as Array<{ role?: string; content?: unknown }>).map((m) => html`<div class="msg m-${m.role ?? 'user'}"><span class="role">${m.role ?? ''}</span>${text(m.content)}</div>`) : ''}
       ${Array.isArray(req.tools) && req.tools.length > 0 ? html`<p class="muted">tools offered: ${(req.tools as string[]).map((t) => html`<code>${t}</code> `)}</p>` : ''}
     </div>

@@ -191,10 +191,14 @@
     });
   }
 
-  // Bars of a live run grow with time even when no event arrives.
+  // Bars of a live run grow with time even when no event arrives; a list with live runs follows them.
   setInterval(() => {
+    if (document.hidden) return;
     const status = document.getElementById('live')?.dataset.status;
-    if (runId && ['queued', 'running', 'waiting'].includes(status) && !document.hidden) refresh(false);
+    if (runId && ['queued', 'running', 'waiting'].includes(status)) refresh(false);
+    if (document.getElementById('runs-body')?.dataset.live === 'true') {
+      fragment('rows').then((markup) => swap('runs-body', markup), () => {});
+    }
   }, 5000);
 
   // ---- actions ----
