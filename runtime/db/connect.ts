@@ -43,7 +43,8 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
   if (opts.url) {
     const pool = new pg.Pool({
       connectionString: opts.url,
-      max: opts.poolSize ?? 10,
+      // One of the process's connections is the heartbeats' own (below): the pool size is the total.
+      max: Math.max(1, (opts.poolSize ?? 10) - 1),
       // Fail fast while the server is down so callers can answer 503 instead of hanging.
       connectionTimeoutMillis: 3000,
       idleTimeoutMillis: 10_000,
