@@ -25,7 +25,7 @@ import { burst } from './throughput.ts';
 
 const PEERS_DIR = path.resolve(import.meta.dirname, '../peers');
 const STEPS = 10;
-const CONCURRENCY = 32; // Baton's default BATON_CONCURRENCY, given to every peer that has such a knob
+const CONCURRENCY = 32; // Baton's default BATON_CONCURRENCY when the suite was written, given to every peer that has such a knob
 
 const PEERS = [
   { name: 'restate', label: 'Restate', pkg: '@restatedev/restate-server' },
