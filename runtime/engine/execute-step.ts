@@ -12,6 +12,14 @@
  * A message whose run step does not match may name a branch of a fan-out: then the
  * branch is claimed on its own row, and its commit or failure goes through
  * engine/fanout.ts (README "Fan-out and join").
+ *
+ * Continue in process (the worker's mode): when a step hands on to a next step, its
+ * commit also claims that step for this worker (store/continue.ts) and it runs here at
+ * once, skipping the queue hop: one statement instead of a commit, an XADD, an XACK,
+ * an XREADGROUP and a claim. The message that ran the first step stays pending in its
+ * stream until the chain leaves this process (done, a wait, a retry, a fan-out, or the
+ * worker draining), so the work in flight stays visible to KEDA, and a worker that dies
+ * mid-chain is repaired like one that died between a commit and its hand-on.
  */
 import { randomUUID } from 'node:crypto';
 import type { Context } from '@opentelemetry/api';
@@ -27,10 +35,11 @@ import { type StepUsage, commitStep, recordFailure } from '../store/commit.ts';
 import { resumeFromInbox } from '../store/signals.ts';
 import { releaseLease } from '../store/lease.ts';
 import { recordStepCall } from '../store/step-calls.ts';
+import { commitAndClaimNext, leaseHeld } from '../store/continue.ts';
 import { runTraceContext } from '../store/runs.ts';
 import { endStepSpan, inSpan, noteKind, startStepSpan } from '../tracing.ts';
 import { tracingOn } from '../../tools/lib/tracing.ts';
-import { applyPatch } from '../state.ts';
+import { type Patch, applyPatch } from '../state.ts';
 import { backoffMs } from './backoff.ts';
 import { createStepContext } from './context.ts';
 import { checkResult } from './step-result.ts';
@@ -67,6 +76,17 @@ export interface ExecuteOptions {
   handOn?: (next: StepMessage) => Promise<void>;
   /** The step span's parent when closer than the run's root (POST /invoke: the dispatcher's span). */
   traceParent?: Context | null;
+  /** Run a next step here at once, claimed by the commit (the worker; not POST /invoke, one step per request). */
+  continueInProcess?: boolean;
+  /** Aborted when this process stops taking work: from then on steps hand on through the queue. */
+  draining?: AbortSignal;
+}
+
+/** A step committed and claimed its next step for this process: run that one now. */
+interface Continued {
+  status: 'continue';
+  next: Claimed;
+  leaseOwner: string;
 }
 
 /** A claimed step and its run's trace (the `traceparent` its wake-ups carry on). */
@@ -108,9 +128,37 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
   // The run's trace: from the message, or (a delayed or repaired wake-up) from the run's row.
   claimed.trace =
     msg.trace ?? (tracingOn() ? ((await p.withDb(() => runTraceContext(p.db, claimed.runId), 2000).catch(() => null)) ?? undefined) : undefined);
+  let current = claimed;
+  let owner = leaseOwner;
+  let startTime = claimStarted;
+  let touched = claimStarted;
+  for (;;) {
+    const outcome = await traced(p, agent, current, owner, opts, startTime);
+    if (outcome.status !== 'continue') return outcome;
+    current = outcome.next;
+    owner = outcome.leaseOwner;
+    startTime = Date.now();
+    // Each commit-and-claim sets a fresh lease, as a heartbeat does: keep the message's
+    // stream entry as fresh (a chain of quick steps may never see a heartbeat tick).
+    if (startTime - touched >= p.config.heartbeatMs) {
+      touched = startTime;
+      opts.onHeartbeat?.();
+    }
+  }
+}
+
+/** One step, in its span when tracing is on. */
+async function traced(
+  p: Platform,
+  agent: Agent,
+  claimed: Claimed,
+  leaseOwner: string,
+  opts: ExecuteOptions,
+  startTime: number,
+): Promise<StepOutcome | Continued> {
   const span = startStepSpan({
     runId: claimed.runId,
-    function: fn,
+    function: agent.name,
     step: claimed.step,
     seq: claimed.seq,
     attempt: claimed.attempt,
@@ -118,12 +166,12 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
     worker: opts.worker,
     runTrace: claimed.trace ?? null,
     parent: opts.traceParent,
-    startTime: claimStarted,
+    startTime,
   });
   if (!span) return afterClaim(p, agent, claimed, leaseOwner, opts);
   try {
     const outcome = await inSpan(span, () => afterClaim(p, agent, claimed, leaseOwner, opts));
-    endStepSpan(span, outcome);
+    endStepSpan(span, outcome.status === 'continue' ? { status: 'committed' } : outcome);
     return outcome;
   } catch (err) {
     endStepSpan(span, null, err);
@@ -131,7 +179,7 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
   }
 }
 
-async function afterClaim(p: Platform, agent: Agent, claimed: Claimed, leaseOwner: string, opts: ExecuteOptions): Promise<StepOutcome> {
+async function afterClaim(p: Platform, agent: Agent, claimed: Claimed, leaseOwner: string, opts: ExecuteOptions): Promise<StepOutcome | Continued> {
   const fn = agent.name;
   if (claimed.crashLoop) {
     p.events.publish(claimed.runId, { type: 'changed' });
@@ -157,7 +205,7 @@ async function runClaimed(
   claimed: Claimed,
   leaseOwner: string,
   opts: ExecuteOptions,
-): Promise<StepOutcome> {
+): Promise<StepOutcome | Continued> {
   const timeoutMs = step.timeoutMs ?? agent.timeoutMs ?? p.config.stepTimeoutMs;
   const deadline = Date.now() + timeoutMs;
   const controller = new AbortController();
@@ -224,7 +272,7 @@ async function runClaimed(
 
     const checked = checkResult(agent, claimed.step, result, claimed.branch !== undefined);
     if (checked instanceof BatonError) return await fail(p, agent, claimed, leaseOwner, recorder.kind, checked, recorder.usage);
-    return await commit(p, agent, claimed, leaseOwner, checked, recorder.kind, recorder.usage, opts.handOn);
+    return await commit(p, agent, claimed, leaseOwner, checked, recorder.kind, recorder.usage, opts);
   } finally {
     clearTimeout(startedNotice);
     // Only now: the lease must outlive a commit that is retried through a database blip.
@@ -240,8 +288,8 @@ async function commit(
   result: StepResult,
   callKind: StepKind,
   usage: StepUsage,
-  handOn?: (next: StepMessage) => Promise<void>,
-): Promise<StepOutcome> {
+  opts: ExecuteOptions,
+): Promise<StepOutcome | Continued> {
   const kindOf: StepKind = callKind !== 'compute' ? callKind : result.type === 'wait' ? 'wait' : 'compute';
   if (claimed.branch || result.type === 'parallel') {
     faultPoint('before-commit', claimed);
@@ -277,6 +325,9 @@ async function commit(
             request: result.request,
           };
   faultPoint('before-commit', claimed);
+  if (result.type === 'next' && opts.continueInProcess && !opts.draining?.aborted && agent.steps.has(result.step)) {
+    return commitAndContinue(p, agent, claimed, leaseOwner, result.step, patch, kind, usage, snapshotDue, opts);
+  }
   let committed: Awaited<ReturnType<typeof commitStep>>;
   try {
     committed = await p.withDb(
@@ -305,7 +356,7 @@ async function commit(
   faultPoint('after-commit', claimed);
   // Hand on. A crash before this line is repaired by the claim of a duplicate or by the sweeper.
   const nextSeq = claimed.seq + 1;
-  const publishNext = handOn ?? ((next: StepMessage) => p.queue.publish(agent.name, next));
+  const publishNext = opts.handOn ?? ((next: StepMessage) => p.queue.publish(agent.name, next));
   if (result.type === 'next' || committed.resumed) await publishNext({ runId: claimed.runId, seq: nextSeq, trace: claimed.trace });
   else if (result.type === 'wait') {
     // A signal buffered while this commit queued on the run's lock: take it now (rare; see store/commit.ts).
@@ -315,6 +366,70 @@ async function commit(
   }
   p.events.publish(claimed.runId, { type: 'changed' });
   return count(p, agent, kind, { status: 'committed', result: result.type, nextSeq });
+}
+
+/** Commits the step and claims the next one for this process (store/continue.ts). */
+async function commitAndContinue(
+  p: Platform,
+  agent: Agent,
+  claimed: Claimed,
+  leaseOwner: string,
+  nextStep: string,
+  patch: Patch,
+  kind: StepKind,
+  usage: StepUsage,
+  snapshotDue: boolean,
+  opts: ExecuteOptions,
+): Promise<StepOutcome | Continued> {
+  const nextOwner = `${opts.worker}/${randomUUID().slice(0, 8)}`;
+  const nextSeq = claimed.seq + 1;
+  const state = applyPatch(claimed.state, patch);
+  let ok: boolean;
+  try {
+    ok = await p.withDb(
+      () =>
+        commitAndClaimNext(p.db, {
+          runId: claimed.runId,
+          seq: claimed.seq,
+          attempt: claimed.attempt,
+          leaseOwner,
+          kind,
+          patch,
+          usage,
+          nextStep,
+          snapshot: snapshotDue ? state : null,
+          next: { leaseOwner: nextOwner, worker: opts.worker, leaseMs: p.config.leaseMs },
+        }),
+      COMMIT_BUDGET_MS,
+    );
+    // A retried statement whose first try committed (only its answer was lost) finds the fence moved on to us.
+    if (!ok) ok = await p.withDb(() => leaseHeld(p.db, claimed.runId, nextOwner, nextSeq), COMMIT_BUDGET_MS);
+  } catch (err) {
+    if (err instanceof BatonError || isTransientDbError(err)) throw err;
+    return fail(p, agent, claimed, leaseOwner, kind, refusal(err), usage);
+  }
+  if (!ok) return count(p, agent, kind, await fenced(p, claimed, 'commit'));
+  faultPoint('after-commit', claimed);
+  p.events.publish(claimed.runId, { type: 'changed' });
+  count(p, agent, kind, { status: 'committed', result: 'next', nextSeq });
+  const next: Claimed = {
+    runId: claimed.runId,
+    function: claimed.function,
+    tenant: claimed.tenant,
+    input: claimed.input,
+    step: nextStep,
+    seq: nextSeq,
+    attempt: 1,
+    attemptBase: 0,
+    revision: claimed.revision,
+    state,
+    signal: undefined,
+    crashLoop: null,
+    branch: undefined,
+    branches: undefined,
+    trace: claimed.trace,
+  };
+  return { status: 'continue', next, leaseOwner: nextOwner };
 }
 
 async function fail(

@@ -16,6 +16,7 @@ test('BATON_FAULTS: probabilities, stop, and unknown names ignored', () => {
     'after-last-branch': { probability: 1, signal: 'SIGKILL' },
   });
   assert.equal(parseFaults('after-call=often').size, 0);
+  assert.deepEqual(Object.fromEntries(parseFaults('claimed=#3,before-commit=#0')), { claimed: { probability: 1, signal: 'SIGKILL', nth: 3 } });
 });
 
 test('fault points arm only with the test flag, and either way the process is told to say so', () => {

@@ -65,7 +65,8 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
   const execute =
     opts.execute ??
     ((d: Delivery, stop: AbortSignal, hooks: Pick<ExecuteOptions, 'onHeartbeat' | 'handOn'>) =>
-      executeStep(p, d.function, d.message, { worker: consumer, shutdown: stop, ...hooks }));
+      // A step's next step runs here at once (claimed by its commit) until the worker stops taking work.
+      executeStep(p, d.function, d.message, { worker: consumer, shutdown: stop, continueInProcess: true, draining: stopLoops.signal, ...hooks }));
 
   async function ack(d: Delivery) {
     for (let attempt = 0; attempt < 5; attempt++) {

@@ -4,13 +4,19 @@
  * command, split into the step's own path and the background loops (which run on a
  * timer, not per step). The waste this guards against: an XGROUP CREATE per enqueue,
  * two PUBLISHes per step, the next step's XADD and the ack in two round trips.
+ *
+ * A worker runs a chain in process (each commit claims the next step): then the run
+ * touches Redis only for its first message and its ack. A step that hands on through
+ * the queue (the worker draining, POST /invoke's dispatcher) does it in one MULTI.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
+import { executeStep } from '../../runtime/engine/execute-step.ts';
 import { loadFunctions } from '../../runtime/functions.ts';
 import { connectRedis } from '../../runtime/queue/redis.ts';
-import { ROOT } from '../helpers/processes.ts';
+import { createWorker } from '../../runtime/worker/worker.ts';
+import { ROOT, teardown } from '../helpers/processes.ts';
 import { startTestPlatform, trigger, waitForRun } from '../helpers/platform.ts';
 import { startRedisServer } from '../helpers/redis-server.ts';
 
@@ -18,15 +24,33 @@ const STEPS = 20;
 /** Commands the timers send (reclaim scan, mover, sweeper, housekeeping), not the steps. */
 const BACKGROUND = new Set(['XPENDING', 'EVAL', 'EVALSHA', 'XINFO', 'XTRIM', 'XRANGE', 'PING']);
 
-test('a step transition: one XREADGROUP at most, one PUBLISH, and the hand-on in one MULTI (XADD + XACK); no XGROUP CREATE', async (tc) => {
+interface Counted {
+  counts: Map<string, number>;
+  roundTrips: number;
+  per: (cmd: string) => number;
+}
+
+/** Runs one chain run of STEPS steps and counts the step path's Redis commands. */
+async function countRun(continueInProcess: boolean, tc: { after(fn: () => Promise<void>): void }): Promise<Counted> {
+  // Cleanups run last-registered-first: the worker stops before the platform, Redis last.
+  const defer = teardown(tc);
   const redis = await startRedisServer();
-  tc.after(() => redis.stop());
+  defer(() => redis.stop());
   const functions = await loadFunctions(path.join(ROOT, 'functions'), ['chain']);
-  const t = await startTestPlatform({ functions, tools: false, llm: 'offline', env: { REDIS_URL: redis.url } });
-  tc.after(() => t.close());
+  const t = await startTestPlatform({ functions, tools: false, llm: 'offline', worker: false, env: { REDIS_URL: redis.url } });
+  defer(() => t.close());
+  const worker = createWorker(
+    t.p,
+    continueInProcess
+      ? {}
+      : // Every step hands on through the queue, as a draining worker's or the dispatcher's do.
+        { execute: (d, stop, hooks) => executeStep(t.p, d.function, d.message, { worker: 'handing-on', shutdown: stop, ...hooks }) },
+  );
+  await worker.start();
+  defer(() => worker.stop(2000));
 
   const monitor = await connectRedis({ url: redis.url });
-  tc.after(() => monitor.destroy());
+  defer(() => monitor.destroy());
   const lines: string[] = [];
   await monitor.monitor((line) => lines.push(String(line)));
   const id = await trigger(t.api, 'chain', { steps: STEPS });
@@ -49,11 +73,26 @@ test('a step transition: one XREADGROUP at most, one PUBLISH, and the hand-on in
       roundTrips++;
     }
   }
-  const per = (cmd: string) => (counts.get(cmd) ?? 0) / STEPS;
   console.log(
-    `redis per step of a ${STEPS}-step run: ${(roundTrips / STEPS).toFixed(2)} round trips ` +
+    `redis per step of a ${STEPS}-step run${continueInProcess ? ' (in process)' : ' (handed on through the queue)'}: ${(roundTrips / STEPS).toFixed(2)} round trips ` +
       `(${[...counts].map(([c, n]) => `${c} ${(n / STEPS).toFixed(2)}`).join(', ')}), background loops not counted`,
   );
+  return { counts, roundTrips, per: (cmd: string) => (counts.get(cmd) ?? 0) / STEPS };
+}
+
+test('a chain run in process: one XADD (the API\'s) and one XACK for the whole run, at most one PUBLISH per step, no XGROUP CREATE', async (tc) => {
+  const { counts, roundTrips, per } = await countRun(true, tc);
+  assert.equal(counts.get('XGROUP') ?? 0, 0, 'no consumer group is created while the run goes on');
+  assert.ok(per('PUBLISH') <= 1 + 1 / STEPS, `one PUBLISH per step at most, saw ${counts.get('PUBLISH')}`);
+  assert.equal(counts.get('XADD'), 1, 'the first step\'s message only: every later step is claimed by the commit before it');
+  assert.equal(counts.get('MULTI') ?? 0, 0, 'no hand-on through the queue');
+  assert.equal(counts.get('XACK'), 1, 'the message is acked once, when the run is done');
+  assert.ok((counts.get('XREADGROUP') ?? 0) <= 2, 'read once');
+  assert.ok(roundTrips / STEPS <= 1.5, `${roundTrips} round trips for ${STEPS} steps`);
+});
+
+test('a step transition through the queue: one XREADGROUP at most, one PUBLISH, and the hand-on in one MULTI (XADD + XACK); no XGROUP CREATE', async (tc) => {
+  const { counts, roundTrips, per } = await countRun(false, tc);
   assert.equal(counts.get('XGROUP') ?? 0, 0, 'no consumer group is created while the run goes on');
   assert.ok(per('PUBLISH') <= 1 + 1 / STEPS, `one PUBLISH per step at most, saw ${counts.get('PUBLISH')}`);
   assert.ok(per('XREADGROUP') <= 1 + 1 / STEPS, 'one read per step at most');

@@ -1,0 +1,108 @@
+/**
+ * Continue in process: a worker that commits a step handing on to a next step claims
+ * that step in the same statement and runs it at once, without a trip through Redis.
+ * The message that started the chain stays pending (KEDA sees the work in flight)
+ * until the chain leaves the process, and the rows read exactly as before.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { sql } from 'drizzle-orm';
+import * as v from 'valibot';
+import { query } from '../../runtime/db/connect.ts';
+import { defineAgent, done, next, wait } from '../../runtime/define.ts';
+import { registryOf } from '../../runtime/functions.ts';
+import type { Delivery } from '../../runtime/queue/queue.ts';
+import type { StepOutcome } from '../../runtime/engine/execute-step.ts';
+import { type TestPlatform, startTestPlatform, trigger, waitFor, waitForRun } from '../helpers/platform.ts';
+
+const STEPS = 10;
+
+const count = defineAgent({
+  name: 'count',
+  input: v.object({ steps: v.number(), ms: v.optional(v.number()) }),
+  start: 'step',
+  steps: {
+    step: async (ctx) => {
+      if (ctx.input.ms) await new Promise((resolve) => setTimeout(resolve, ctx.input.ms));
+      const n = ((ctx.state.n as number | undefined) ?? 0) + 1;
+      return n >= ctx.input.steps ? done({ n }, { n }) : next('step', { n });
+    },
+  },
+});
+
+/** Two steps, then a wait for a signal: the chain leaves the process at the wait. */
+const approval = defineAgent({
+  name: 'approval',
+  input: v.object({}),
+  start: 'one',
+  steps: {
+    one: () => next('two', { one: true }),
+    two: () => wait('approve', { next: 'three' }),
+    three: (ctx) => done({ approved: ctx.signal?.payload ?? null }),
+  },
+});
+
+const outcomes: Array<{ delivery: Delivery; outcome: StepOutcome }> = [];
+let t: TestPlatform;
+before(async () => {
+  t = await startTestPlatform({
+    functions: registryOf(count, approval),
+    tools: false,
+    llm: 'offline',
+    worker: { onOutcome: (delivery, outcome) => outcomes.push({ delivery, outcome }) },
+  });
+});
+after(() => t.close());
+
+test(`a ${STEPS}-step run on one worker: one queue message, every step claimed by the commit before it`, async () => {
+  const id = await trigger(t.api, 'count', { steps: STEPS });
+  const { run, steps } = await waitForRun(t.p, id);
+  assert.equal(run.status, 'succeeded');
+  assert.deepEqual(run.output, { n: STEPS });
+  assert.deepEqual(
+    steps.map((s) => [s.seq, s.name, s.status, s.attempt]),
+    Array.from({ length: STEPS }, (_, i) => [i, 'step', 'succeeded', 1]),
+  );
+  const mine = outcomes.filter((o) => o.delivery.message.runId === id);
+  assert.equal(mine.length, 1, 'the whole run came from the one message the API published');
+  assert.deepEqual(mine[0].outcome, { status: 'committed', result: 'done', nextSeq: STEPS });
+  const [row] = await query<{ claims: number; lease_owner: string | null; attempts: number }>(
+    t.p.db,
+    sql`select claims, lease_owner, (select count(*)::int from step_attempts where run_id = ${id}) as attempts from runs where id = ${id}`,
+  );
+  assert.deepEqual(row, { claims: 0, lease_owner: null, attempts: STEPS }, 'the run is released, one attempt row per step');
+});
+
+test('while a chain runs in process its message stays pending: the queue shows the work in flight', async () => {
+  const id = await trigger(t.api, 'count', { steps: 6, ms: 150 });
+  await waitFor(async () => {
+    const [r] = await query<{ next_seq: number }>(t.p.db, sql`select next_seq from runs where id = ${id}`);
+    return r.next_seq >= 2;
+  }, 'the run to be a few steps in');
+  const [depth] = await t.p.queue.depth(['count']);
+  assert.equal(depth.pending, 1, 'one step in flight, pending in the stream');
+  assert.equal((await waitForRun(t.p, id)).run.status, 'succeeded');
+  await waitFor(async () => (await t.p.queue.depth(['count']))[0].pending === 0, 'the message to be acked once the run finished');
+});
+
+test('the chain leaves the process at a wait, and a signal brings the run back through the queue', async () => {
+  const id = await trigger(t.api, 'approval', {});
+  await waitForRun(t.p, id, ['waiting']);
+  assert.equal(outcomes.filter((o) => o.delivery.message.runId === id).length, 1, 'steps one and two ran from one message');
+  const res = await t.api.request(`/v1/runs/${id}/signals/approve`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ok: true }),
+  });
+  assert.equal(res.status, 202);
+  const { run, steps } = await waitForRun(t.p, id);
+  assert.equal(run.status, 'succeeded');
+  assert.deepEqual(
+    steps.map((s) => [s.seq, s.name, s.status]),
+    [
+      [0, 'one', 'succeeded'],
+      [1, 'two', 'succeeded'],
+      [2, 'three', 'succeeded'],
+    ],
+  );
+});
