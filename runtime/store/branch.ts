@@ -20,7 +20,7 @@ import type { BranchInfo } from '../define.ts';
 import type { ErrorJson } from '../errors.ts';
 import { type Patch, type State, replay } from '../state.ts';
 import type { ClaimedStep } from './claim.ts';
-import type { StepUsage } from './commit.ts';
+import type { StepResultWrite, StepUsage } from './commit.ts';
 
 const ms = (interval: SQL) => sql`(extract(epoch from ${interval}) * 1000)::int`;
 
@@ -178,15 +178,8 @@ export async function releaseBranch(db: Db, runId: string, seq: number, leaseOwn
   return rows.length > 0;
 }
 
-export interface BranchCommitInput {
-  runId: string;
-  seq: number;
-  attempt: number;
-  leaseOwner: string;
-  kind: StepKind;
-  patch: Patch;
+export interface BranchCommitInput extends StepResultWrite {
   output: unknown;
-  usage: StepUsage;
 }
 
 export interface BranchFinished {

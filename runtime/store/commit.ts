@@ -31,7 +31,8 @@ export interface StepUsage {
   costUsd: number | null;
 }
 
-export interface CommitInput {
+/** What every fenced write of a step's result names: the step, the attempt and lease behind it, and what it did. */
+export interface StepResultWrite {
   runId: string;
   seq: number;
   /** The attempt that produced this result (its `step_attempts` row). */
@@ -40,6 +41,9 @@ export interface CommitInput {
   kind: StepKind;
   patch: Patch;
   usage: StepUsage;
+}
+
+export interface CommitInput extends StepResultWrite {
   /** The run's next state. */
   outcome:
     | { type: 'next'; step: string }

@@ -16,19 +16,11 @@
  * and step N+1 is re-published (the repair of a crash between commit and hand-on).
  */
 import { sql } from 'drizzle-orm';
-import type { StepKind } from '../../schema/tables.ts';
 import { type Db, queryPrepared } from '../db/connect.ts';
-import type { Patch, State } from '../state.ts';
-import type { StepUsage } from './commit.ts';
+import type { State } from '../state.ts';
+import type { StepResultWrite } from './commit.ts';
 
-export interface CommitAndClaimInput {
-  runId: string;
-  seq: number;
-  attempt: number;
-  leaseOwner: string;
-  kind: StepKind;
-  patch: Patch;
-  usage: StepUsage;
+export interface CommitAndClaimInput extends StepResultWrite {
   /** The step N hands on to. */
   nextStep: string;
   snapshot: State | null;

@@ -10,23 +10,15 @@
  * is published by whichever statement finishes the last branch (store/branch.ts).
  */
 import { type SQL, sql } from 'drizzle-orm';
-import type { StepKind } from '../../schema/tables.ts';
 import { type Db, query } from '../db/connect.ts';
 import type { BranchSpec } from '../define.ts';
-import type { Patch, State } from '../state.ts';
+import type { State } from '../state.ts';
 import type { Verdict } from './claim.ts';
-import type { StepUsage } from './commit.ts';
+import type { StepResultWrite } from './commit.ts';
 
 const ms = (interval: SQL) => sql`(extract(epoch from ${interval}) * 1000)::int`;
 
-export interface FanoutCommitInput {
-  runId: string;
-  seq: number;
-  attempt: number;
-  leaseOwner: string;
-  kind: StepKind;
-  patch: Patch;
-  usage: StepUsage;
+export interface FanoutCommitInput extends StepResultWrite {
   branches: readonly BranchSpec[];
   join: string;
   onBranchFailure: 'fail' | 'continue';
