@@ -500,7 +500,7 @@ async function settleStale(p: Platform, fn: string, msg: StepMessage): Promise<V
   }
   // Fanning out: the join is not due; what matters is that every branch is queued or in flight.
   if (run && run.branches > 0 && run.status === 'running' && run.function === fn) return settleFanout(p, fn, msg);
-  const verdict = diagnose(run, msg.seq, fn);
+  const verdict = diagnose(run, msg.seq, fn, { unrenewedMs: p.config.heartbeatMs });
   if (verdict.action !== 'drop') await p.queue.publish(verdict.function, { runId: msg.runId, seq: verdict.seq, trace: msg.trace }, verdict.delayMs);
   return verdict;
 }

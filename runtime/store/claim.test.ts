@@ -52,6 +52,15 @@ test('past this seq with the next step in flight, or waiting for a signal: drop 
   assert.equal(diagnose(run({ status: 'waiting', next_seq: 4 }), 3).action, 'drop');
 });
 
+test('past this seq with a lease nobody renewed for a beat: look again once it ends, not drop (a chain in process left only this message)', () => {
+  const stale = diagnose(run({ next_seq: 4, leased: true, lease_expires_ms: NOW + 100 }), 3, 'fn', { unrenewedMs: 333 });
+  assert.deepEqual(stale, { action: 'recheck', reason: 'the step in flight was not renewed lately', function: 'fn', seq: 3, delayMs: 150 });
+  // A live holder renews every beat, so its lease has more than a beat left: a plain duplicate.
+  assert.equal(diagnose(run({ next_seq: 4, leased: true, lease_expires_ms: NOW + 900 }), 3, 'fn', { unrenewedMs: 333 }).action, 'drop');
+  // Once that lease has ended and the run sits idle past this seq, the next look repairs it.
+  assert.equal(diagnose(run({ next_seq: 4 }), 3, 'fn', { unrenewedMs: 333 }).action, 'republish');
+});
+
 test('this seq is in flight elsewhere: look again just after its lease ends', () => {
   const v = diagnose(run({ leased: true, lease_expires_ms: NOW + 800 }), 3);
   assert.equal(v.action, 'recheck');

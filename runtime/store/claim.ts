@@ -223,7 +223,7 @@ export async function probeRun(db: Db, runId: string): Promise<RunProbe | null> 
  * Pure decision table for an unclaimable (run_id, seq) message of function `fn`.
  * Delays are measured on the database's clock.
  */
-export function diagnose(run: RunProbe | null, seq: number, fn?: string): Verdict {
+export function diagnose(run: RunProbe | null, seq: number, fn?: string, opts: { unrenewedMs?: number } = {}): Verdict {
   if (!run) return { action: 'drop', reason: 'run not found' };
   // Misrouted (a hand-made envelope, a wrong stream): not ours to run or to repair.
   if (fn !== undefined && run.function !== fn) return { action: 'drop', reason: `run of function "${run.function}", not "${fn}"` };
@@ -232,7 +232,17 @@ export function diagnose(run: RunProbe | null, seq: number, fn?: string): Verdic
   }
   if (run.next_seq < seq) return { action: 'drop', reason: 'message ahead of the run' };
   if (run.next_seq > seq) {
-    if (run.leased) return { action: 'drop', reason: 'duplicate: the run has moved on and its next step is in flight' };
+    if (run.leased) {
+      // A live holder renews its lease every beat, so one this close to its end has not been
+      // renewed: its holder may be dead. A chain run in process leaves only its first message
+      // pending, so dropping it here would leave the run to the sweeper. Look once more after
+      // the lease ends (a live holder's renewed lease then drops it).
+      const leftMs = run.lease_expires_ms !== null ? run.lease_expires_ms - run.now_ms : Number.POSITIVE_INFINITY;
+      if (leftMs < (opts.unrenewedMs ?? 0)) {
+        return { action: 'recheck', reason: 'the step in flight was not renewed lately', function: run.function, seq, delayMs: Math.max(0, leftMs) + 50 };
+      }
+      return { action: 'drop', reason: 'duplicate: the run has moved on and its next step is in flight' };
+    }
     if (run.status === 'waiting' && run.wake_ms === null) return { action: 'drop', reason: 'duplicate: run waits for a signal' };
     const delayMs = run.wake_ms !== null ? Math.max(0, run.wake_ms - run.now_ms) : 0;
     return { action: 'republish', reason: 'repair: committed but not handed on', function: run.function, seq: run.next_seq, delayMs };
