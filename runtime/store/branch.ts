@@ -21,8 +21,8 @@ import type { ErrorJson } from '../errors.ts';
 import { type Patch, type State, replay } from '../state.ts';
 import type { ClaimedStep } from './claim.ts';
 import type { StepResultWrite, StepUsage } from './commit.ts';
+import { ms } from './step-sql.ts';
 
-const ms = (interval: SQL) => sql`(extract(epoch from ${interval}) * 1000)::int`;
 
 /**
  * The CTEs that stop the other unfinished branches of a run that a branch just failed:

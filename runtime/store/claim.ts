@@ -25,6 +25,7 @@ import { type Db, queryPrepared } from '../db/connect.ts';
 import type { BranchInfo, BranchOutcome, SignalDelivery } from '../define.ts';
 import type { ErrorJson } from '../errors.ts';
 import { type Patch, type State, replay } from '../state.ts';
+import { ms } from './step-sql.ts';
 
 export interface ClaimInput {
   runId: string;
@@ -78,7 +79,6 @@ interface ClaimRow {
   branches: BranchOutcome[] | null;
 }
 
-const ms = (interval: ReturnType<typeof sql>) => sql`(extract(epoch from ${interval}) * 1000)::int`;
 
 export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | null> {
   const own = sql`run.lease_owner is not distinct from ${c.leaseOwner}`;

@@ -22,6 +22,7 @@ import type { StepKind } from '../../schema/tables.ts';
 import { type Db, queryPrepared } from '../db/connect.ts';
 import type { ErrorJson } from '../errors.ts';
 import type { Patch, State } from '../state.ts';
+import { ms, succeededStep } from './step-sql.ts';
 
 export interface StepUsage {
   model: string | null;
@@ -62,7 +63,6 @@ export interface CommitResult {
   recheckInbox: boolean;
 }
 
-const ms = (interval: ReturnType<typeof sql>) => sql`(extract(epoch from ${interval}) * 1000)::int`;
 
 /** Returns null when the fence rejected the commit. */
 export async function commitStep(db: Db, c: CommitInput): Promise<CommitResult | null> {
@@ -111,23 +111,7 @@ export async function commitStep(db: Db, c: CommitInput): Promise<CommitResult |
       returning (extract(epoch from r.wake_at - now()) * 1000)::float8 as wake_in_ms,
         r.status = 'running' and ${status} = 'waiting' as resumed,
         r.status = 'waiting' and r.inbox > (select n from seen) - (select count(*) from taken) as recheck_inbox
-    ), step as (
-      update steps set
-        status = 'succeeded', kind = ${c.kind}::step_kind, patch = ${JSON.stringify(c.patch)}::jsonb, next_step = ${nextStep},
-        error = null, model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens}, cost_usd = ${c.usage.costUsd},
-        finished_at = now(), duration_ms = ${ms(sql`now() - started_at`)}
-      where run_id = ${c.runId} and seq = ${c.seq} and exists (select 1 from fenced)
-    ), attempt as (
-      update step_attempts set
-        status = 'succeeded', error = null,
-        model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens}, cost_usd = ${c.usage.costUsd},
-        finished_at = now(), duration_ms = ${ms(sql`now() - started_at`)}
-      where run_id = ${c.runId} and seq = ${c.seq} and attempt = ${c.attempt} and exists (select 1 from fenced)
-    ), checkpoint as (
-      insert into checkpoints (run_id, seq, state)
-      select ${c.runId}, ${c.seq}, ${snapshot}::jsonb from fenced where ${snapshot}::jsonb is not null
-      on conflict (run_id, seq) do update set state = excluded.state, created_at = now()
-    )
+    ), ${succeededStep(c, nextStep, snapshot)}
     select wake_in_ms, resumed, recheck_inbox from fenced`,
   );
   const row = rows[0];

@@ -19,6 +19,7 @@ import { sql } from 'drizzle-orm';
 import { type Db, queryPrepared } from '../db/connect.ts';
 import type { State } from '../state.ts';
 import type { StepResultWrite } from './commit.ts';
+import { succeededStep } from './step-sql.ts';
 
 export interface CommitAndClaimInput extends StepResultWrite {
   /** The step N hands on to. */
@@ -28,7 +29,6 @@ export interface CommitAndClaimInput extends StepResultWrite {
   next: { leaseOwner: string; worker: string; leaseMs: number };
 }
 
-const ms = (interval: ReturnType<typeof sql>) => sql`(extract(epoch from ${interval}) * 1000)::int`;
 
 /** True when step N committed and N+1 is now leased to `next.leaseOwner`; false when the fence rejected it. */
 export async function commitAndClaimNext(db: Db, c: CommitAndClaimInput): Promise<boolean> {
@@ -51,23 +51,7 @@ export async function commitAndClaimNext(db: Db, c: CommitAndClaimInput): Promis
       from run
       where r.id = run.id
       returning r.id
-    ), step as (
-      update steps set
-        status = 'succeeded', kind = ${c.kind}::step_kind, patch = ${JSON.stringify(c.patch)}::jsonb, next_step = ${c.nextStep},
-        error = null, model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens}, cost_usd = ${c.usage.costUsd},
-        finished_at = now(), duration_ms = ${ms(sql`now() - started_at`)}
-      where run_id = ${c.runId} and seq = ${c.seq} and exists (select 1 from fenced)
-    ), attempt as (
-      update step_attempts set
-        status = 'succeeded', error = null,
-        model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens}, cost_usd = ${c.usage.costUsd},
-        finished_at = now(), duration_ms = ${ms(sql`now() - started_at`)}
-      where run_id = ${c.runId} and seq = ${c.seq} and attempt = ${c.attempt} and exists (select 1 from fenced)
-    ), checkpoint as (
-      insert into checkpoints (run_id, seq, state)
-      select ${c.runId}, ${c.seq}, ${snapshot}::jsonb from fenced where ${snapshot}::jsonb is not null
-      on conflict (run_id, seq) do update set state = excluded.state, created_at = now()
-    ), started as (
+    ), ${succeededStep(c, c.nextStep, snapshot)}, started as (
       insert into steps as s (run_id, seq, name, status, attempt, worker, started_at)
       select id, ${c.seq} + 1, ${c.nextStep}, 'running', 1, ${c.next.worker}, now() from fenced
       on conflict (run_id, seq) do update set

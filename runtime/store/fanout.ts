@@ -9,14 +9,14 @@
  * the join, `branches` K, no lease. The caller then publishes the K branches; the join
  * is published by whichever statement finishes the last branch (store/branch.ts).
  */
-import { type SQL, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { type Db, query } from '../db/connect.ts';
 import type { BranchSpec } from '../define.ts';
 import type { State } from '../state.ts';
 import type { Verdict } from './claim.ts';
 import type { StepResultWrite } from './commit.ts';
+import { succeededStep } from './step-sql.ts';
 
-const ms = (interval: SQL) => sql`(extract(epoch from ${interval}) * 1000)::int`;
 
 export interface FanoutCommitInput extends StepResultWrite {
   branches: readonly BranchSpec[];
@@ -45,23 +45,7 @@ export async function commitFanout(db: Db, c: FanoutCommitInput): Promise<number
         branches = ${k}, branch_failure = ${c.onBranchFailure}, updated_at = now()
       from run where r.id = run.id
       returning r.id
-    ), step as (
-      update steps s set
-        status = 'succeeded', kind = ${c.kind}::step_kind, patch = ${JSON.stringify(c.patch)}::jsonb, next_step = ${c.join},
-        error = null, model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens}, cost_usd = ${c.usage.costUsd},
-        finished_at = now(), duration_ms = ${ms(sql`now() - s.started_at`)}
-      from fenced where s.run_id = fenced.id and s.seq = ${c.seq}
-    ), attempt as (
-      update step_attempts a set
-        status = 'succeeded', error = null,
-        model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens}, cost_usd = ${c.usage.costUsd},
-        finished_at = now(), duration_ms = ${ms(sql`now() - a.started_at`)}
-      from fenced where a.run_id = fenced.id and a.seq = ${c.seq} and a.attempt = ${c.attempt}
-    ), checkpoint as (
-      insert into checkpoints (run_id, seq, state)
-      select fenced.id, ${c.seq}, ${snapshot}::jsonb from fenced where ${snapshot}::jsonb is not null
-      on conflict (run_id, seq) do update set state = excluded.state, created_at = now()
-    ), queued as (
+    ), ${succeededStep(c, c.join, snapshot)}, queued as (
       insert into steps as s (run_id, seq, name, status, attempt, branch, fanout_seq, input, started_at)
       select fenced.id, ${c.seq}::int + b.ord::int, b.spec ->> 'step', 'queued'::step_status, 1, b.ord::int, ${c.seq}, b.spec -> 'input', now()
       from fenced, jsonb_array_elements(${specs}::jsonb) with ordinality as b(spec, ord)
