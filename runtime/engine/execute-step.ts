@@ -31,7 +31,7 @@ import type { Platform } from '../platform.ts';
 import type { StepMessage } from '../queue/queue.ts';
 import { type ClaimedStep, type Verdict, claimStep, diagnose, probeRun } from '../store/claim.ts';
 import { claimBranch, releaseBranch } from '../store/branch.ts';
-import { type StepUsage, commitStep, recordFailure } from '../store/commit.ts';
+import { type StepUsage, commitStep, recordFailure, resultWrite } from '../store/commit.ts';
 import { resumeFromInbox } from '../store/signals.ts';
 import { releaseLease } from '../store/lease.ts';
 import { recordStepCall } from '../store/step-calls.ts';
@@ -333,13 +333,7 @@ async function commit(
     committed = await p.withDb(
       () =>
         commitStep(p.db, {
-          runId: claimed.runId,
-          seq: claimed.seq,
-          attempt: claimed.attempt,
-          leaseOwner,
-          kind,
-          patch,
-          usage,
+          ...resultWrite(claimed, leaseOwner, kind, patch, usage),
           outcome,
           snapshot: snapshotDue ? applyPatch(claimed.state, patch) : null,
         }),
@@ -389,13 +383,7 @@ async function commitAndContinue(
     ok = await p.withDb(
       () =>
         commitAndClaimNext(p.db, {
-          runId: claimed.runId,
-          seq: claimed.seq,
-          attempt: claimed.attempt,
-          leaseOwner,
-          kind,
-          patch,
-          usage,
+          ...resultWrite(claimed, leaseOwner, kind, patch, usage),
           nextStep,
           snapshot: snapshotDue ? state : null,
           next: { leaseOwner: nextOwner, worker: opts.worker, leaseMs: p.config.leaseMs },

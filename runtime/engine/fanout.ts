@@ -19,7 +19,7 @@ import type { Platform } from '../platform.ts';
 import type { StepMessage } from '../queue/queue.ts';
 import { type BranchFailureResult, commitBranch, recordBranchFailure } from '../store/branch.ts';
 import type { ClaimedStep as Claimed, Verdict } from '../store/claim.ts';
-import type { StepUsage } from '../store/commit.ts';
+import { type StepUsage, resultWrite } from '../store/commit.ts';
 import { commitFanout, diagnoseFanout, probeBranches } from '../store/fanout.ts';
 import { applyPatch } from '../state.ts';
 import { faultPoint } from './fault-points.ts';
@@ -43,13 +43,7 @@ export async function commitFanoutStep(
   const seqs = await p.withDb(
     () =>
       commitFanout(p.db, {
-        runId: claimed.runId,
-        seq: claimed.seq,
-        attempt: claimed.attempt,
-        leaseOwner,
-        kind,
-        patch: result.patch,
-        usage,
+        ...resultWrite(claimed, leaseOwner, kind, result.patch, usage),
         branches: result.branches,
         join: result.join,
         onBranchFailure: result.onBranchFailure,
@@ -77,16 +71,7 @@ export async function commitBranchStep(
 ): Promise<boolean> {
   const finished = await p.withDb(
     () =>
-      commitBranch(p.db, {
-        runId: claimed.runId,
-        seq: claimed.seq,
-        attempt: claimed.attempt,
-        leaseOwner,
-        kind,
-        patch: result.patch,
-        output: result.output,
-        usage,
-      }),
+      commitBranch(p.db, { ...resultWrite(claimed, leaseOwner, kind, result.patch, usage), output: result.output }),
     COMMIT_BUDGET_MS,
   );
   if (!finished) return false;

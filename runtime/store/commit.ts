@@ -44,6 +44,17 @@ export interface StepResultWrite {
   usage: StepUsage;
 }
 
+/** The write-side names of a claimed step's result. */
+export function resultWrite(
+  step: { runId: string; seq: number; attempt: number },
+  leaseOwner: string,
+  kind: StepKind,
+  patch: Patch,
+  usage: StepUsage,
+): StepResultWrite {
+  return { runId: step.runId, seq: step.seq, attempt: step.attempt, leaseOwner, kind, patch, usage };
+}
+
 export interface CommitInput extends StepResultWrite {
   /** The run's next state. */
   outcome:
