@@ -21,7 +21,7 @@ import type { ErrorJson } from '../errors.ts';
 import { type Patch, type State, replay } from '../state.ts';
 import type { ClaimedStep } from './claim.ts';
 import type { StepResultWrite, StepUsage } from './commit.ts';
-import { ms } from './step-sql.ts';
+import { claimedAttempt, ms } from './step-sql.ts';
 
 
 /**
@@ -120,20 +120,7 @@ export async function claimBranch(db: Db, c: BranchClaimInput): Promise<ClaimedS
         error = claimed.crash_loop || jsonb_build_object('step', claimed.name, 'seq', claimed.seq, 'attempt', claimed.attempt, 'branch', claimed.branch)
       from claimed where r.id = ${c.runId} and claimed.crash_loop is not null
     ), ${stopSiblings(c.runId, c.seq, JSON.stringify({ code: 'cancelled', message: 'another branch of the fan-out failed the run' }), sql`exists (select 1 from claimed where crash_loop is not null)`)},
-    attempt as (
-      insert into step_attempts as a (run_id, seq, attempt, status, worker, started_at, error, finished_at)
-      select ${c.runId}, seq, attempt, (case when crash_loop is null then 'running' else 'failed' end)::step_status,
-        ${c.worker}, now(), crash_loop, case when crash_loop is null then null else now() end
-      from claimed
-      on conflict (run_id, seq, attempt) do update set
-        -- The same attempt claimed again (its worker died): the row follows the latest claim.
-        status = excluded.status, error = excluded.error, finished_at = excluded.finished_at,
-        model = null, input_tokens = null, output_tokens = null,
-        worker = case when excluded.status = 'failed' then a.worker else excluded.worker end,
-        started_at = case when excluded.status = 'failed' then a.started_at else excluded.started_at end,
-        duration_ms = case when excluded.status = 'failed' then ${ms(sql`now() - a.started_at`)} end
-      returning 1
-    ), snap as (
+    ${claimedAttempt(sql`${c.runId}`, sql`seq`, c.worker)}, snap as (
       select seq, state from checkpoints
       where run_id = ${c.runId} and seq <= (select fanout_seq from claimed) order by seq desc limit 1
     )

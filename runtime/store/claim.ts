@@ -25,7 +25,7 @@ import { type Db, queryPrepared } from '../db/connect.ts';
 import type { BranchInfo, BranchOutcome, SignalDelivery } from '../define.ts';
 import type { ErrorJson } from '../errors.ts';
 import { type Patch, type State, replay } from '../state.ts';
-import { ms } from './step-sql.ts';
+import { claimedAttempt, ms } from './step-sql.ts';
 
 export interface ClaimInput {
   runId: string;
@@ -135,20 +135,7 @@ export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | nu
         started_at = case when excluded.status = 'failed' then s.started_at else excluded.started_at end,
         duration_ms = case when excluded.status = 'failed' then ${ms(sql`now() - s.started_at`)} end
       returning 1
-    ), attempt as (
-      insert into step_attempts as a (run_id, seq, attempt, status, worker, started_at, error, finished_at)
-      select id, ${c.seq}, attempt, (case when crash_loop is null then 'running' else 'failed' end)::step_status,
-        ${c.worker}, now(), crash_loop, case when crash_loop is null then null else now() end
-      from claimed
-      on conflict (run_id, seq, attempt) do update set
-        -- The same attempt claimed again (its worker died): the row follows the latest claim.
-        status = excluded.status, error = excluded.error, finished_at = excluded.finished_at,
-        model = null, input_tokens = null, output_tokens = null,
-        worker = case when excluded.status = 'failed' then a.worker else excluded.worker end,
-        started_at = case when excluded.status = 'failed' then a.started_at else excluded.started_at end,
-        duration_ms = case when excluded.status = 'failed' then ${ms(sql`now() - a.started_at`)} end
-      returning 1
-    ), snap as (
+    ), ${claimedAttempt(sql`id`, sql`${c.seq}`, c.worker)}, snap as (
       select seq, state from checkpoints where run_id = ${c.runId} and seq < ${c.seq} order by seq desc limit 1
     )
     select c.*,

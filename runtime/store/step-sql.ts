@@ -1,6 +1,6 @@
 /**
- * SQL shared by the fenced writes of a step's result (commit.ts, continue.ts, fanout.ts):
- * one text for what every successful commit does to the step, its attempt and the snapshot.
+ * SQL shared by the statements that claim a step (claim.ts, branch.ts) and by the fenced
+ * writes of its result (commit.ts, continue.ts, fanout.ts).
  */
 import { type SQL, sql } from 'drizzle-orm';
 import type { StepResultWrite } from './commit.ts';
@@ -30,5 +30,26 @@ export function succeededStep(c: StepResultWrite, nextStep: string | null, snaps
       insert into checkpoints (run_id, seq, state)
       select ${c.runId}, ${c.seq}, ${snapshot}::jsonb from fenced where ${snapshot}::jsonb is not null
       on conflict (run_id, seq) do update set state = excluded.state, created_at = now()
+    )`;
+}
+
+/**
+ * The `attempt` CTE of a claim, after a `claimed` CTE with `attempt` and `crash_loop` columns:
+ * the attempt's row opened `running`, or closed `failed` when the claim found a crash loop.
+ */
+export function claimedAttempt(runId: SQL, seq: SQL, worker: string): SQL {
+  return sql`attempt as (
+      insert into step_attempts as a (run_id, seq, attempt, status, worker, started_at, error, finished_at)
+      select ${runId}, ${seq}, attempt, (case when crash_loop is null then 'running' else 'failed' end)::step_status,
+        ${worker}, now(), crash_loop, case when crash_loop is null then null else now() end
+      from claimed
+      on conflict (run_id, seq, attempt) do update set
+        -- The same attempt claimed again (its worker died): the row follows the latest claim.
+        status = excluded.status, error = excluded.error, finished_at = excluded.finished_at,
+        model = null, input_tokens = null, output_tokens = null,
+        worker = case when excluded.status = 'failed' then a.worker else excluded.worker end,
+        started_at = case when excluded.status = 'failed' then a.started_at else excluded.started_at end,
+        duration_ms = case when excluded.status = 'failed' then ${ms(sql`now() - a.started_at`)} end
+      returning 1
     )`;
 }
