@@ -14,13 +14,12 @@
  * publishes the join. Heartbeats of branch leases: store/lease.ts (heartbeatMany).
  */
 import { type SQL, sql } from 'drizzle-orm';
-import type { StepKind } from '../../schema/tables.ts';
 import { type Db, query } from '../db/connect.ts';
 import type { BranchInfo } from '../define.ts';
 import type { ErrorJson } from '../errors.ts';
 import { type Patch, type State, replay } from '../state.ts';
 import type { ClaimedStep } from './claim.ts';
-import type { StepResultWrite, StepUsage } from './commit.ts';
+import type { FailureInput, StepResultWrite } from './commit.ts';
 import { claimedAttempt, ms } from './step-sql.ts';
 
 
@@ -208,18 +207,9 @@ export async function commitBranch(db: Db, c: BranchCommitInput): Promise<Branch
   return row ? { last: row.last, joinSeq: row.join_seq } : null;
 }
 
-export interface BranchFailureInput {
-  runId: string;
-  seq: number;
-  attempt: number;
-  leaseOwner: string;
-  kind: StepKind | null;
-  error: ErrorJson;
-  usage: StepUsage;
-  /** Retry after this many ms, or null: no attempts left. */
-  retryInMs: number | null;
-  /** The error the run keeps if this failure fails it. */
-  runError: ErrorJson & { step: string; seq: number; attempt: number; branch: number };
+/** A branch's failure: as a step's, and the run's error names the branch. */
+export interface BranchFailureInput extends FailureInput {
+  runError: FailureInput['runError'] & { branch: number };
 }
 
 export interface BranchFailureResult {
