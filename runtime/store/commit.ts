@@ -22,7 +22,7 @@ import type { StepKind } from '../../schema/tables.ts';
 import { type Db, queryPrepared } from '../db/connect.ts';
 import type { ErrorJson } from '../errors.ts';
 import type { Patch, State } from '../state.ts';
-import { ms, succeededStep } from './step-sql.ts';
+import { leaseFence, ms, succeededStep } from './step-sql.ts';
 
 export interface StepUsage {
   model: string | null;
@@ -89,11 +89,7 @@ export async function commitStep(db: Db, c: CommitInput): Promise<CommitResult |
     db,
     'baton_commit',
     sql`
-    with run as (
-      select id from runs
-      where id = ${c.runId} and lease_owner = ${c.leaseOwner} and next_seq = ${c.seq} and status = 'running'
-      for update
-    ), pick as (
+    with ${leaseFence(c)}, pick as (
       select g.id from signals g, run
       where g.run_id = run.id and g.seq is null and g.name = ${signal}
       order by g.id limit 1

@@ -19,7 +19,7 @@ import { sql } from 'drizzle-orm';
 import { type Db, queryPrepared } from '../db/connect.ts';
 import type { State } from '../state.ts';
 import type { StepResultWrite } from './commit.ts';
-import { succeededStep } from './step-sql.ts';
+import { leaseFence, succeededStep } from './step-sql.ts';
 
 export interface CommitAndClaimInput extends StepResultWrite {
   /** The step N hands on to. */
@@ -37,11 +37,7 @@ export async function commitAndClaimNext(db: Db, c: CommitAndClaimInput): Promis
     db,
     'baton_commit_claim_next',
     sql`
-    with run as (
-      select id from runs
-      where id = ${c.runId} and lease_owner = ${c.leaseOwner} and next_seq = ${c.seq} and status = 'running'
-      for update
-    ), fenced as (
+    with ${leaseFence(c)}, fenced as (
       update runs r set
         next_seq = ${c.seq} + 1, next_step = ${c.nextStep}, status = 'running',
         output = null, attempt = 1, attempt_base = 0, claims = 1,

@@ -15,7 +15,7 @@ import type { BranchSpec } from '../define.ts';
 import type { State } from '../state.ts';
 import type { Verdict } from './claim.ts';
 import type { StepResultWrite } from './commit.ts';
-import { succeededStep } from './step-sql.ts';
+import { leaseFence, succeededStep } from './step-sql.ts';
 
 
 export interface FanoutCommitInput extends StepResultWrite {
@@ -33,11 +33,7 @@ export async function commitFanout(db: Db, c: FanoutCommitInput): Promise<number
   const rows = await query<{ id: string }>(
     db,
     sql`
-    with run as (
-      select id from runs
-      where id = ${c.runId} and lease_owner = ${c.leaseOwner} and next_seq = ${c.seq} and status = 'running'
-      for update
-    ), fenced as (
+    with ${leaseFence(c)}, fenced as (
       update runs r set
         next_seq = ${c.seq + k + 1}, next_step = ${c.join}, status = 'running', output = null,
         attempt = 1, attempt_base = 0, claims = 0, lease_owner = null, lease_expires_at = null,

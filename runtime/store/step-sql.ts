@@ -9,6 +9,18 @@ import type { StepResultWrite } from './commit.ts';
 export const ms = (interval: SQL) => sql`(extract(epoch from ${interval}) * 1000)::int`;
 
 /**
+ * The lease fence every write of a step's result starts with: the `run` CTE holds the run's row
+ * only while this writer still owns the lease on this seq (a zombie's write matches nothing).
+ */
+export function leaseFence(c: Pick<StepResultWrite, 'runId' | 'seq' | 'leaseOwner'>): SQL {
+  return sql`run as (
+      select id from runs
+      where id = ${c.runId} and lease_owner = ${c.leaseOwner} and next_seq = ${c.seq} and status = 'running'
+      for update
+    )`;
+}
+
+/**
  * CTEs to follow a `fenced` CTE that returns a row only while the lease holds: the step row and
  * its attempt row marked succeeded (no stale error, usage kept on both), and the state snapshot
  * when one is due (`snapshot` is its JSON, or null).
