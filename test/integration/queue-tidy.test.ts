@@ -118,7 +118,7 @@ test('publishMany adds, in order, the very entries that publish adds one by one 
   await q.publishMany('many', messages);
   await q.publishMany('many', [msg(4)]);
   await q.publishMany('many', []);
-  const entries = (await client.xRange(key, '-', '+')).map((e) => ({ ...e?.message }));
+  const entries = ((await client.xRange(key, '-', '+')) ?? []).map((e) => ({ ...e?.message }));
   assert.equal(entries.length, 7);
   assert.deepEqual(entries.slice(3, 6), entries.slice(0, 3));
   assert.deepEqual(entries[1], { run_id: 'run-2', seq: '2', trace });
