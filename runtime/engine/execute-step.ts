@@ -215,9 +215,19 @@ async function runClaimed(
 ): Promise<StepOutcome | Continued> {
   const timeoutMs = step.timeoutMs ?? agent.timeoutMs ?? p.config.stepTimeoutMs;
   const deadline = Date.now() + timeoutMs;
+  // One controller per step, aborted by a cancel, a lost lease, the timeout or the process's
+  // shutdown (AbortSignal.any and AbortSignal.timeout cost a weak reference and a timer each
+  // per step, and a worker runs a thousand at once): the timer and the listener go in `finally`.
   const controller = new AbortController();
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = AbortSignal.any([controller.signal, timeout, ...(opts.shutdown ? [opts.shutdown] : [])]);
+  const signal = controller.signal;
+  let timedOut = false;
+  const timeout = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new DOMException(`step timed out after ${timeoutMs} ms`, 'TimeoutError'));
+  }, timeoutMs);
+  const onShutdown = () => controller.abort(opts.shutdown?.reason);
+  if (opts.shutdown?.aborted) onShutdown();
+  else opts.shutdown?.addEventListener('abort', onShutdown, { once: true });
   p.inflight.add(claimed.runId, controller);
   let rowsOpened: Promise<unknown> | null = null;
   const openRows = (): Promise<unknown> => {
@@ -284,7 +294,7 @@ async function runClaimed(
         p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step }, 'lease lost during the step: call aborted');
         return count(p, agent, recorder.kind, { status: 'fenced' });
       }
-      if (opts.shutdown?.aborted && !timeout.aborted) {
+      if (opts.shutdown?.aborted && !timedOut) {
         // Released, another worker can claim the step at once; if this fails, the lease just expires.
         const release = claimed.branch
           ? () => releaseBranch(p.db, claimed.runId, claimed.seq, leaseOwner)
@@ -294,7 +304,7 @@ async function runClaimed(
         await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq, trace: claimed.trace });
         return count(p, agent, recorder.kind, { status: 'released' });
       }
-      if (timeout.aborted) thrown = new BatonError('step_timeout', `step "${claimed.step}" exceeded its timeout of ${timeoutMs} ms`);
+      if (timedOut) thrown = new BatonError('step_timeout', `step "${claimed.step}" exceeded its timeout of ${timeoutMs} ms`);
     }
     if (thrown !== undefined) return await fail(p, agent, claimed, leaseOwner, recorder.calls ? recorder.kind : null, coerceError(thrown), recorder.usage);
 
@@ -303,6 +313,8 @@ async function runClaimed(
     return await commit(p, agent, claimed, leaseOwner, checked, recorder.kind, recorder.usage, opts);
   } finally {
     clearTimeout(startedNotice);
+    clearTimeout(timeout);
+    opts.shutdown?.removeEventListener('abort', onShutdown);
     // Only now: the lease must outlive a commit that is retried through a database blip.
     stopBeating();
   }
