@@ -46,6 +46,7 @@ import { checkResult } from './step-result.ts';
 import { commitBranchStep, commitFanoutStep, failBranchStep, settleFanout } from './fanout.ts';
 import { faultPoint } from './fault-points.ts';
 import { keepLease } from './heartbeat.ts';
+import { carrySnapshotLedger, snapshotDue as snapshotPolicy } from './snapshot-policy.ts';
 
 export type StepOutcome =
   | { status: 'committed'; result: StepResult['type']; nextSeq: number }
@@ -309,8 +310,7 @@ async function commit(
     return count(p, agent, kindOf, { status: 'committed', result: result.type, nextSeq: claimed.seq + 1 });
   }
   const patch = result.patch;
-  const terminal = result.type === 'done';
-  const snapshotDue = terminal || (claimed.seq + 1) % p.config.snapshotEvery === 0;
+  const snapshotDue = snapshotPolicy(claimed.state, patch, claimed.seq, p.config.snapshotEvery);
   const kind = kindOf;
   const outcome =
     result.type === 'next'
@@ -378,6 +378,7 @@ async function commitAndContinue(
   const nextOwner = `${opts.worker}/${randomUUID().slice(0, 8)}`;
   const nextSeq = claimed.seq + 1;
   const state = applyPatch(claimed.state, patch);
+  carrySnapshotLedger(claimed.state, state);
   let ok: boolean;
   try {
     ok = await p.withDb(
