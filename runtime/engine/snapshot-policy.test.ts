@@ -73,8 +73,9 @@ test('a claimed state is weighed from its replay: the patches since the snapshot
 test('the rule: below MIN_WEIGHT never (a small state is not rewritten every step), then a fraction of the state', () => {
   assert.equal(dueBySize(MIN_WEIGHT - 1, 10, 5, undefined), false);
   assert.equal(dueBySize(MIN_WEIGHT, 10, 5, undefined), true);
-  assert.equal(dueBySize(MIN_WEIGHT * 2, MIN_WEIGHT * 4, 5, undefined), false);
-  assert.equal(dueBySize(MIN_WEIGHT * 3, MIN_WEIGHT * 4, 5, undefined), true);
+  const state = MIN_WEIGHT * 4;
+  assert.equal(dueBySize(FRACTION * state - 1, state, 5, undefined), false);
+  assert.equal(dueBySize(FRACTION * state, state, 5, undefined), true);
   assert.equal(dueBySize(0, 10, 7, 8), true, 'BATON_SNAPSHOT_EVERY=8: every 8th step as well');
   assert.equal(dueBySize(0, 10, 6, 8), false);
 });

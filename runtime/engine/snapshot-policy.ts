@@ -29,9 +29,9 @@
  */
 import { type Patch, type State, isAppend, patchesReplayedInto } from '../state.ts';
 
-export const FRACTION = 0.75;
-export const ROW_WEIGHT = 512;
-export const MIN_WEIGHT = 16 * 1024;
+export const FRACTION = 0.875;
+export const ROW_WEIGHT = 256;
+export const MIN_WEIGHT = 8 * 1024;
 
 /** What the policy knows of a run's state and of the patches since its last snapshot. */
 export interface Ledger {
