@@ -36,6 +36,7 @@ import { resumeFromInbox } from '../store/signals.ts';
 import { releaseLease } from '../store/lease.ts';
 import { recordStepCall } from '../store/step-calls.ts';
 import { commitAndClaimNext, leaseHeld } from '../store/continue.ts';
+import { openStepRows } from '../store/step-rows.ts';
 import { runTraceContext } from '../store/runs.ts';
 import { endStepSpan, inSpan, noteKind, startStepSpan } from '../tracing.ts';
 import { tracingOn } from '../../tools/lib/tracing.ts';
@@ -101,6 +102,12 @@ const COMMIT_BUDGET_MS = 60_000;
  * from the rows, so nothing is missed either way.
  */
 const STARTED_NOTICE_MS = 1000;
+/**
+ * A step claimed by the commit before it has no rows yet (store/continue.ts): they are
+ * opened when it makes its outside call or once it has run this long, so a step in flight
+ * shows as `running`; a quicker step gets them with its result.
+ */
+const OPEN_ROWS_MS = 20;
 
 export async function executeStep(p: Platform, fn: string, msg: StepMessage, opts: ExecuteOptions): Promise<StepOutcome> {
   const agent = p.functions.get(fn);
@@ -209,18 +216,46 @@ async function runClaimed(
 ): Promise<StepOutcome | Continued> {
   const timeoutMs = step.timeoutMs ?? agent.timeoutMs ?? p.config.stepTimeoutMs;
   const deadline = Date.now() + timeoutMs;
+  // One controller per step, aborted by a cancel, a lost lease, the timeout or the process's
+  // shutdown (AbortSignal.any and AbortSignal.timeout cost a weak reference and a timer each
+  // per step, and a worker runs a thousand at once): the timer and the listener go in `finally`.
   const controller = new AbortController();
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = AbortSignal.any([controller.signal, timeout, ...(opts.shutdown ? [opts.shutdown] : [])]);
+  const signal = controller.signal;
+  let timedOut = false;
+  const timeout = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new DOMException(`step timed out after ${timeoutMs} ms`, 'TimeoutError'));
+  }, timeoutMs);
+  const onShutdown = () => controller.abort(opts.shutdown?.reason);
+  if (opts.shutdown?.aborted) onShutdown();
+  else opts.shutdown?.addEventListener('abort', onShutdown, { once: true });
   p.inflight.add(claimed.runId, controller);
+  let rowsOpened: Promise<unknown> | null = null;
+  const openRows = (): Promise<unknown> => {
+    const rows = claimed.rows;
+    if (!rows || rowsOpened) return rowsOpened ?? Promise.resolve();
+    const c = { runId: claimed.runId, seq: claimed.seq, attempt: claimed.attempt, step: claimed.step, leaseOwner, ...rows };
+    // If this fails the commit still writes them; only the view of the step in flight is lost.
+    rowsOpened = p.withDb(() => openStepRows(p.db, c), 5000).catch((err: Error) =>
+      p.log.warn({ runId: claimed.runId, seq: claimed.seq, err: err.message }, 'could not open the step rows'),
+    );
+    return rowsOpened;
+  };
   let announced = false;
   const announce = () => {
     clearTimeout(startedNotice);
     if (announced) return;
     announced = true;
-    p.events.publish(claimed.runId, { type: 'changed' });
+    // After the rows are open: the listeners read the step from them.
+    void openRows().then(() => p.events.publish(claimed.runId, { type: 'changed' }));
   };
-  const startedNotice = setTimeout(announce, STARTED_NOTICE_MS);
+  const slow = () => {
+    if (claimed.rows && !rowsOpened) {
+      void openRows();
+      startedNotice = setTimeout(announce, STARTED_NOTICE_MS - OPEN_ROWS_MS);
+    } else announce();
+  };
+  let startedNotice = setTimeout(slow, claimed.rows ? OPEN_ROWS_MS : STARTED_NOTICE_MS);
   const stopBeating = keepLease(
     p,
     claimed,
@@ -241,6 +276,9 @@ async function runClaimed(
       thrown = err;
     } finally {
       p.inflight.remove(claimed.runId, controller);
+      // The body is over: its commit writes the rows and tells the listeners (a commit
+      // queued behind others under load is not a step still running).
+      clearTimeout(startedNotice);
     }
     p.metrics.stepSeconds.observe({ function: agent.name, kind: recorder.kind }, (performance.now() - started) / 1000);
     if (recorder.call) {
@@ -257,7 +295,7 @@ async function runClaimed(
         p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step }, 'lease lost during the step: call aborted');
         return count(p, agent, recorder.kind, { status: 'fenced' });
       }
-      if (opts.shutdown?.aborted && !timeout.aborted) {
+      if (opts.shutdown?.aborted && !timedOut) {
         // Released, another worker can claim the step at once; if this fails, the lease just expires.
         const release = claimed.branch
           ? () => releaseBranch(p.db, claimed.runId, claimed.seq, leaseOwner)
@@ -267,7 +305,7 @@ async function runClaimed(
         await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq, trace: claimed.trace });
         return count(p, agent, recorder.kind, { status: 'released' });
       }
-      if (timeout.aborted) thrown = new BatonError('step_timeout', `step "${claimed.step}" exceeded its timeout of ${timeoutMs} ms`);
+      if (timedOut) thrown = new BatonError('step_timeout', `step "${claimed.step}" exceeded its timeout of ${timeoutMs} ms`);
     }
     if (thrown !== undefined) return await fail(p, agent, claimed, leaseOwner, recorder.calls ? recorder.kind : null, coerceError(thrown), recorder.usage);
 
@@ -276,6 +314,8 @@ async function runClaimed(
     return await commit(p, agent, claimed, leaseOwner, checked, recorder.kind, recorder.usage, opts);
   } finally {
     clearTimeout(startedNotice);
+    clearTimeout(timeout);
+    opts.shutdown?.removeEventListener('abort', onShutdown);
     // Only now: the lease must outlive a commit that is retried through a database blip.
     stopBeating();
   }
@@ -379,9 +419,9 @@ async function commitAndContinue(
   const nextSeq = claimed.seq + 1;
   const state = applyPatch(claimed.state, patch);
   carrySnapshotLedger(claimed.state, state);
-  let ok: boolean;
+  let claimedAt: string | null;
   try {
-    ok = await p.withDb(
+    claimedAt = await p.withDb(
       () =>
         commitAndClaimNext(p.db, {
           ...resultWrite(claimed, leaseOwner, kind, patch, usage),
@@ -392,12 +432,12 @@ async function commitAndContinue(
       COMMIT_BUDGET_MS,
     );
     // A retried statement whose first try committed (only its answer was lost) finds the fence moved on to us.
-    if (!ok) ok = await p.withDb(() => leaseHeld(p.db, claimed.runId, nextOwner, nextSeq), COMMIT_BUDGET_MS);
+    claimedAt ??= await p.withDb(() => leaseHeld(p.db, claimed.runId, nextOwner, nextSeq), COMMIT_BUDGET_MS);
   } catch (err) {
     if (err instanceof BatonError || isTransientDbError(err)) throw err;
     return fail(p, agent, claimed, leaseOwner, kind, refusal(err), usage);
   }
-  if (!ok) return count(p, agent, kind, await fenced(p, claimed, 'commit'));
+  if (claimedAt === null) return count(p, agent, kind, await fenced(p, claimed, 'commit'));
   faultPoint('after-commit', claimed);
   p.events.publish(claimed.runId, { type: 'changed' });
   count(p, agent, kind, { status: 'committed', result: 'next', nextSeq });
@@ -416,6 +456,7 @@ async function commitAndContinue(
     crashLoop: null,
     branch: undefined,
     branches: undefined,
+    rows: { worker: opts.worker, claimedAt },
     trace: claimed.trace,
   };
   return { status: 'continue', next, leaseOwner: nextOwner };
@@ -450,6 +491,9 @@ async function fail(
       recordFailure(p.db, {
         runId: claimed.runId,
         seq: claimed.seq,
+        step: claimed.step,
+        worker: claimed.rows?.worker ?? null,
+        claimedAt: claimed.rows?.claimedAt ?? null,
         attempt: claimed.attempt,
         leaseOwner,
         kind,

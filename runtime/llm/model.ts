@@ -5,6 +5,7 @@
 import { createOpenAI } from '@ai-sdk/openai';
 import type { LanguageModel } from 'ai';
 import type { Config } from '../config.ts';
+import { createHttpFetch } from './http-fetch.ts';
 import { OFFLINE_MODEL_ID, createOfflineModel } from './offline.ts';
 
 export const DEFAULT_OPENAI_MODEL = 'gpt-4o-mini';
@@ -19,14 +20,15 @@ export interface ResolvedModel {
   byId(id: string): LanguageModel;
 }
 
-export function resolveModel(config: Pick<Config, 'openai'>): ResolvedModel {
+export function resolveModel(config: Pick<Config, 'openai'> & Partial<Pick<Config, 'concurrency'>>): ResolvedModel {
   const { apiKey, baseURL, model } = config.openai;
   if (!apiKey || model === OFFLINE_MODEL_ID) {
     const offline = createOfflineModel();
     return { model: offline, id: OFFLINE_MODEL_ID, description: `offline model ${OFFLINE_MODEL_ID}`, offline: true, byId: () => offline };
   }
   const id = model ?? DEFAULT_OPENAI_MODEL;
-  const provider = createOpenAI({ apiKey, baseURL });
+  // Over node:http with keep-alive connections, one per call in flight (http-fetch.ts).
+  const provider = createOpenAI({ apiKey, baseURL, fetch: createHttpFetch({ maxFreeSockets: config.concurrency }) });
   // Chat Completions is the API every OpenAI-compatible server speaks (/responses is OpenAI's own).
   const of = (modelId: string) => (config.openai.api === 'responses' ? provider.responses(modelId) : provider.chat(modelId));
   return {

@@ -10,6 +10,7 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
 import { type StepKind, stepCalls } from '../../schema/tables.ts';
 import type { Db } from '../db/connect.ts';
+import { isTransientDbError } from '../db/sqlstate.ts';
 
 export interface StepCallRecord {
   kind: Extract<StepKind, 'llm' | 'tool'>;
@@ -48,9 +49,13 @@ export function boundJson(value: unknown, depth = 0): unknown {
   return out;
 }
 
-/** Writes (or, for a claim that took over a dead worker's attempt, replaces) an attempt's call. */
-export async function recordStepCall(db: Db, where: { runId: string; seq: number; attempt: number }, call: StepCallRecord): Promise<void> {
-  const row = {
+type StepCallRow = typeof stepCalls.$inferInsert;
+
+/** At most this many rows per statement (each value may be 16 KiB of text). */
+const BATCH = 100;
+
+function rowOf(where: { runId: string; seq: number; attempt: number }, call: StepCallRecord): StepCallRow {
+  return {
     runId: where.runId,
     seq: where.seq,
     attempt: where.attempt,
@@ -59,13 +64,74 @@ export async function recordStepCall(db: Db, where: { runId: string; seq: number
     response: call.response === undefined ? null : boundJson(call.response),
     error: call.error === undefined ? null : boundJson(call.error),
   };
-  await db
+}
+
+/** Insert, or, for a claim that took over a dead worker's attempt, replace the attempt's call. */
+function upsert(db: Db, rows: StepCallRow[]) {
+  return db
     .insert(stepCalls)
-    .values(row)
+    .values(rows)
     .onConflictDoUpdate({
       target: [stepCalls.runId, stepCalls.seq, stepCalls.attempt],
-      set: { kind: row.kind, request: row.request, response: row.response, error: row.error, createdAt: sql`now()` },
+      set: { kind: sql`excluded.kind`, request: sql`excluded.request`, response: sql`excluded.response`, error: sql`excluded.error`, createdAt: sql`now()` },
     });
+}
+
+interface Pending {
+  row: StepCallRow;
+  done: (err?: unknown) => void;
+}
+
+/**
+ * Rows waiting for the next statement, per database. A worker finishing a thousand model
+ * calls at once writes their rows in a few statements instead of a thousand: each call
+ * waits for the statement that carries its row (still before its commit), and while one
+ * statement runs the next calls gather for the one after it.
+ */
+interface Writer {
+  queue: Pending[];
+  writing: boolean;
+}
+
+const writers = new WeakMap<Db, Writer>();
+
+async function drain(db: Db, w: Writer): Promise<void> {
+  w.writing = true;
+  try {
+    while (w.queue.length > 0) {
+      const batch = w.queue.splice(0, BATCH);
+      // One row per attempt in a statement (ON CONFLICT cannot touch a row twice): the latest wins.
+      const byAttempt = new Map(batch.map((b) => [`${b.row.runId}|${b.row.seq}|${b.row.attempt}`, b.row]));
+      try {
+        await upsert(db, [...byAttempt.values()]);
+        for (const b of batch) b.done();
+      } catch (err) {
+        if (batch.length === 1 || isTransientDbError(err)) {
+          for (const b of batch) b.done(err);
+          continue;
+        }
+        // One row the database refuses must not cost the others theirs: one by one, then.
+        for (const b of batch) await upsert(db, [b.row]).then(() => b.done(), b.done);
+      }
+    }
+  } finally {
+    w.writing = false;
+  }
+}
+
+/** Writes an attempt's call (replacing the one a dead worker's claim of the attempt wrote); resolves once it is stored. */
+export function recordStepCall(db: Db, where: { runId: string; seq: number; attempt: number }, call: StepCallRecord): Promise<void> {
+  let w = writers.get(db);
+  if (!w) writers.set(db, (w = { queue: [], writing: false }));
+  const writer = w;
+  return new Promise<void>((resolve, reject) => {
+    writer.queue.push({ row: rowOf(where, call), done: (err) => (err === undefined ? resolve() : reject(err)) });
+    // The calls of this turn of the event loop gather before the first statement goes.
+    if (!writer.writing) {
+      writer.writing = true;
+      setImmediate(() => void drain(db, writer));
+    }
+  });
 }
 
 /** Every recorded call of one step, by attempt. */
