@@ -101,28 +101,35 @@ export async function submitRuns(apiUrl: string, fn: string, input: unknown, cou
   );
 }
 
-const idsIn = (ids: readonly string[]): SQL => sql`(${sql.join(ids.map((id) => sql`${id}::uuid`), sql`, `)})`;
+/** The ids as one array parameter: a poll stays one small statement however many runs it watches. */
+const idArray = (ids: readonly string[]): SQL => sql`${`{${ids.join(',')}}`}::uuid[]`;
 
 /**
  * Waits until every run has finished and all succeeded; resolves with the moment the
  * last one finished (its commit's `finished_at`, on this machine's clock, epoch ms).
+ * The poll only counts runs still live (cheap: the watcher must not slow what it watches).
  */
 export async function waitForRuns(db: Db, ids: readonly string[], timeoutMs: number, everyMs = 20): Promise<number> {
-  const row = await until(
+  await until(
     async () => {
-      const [r] = await query<{ finished: number; failed: number; end_ms: number | null }>(
+      const [r] = await query<{ live: number }>(
         db,
-        sql`select count(*) filter (where status in ('succeeded', 'failed', 'cancelled'))::int as finished,
-                   count(*) filter (where status in ('failed', 'cancelled'))::int as failed,
-                   (extract(epoch from max(finished_at)) * 1000)::float8 as end_ms
-            from runs where id in ${idsIn(ids)}`,
+        sql`select count(*)::int as live from runs where id = any(${idArray(ids)}) and status in ('queued', 'running', 'waiting')`,
       );
-      return r.finished === ids.length ? r : null;
+      return r.live === 0 ? r : null;
     },
     `${ids.length} runs to finish`,
     timeoutMs,
     everyMs,
   );
+  const [row] = await query<{ finished: number; failed: number; end_ms: number | null }>(
+    db,
+    sql`select count(*) filter (where status in ('succeeded', 'failed', 'cancelled'))::int as finished,
+               count(*) filter (where status in ('failed', 'cancelled'))::int as failed,
+               (extract(epoch from max(finished_at)) * 1000)::float8 as end_ms
+        from runs where id = any(${idArray(ids)})`,
+  );
+  if (row.finished !== ids.length) throw new Error(`${ids.length - row.finished} of ${ids.length} runs are missing`);
   if (row.failed > 0) throw new Error(`${row.failed} of ${ids.length} runs did not succeed`);
   return row.end_ms ?? Number.NaN;
 }
@@ -140,7 +147,7 @@ export async function stepTimings(db: Db, ids: readonly string[]): Promise<StepT
     db,
     sql`select (extract(epoch from finished_at - started_at) * 1000)::float8 as in_step,
                (extract(epoch from lead(started_at) over w - finished_at) * 1000)::float8 as hand_on
-        from steps where run_id in ${idsIn(ids)}
+        from steps where run_id = any(${idArray(ids)})
         window w as (partition by run_id order by seq)`,
   );
   return {

@@ -36,6 +36,7 @@ import { resumeFromInbox } from '../store/signals.ts';
 import { releaseLease } from '../store/lease.ts';
 import { recordStepCall } from '../store/step-calls.ts';
 import { commitAndClaimNext, leaseHeld } from '../store/continue.ts';
+import { openStepRows } from '../store/step-rows.ts';
 import { runTraceContext } from '../store/runs.ts';
 import { endStepSpan, inSpan, noteKind, startStepSpan } from '../tracing.ts';
 import { tracingOn } from '../../tools/lib/tracing.ts';
@@ -46,6 +47,7 @@ import { checkResult } from './step-result.ts';
 import { commitBranchStep, commitFanoutStep, failBranchStep, settleFanout } from './fanout.ts';
 import { faultPoint } from './fault-points.ts';
 import { keepLease } from './heartbeat.ts';
+import { carrySnapshotLedger, snapshotDue as snapshotPolicy } from './snapshot-policy.ts';
 
 export type StepOutcome =
   | { status: 'committed'; result: StepResult['type']; nextSeq: number }
@@ -100,6 +102,12 @@ const COMMIT_BUDGET_MS = 60_000;
  * from the rows, so nothing is missed either way.
  */
 const STARTED_NOTICE_MS = 1000;
+/**
+ * A step claimed by the commit before it has no rows yet (store/continue.ts): they are
+ * opened when it makes its outside call or once it has run this long, so a step in flight
+ * shows as `running`; a quicker step gets them with its result.
+ */
+const OPEN_ROWS_MS = 20;
 
 export async function executeStep(p: Platform, fn: string, msg: StepMessage, opts: ExecuteOptions): Promise<StepOutcome> {
   const agent = p.functions.get(fn);
@@ -222,14 +230,32 @@ async function runClaimed(
   if (opts.shutdown?.aborted) onShutdown();
   else opts.shutdown?.addEventListener('abort', onShutdown, { once: true });
   p.inflight.add(claimed.runId, controller);
+  let rowsOpened: Promise<unknown> | null = null;
+  const openRows = (): Promise<unknown> => {
+    const rows = claimed.rows;
+    if (!rows || rowsOpened) return rowsOpened ?? Promise.resolve();
+    const c = { runId: claimed.runId, seq: claimed.seq, attempt: claimed.attempt, step: claimed.step, leaseOwner, ...rows };
+    // If this fails the commit still writes them; only the view of the step in flight is lost.
+    rowsOpened = p.withDb(() => openStepRows(p.db, c), 5000).catch((err: Error) =>
+      p.log.warn({ runId: claimed.runId, seq: claimed.seq, err: err.message }, 'could not open the step rows'),
+    );
+    return rowsOpened;
+  };
   let announced = false;
   const announce = () => {
     clearTimeout(startedNotice);
     if (announced) return;
     announced = true;
-    p.events.publish(claimed.runId, { type: 'changed' });
+    // After the rows are open: the listeners read the step from them.
+    void openRows().then(() => p.events.publish(claimed.runId, { type: 'changed' }));
   };
-  const startedNotice = setTimeout(announce, STARTED_NOTICE_MS);
+  const slow = () => {
+    if (claimed.rows && !rowsOpened) {
+      void openRows();
+      startedNotice = setTimeout(announce, STARTED_NOTICE_MS - OPEN_ROWS_MS);
+    } else announce();
+  };
+  let startedNotice = setTimeout(slow, claimed.rows ? OPEN_ROWS_MS : STARTED_NOTICE_MS);
   const stopBeating = keepLease(
     p,
     claimed,
@@ -250,6 +276,9 @@ async function runClaimed(
       thrown = err;
     } finally {
       p.inflight.remove(claimed.runId, controller);
+      // The body is over: its commit writes the rows and tells the listeners (a commit
+      // queued behind others under load is not a step still running).
+      clearTimeout(startedNotice);
     }
     p.metrics.stepSeconds.observe({ function: agent.name, kind: recorder.kind }, (performance.now() - started) / 1000);
     if (recorder.call) {
@@ -321,8 +350,7 @@ async function commit(
     return count(p, agent, kindOf, { status: 'committed', result: result.type, nextSeq: claimed.seq + 1 });
   }
   const patch = result.patch;
-  const terminal = result.type === 'done';
-  const snapshotDue = terminal || (claimed.seq + 1) % p.config.snapshotEvery === 0;
+  const snapshotDue = snapshotPolicy(claimed.state, patch, claimed.seq, p.config.snapshotEvery);
   const kind = kindOf;
   const outcome =
     result.type === 'next'
@@ -390,9 +418,10 @@ async function commitAndContinue(
   const nextOwner = `${opts.worker}/${randomUUID().slice(0, 8)}`;
   const nextSeq = claimed.seq + 1;
   const state = applyPatch(claimed.state, patch);
-  let ok: boolean;
+  carrySnapshotLedger(claimed.state, state);
+  let claimedAt: string | null;
   try {
-    ok = await p.withDb(
+    claimedAt = await p.withDb(
       () =>
         commitAndClaimNext(p.db, {
           ...resultWrite(claimed, leaseOwner, kind, patch, usage),
@@ -403,12 +432,12 @@ async function commitAndContinue(
       COMMIT_BUDGET_MS,
     );
     // A retried statement whose first try committed (only its answer was lost) finds the fence moved on to us.
-    if (!ok) ok = await p.withDb(() => leaseHeld(p.db, claimed.runId, nextOwner, nextSeq), COMMIT_BUDGET_MS);
+    claimedAt ??= await p.withDb(() => leaseHeld(p.db, claimed.runId, nextOwner, nextSeq), COMMIT_BUDGET_MS);
   } catch (err) {
     if (err instanceof BatonError || isTransientDbError(err)) throw err;
     return fail(p, agent, claimed, leaseOwner, kind, refusal(err), usage);
   }
-  if (!ok) return count(p, agent, kind, await fenced(p, claimed, 'commit'));
+  if (claimedAt === null) return count(p, agent, kind, await fenced(p, claimed, 'commit'));
   faultPoint('after-commit', claimed);
   p.events.publish(claimed.runId, { type: 'changed' });
   count(p, agent, kind, { status: 'committed', result: 'next', nextSeq });
@@ -427,6 +456,7 @@ async function commitAndContinue(
     crashLoop: null,
     branch: undefined,
     branches: undefined,
+    rows: { worker: opts.worker, claimedAt },
     trace: claimed.trace,
   };
   return { status: 'continue', next, leaseOwner: nextOwner };
@@ -461,6 +491,9 @@ async function fail(
       recordFailure(p.db, {
         runId: claimed.runId,
         seq: claimed.seq,
+        step: claimed.step,
+        worker: claimed.rows?.worker ?? null,
+        claimedAt: claimed.rows?.claimedAt ?? null,
         attempt: claimed.attempt,
         leaseOwner,
         kind,

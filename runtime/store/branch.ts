@@ -150,6 +150,7 @@ export async function claimBranch(db: Db, c: BranchClaimInput): Promise<ClaimedS
     crashLoop: row.crash_loop,
     branch,
     branches: undefined,
+    rows: null,
   };
 }
 

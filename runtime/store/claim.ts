@@ -61,6 +61,11 @@ export interface ClaimedStep {
   branch: BranchInfo | undefined;
   /** Set when the step joins a fan-out: every branch's outcome, in branch order. */
   branches: BranchOutcome[] | undefined;
+  /**
+   * Set while the step's rows are not written: it was claimed by the commit before it
+   * (store/continue.ts), and its rows come with its result or when opened (store/step-rows.ts).
+   */
+  rows: { worker: string; claimedAt: string } | null;
 }
 
 interface ClaimRow {
@@ -167,6 +172,7 @@ export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | nu
     crashLoop: row.crash_loop,
     branch: undefined,
     branches: row.branches ?? undefined,
+    rows: null,
   };
 }
 

@@ -44,18 +44,32 @@ export interface StepResultWrite {
   usage: StepUsage;
 }
 
+/**
+ * What a write needs to create the step and attempt rows when the claim did not write
+ * them: a step claimed by the commit before it (store/continue.ts) gets its rows with
+ * its result, unless it ran long enough to have them opened (store/step-rows.ts).
+ */
+export interface StepRows {
+  /** The step's name. */
+  step: string;
+  worker: string | null;
+  /** When it was claimed (the database's clock, as text), if its rows are not written yet; null: they are. */
+  claimedAt: string | null;
+}
+
 /** The write-side names of a claimed step's result. */
 export function resultWrite(
-  step: { runId: string; seq: number; attempt: number },
+  step: { runId: string; seq: number; attempt: number; step: string; rows: { worker: string; claimedAt: string } | null },
   leaseOwner: string,
   kind: StepKind,
   patch: Patch,
   usage: StepUsage,
-): StepResultWrite {
-  return { runId: step.runId, seq: step.seq, attempt: step.attempt, leaseOwner, kind, patch, usage };
+): StepResultWrite & StepRows {
+  const { runId, seq, attempt, rows } = step;
+  return { runId, seq, attempt, leaseOwner, kind, patch, usage, step: step.step, worker: rows?.worker ?? null, claimedAt: rows?.claimedAt ?? null };
 }
 
-export interface CommitInput extends StepResultWrite {
+export interface CommitInput extends StepResultWrite, StepRows {
   /** The run's next state. */
   outcome:
     | { type: 'next'; step: string }
@@ -146,9 +160,10 @@ export interface FailureInput {
  * schedules the retry or fails. The signal the step resumed with stays on the run,
  * for the retry. Returns false when the fence rejected it.
  */
-export async function recordFailure(db: Db, f: FailureInput): Promise<boolean> {
+export async function recordFailure(db: Db, f: FailureInput & StepRows): Promise<boolean> {
   const willRetry = f.retryInMs !== null;
   const error = JSON.stringify(f.error);
+  const claimedAt = sql`coalesce(${f.claimedAt}::timestamptz, now())`;
   const rows = await queryPrepared<{ id: string }>(
     db,
     // The text differs between a retry and a final failure: one statement each.
@@ -165,17 +180,23 @@ export async function recordFailure(db: Db, f: FailureInput): Promise<boolean> {
       where id = ${f.runId} and lease_owner = ${f.leaseOwner} and next_seq = ${f.seq} and status = 'running'
       returning id
     ), step as (
-      update steps set
-        status = 'failed', kind = coalesce(${f.kind}::step_kind, kind), error = ${error}::jsonb,
-        model = ${f.usage.model}, input_tokens = ${f.usage.inputTokens}, output_tokens = ${f.usage.outputTokens}, cost_usd = ${f.usage.costUsd},
-        finished_at = now(), duration_ms = ${ms(sql`now() - started_at`)}
-      where run_id = ${f.runId} and seq = ${f.seq} and exists (select 1 from fenced)
+      insert into steps as s (run_id, seq, name, status, attempt, kind, error, model, input_tokens, output_tokens, cost_usd, worker, started_at, finished_at, duration_ms)
+      select ${f.runId}, ${f.seq}, ${f.step}, 'failed', ${f.attempt}, ${f.kind}::step_kind, ${error}::jsonb,
+        ${f.usage.model}, ${f.usage.inputTokens}, ${f.usage.outputTokens}, ${f.usage.costUsd}, ${f.worker}, ${claimedAt}, now(), ${ms(sql`now() - ${claimedAt}`)}
+      where exists (select 1 from fenced)
+      on conflict (run_id, seq) do update set
+        status = 'failed', kind = coalesce(excluded.kind, s.kind), error = excluded.error,
+        model = excluded.model, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
+        finished_at = now(), duration_ms = ${ms(sql`now() - s.started_at`)}
     ), attempt as (
-      update step_attempts set
-        status = 'failed', error = ${error}::jsonb,
-        model = ${f.usage.model}, input_tokens = ${f.usage.inputTokens}, output_tokens = ${f.usage.outputTokens}, cost_usd = ${f.usage.costUsd},
-        finished_at = now(), duration_ms = ${ms(sql`now() - started_at`)}
-      where run_id = ${f.runId} and seq = ${f.seq} and attempt = ${f.attempt} and exists (select 1 from fenced)
+      insert into step_attempts as a (run_id, seq, attempt, status, error, model, input_tokens, output_tokens, cost_usd, worker, started_at, finished_at, duration_ms)
+      select ${f.runId}, ${f.seq}, ${f.attempt}, 'failed', ${error}::jsonb,
+        ${f.usage.model}, ${f.usage.inputTokens}, ${f.usage.outputTokens}, ${f.usage.costUsd}, ${f.worker}, ${claimedAt}, now(), ${ms(sql`now() - ${claimedAt}`)}
+      where exists (select 1 from fenced)
+      on conflict (run_id, seq, attempt) do update set
+        status = 'failed', error = excluded.error,
+        model = excluded.model, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
+        finished_at = now(), duration_ms = ${ms(sql`now() - a.started_at`)}
     )
     select id from fenced`,
   );

@@ -16,12 +16,13 @@
  * and step N+1 is re-published (the repair of a crash between commit and hand-on).
  */
 import { sql } from 'drizzle-orm';
+import { createBatcher } from '../db/batcher.ts';
 import { type Db, queryPrepared } from '../db/connect.ts';
 import type { State } from '../state.ts';
-import type { StepResultWrite } from './commit.ts';
-import { leaseFence, succeededStep } from './step-sql.ts';
+import type { StepResultWrite, StepRows } from './commit.ts';
+import { ms } from './step-sql.ts';
 
-export interface CommitAndClaimInput extends StepResultWrite {
+export interface CommitAndClaimInput extends StepResultWrite, StepRows {
   /** The step N hands on to. */
   nextStep: string;
   snapshot: State | null;
@@ -29,48 +30,111 @@ export interface CommitAndClaimInput extends StepResultWrite {
   next: { leaseOwner: string; worker: string; leaseMs: number };
 }
 
+/**
+ * Chains in flight at once commit together: the commits that arrive while earlier ones are
+ * under way go as one statement (runtime/db/batcher.ts), each fenced on its own run.
+ */
+const IN_FLIGHT = 4;
+const MAX_BATCH = 200;
+const batchers = new WeakMap<Db, (c: CommitAndClaimInput) => Promise<string | null>>();
 
-/** True when step N committed and N+1 is now leased to `next.leaseOwner`; false when the fence rejected it. */
-export async function commitAndClaimNext(db: Db, c: CommitAndClaimInput): Promise<boolean> {
-  const snapshot = c.snapshot === null ? null : JSON.stringify(c.snapshot);
-  const rows = await queryPrepared<{ id: string }>(
-    db,
-    'baton_commit_claim_next',
-    sql`
-    with ${leaseFence(c)}, fenced as (
-      update runs r set
-        next_seq = ${c.seq} + 1, next_step = ${c.nextStep}, status = 'running',
-        output = null, attempt = 1, attempt_base = 0, claims = 1,
-        lease_owner = ${c.next.leaseOwner}, lease_expires_at = now() + ${c.next.leaseMs}::int * interval '1 millisecond',
-        wait_signal = null, wait_request = null, wake_at = null, signal = null,
-        updated_at = now(), finished_at = null
-      from run
-      where r.id = run.id
-      returning r.id
-    ), ${succeededStep(c, c.nextStep, snapshot)}, started as (
-      insert into steps as s (run_id, seq, name, status, attempt, worker, started_at)
-      select id, ${c.seq} + 1, ${c.nextStep}, 'running', 1, ${c.next.worker}, now() from fenced
-      on conflict (run_id, seq) do update set
-        name = excluded.name, status = excluded.status, attempt = excluded.attempt, error = null, finished_at = null,
-        model = null, input_tokens = null, output_tokens = null, worker = excluded.worker, started_at = excluded.started_at, duration_ms = null
-    ), attempt_started as (
-      insert into step_attempts as a (run_id, seq, attempt, status, worker, started_at)
-      select id, ${c.seq} + 1, 1, 'running', ${c.next.worker}, now() from fenced
-      on conflict (run_id, seq, attempt) do update set
-        status = excluded.status, error = null, finished_at = null, model = null, input_tokens = null, output_tokens = null,
-        worker = excluded.worker, started_at = excluded.started_at, duration_ms = null
-    )
-    select id from fenced`,
-  );
-  return rows.length > 0;
+/**
+ * Commits step N and leases N+1 to `next.leaseOwner`. Resolves with the moment of that claim
+ * (the database's clock, as text: the next step's `claimedAt`), or null when the fence rejected it.
+ */
+export function commitAndClaimNext(db: Db, c: CommitAndClaimInput): Promise<string | null> {
+  let send = batchers.get(db);
+  if (!send) {
+    send = createBatcher<CommitAndClaimInput, string | null>({
+      inFlight: IN_FLIGHT,
+      maxBatch: MAX_BATCH,
+      sendOne: async (one) => (await commitAndClaimMany(db, [one])).get(one.runId) ?? null,
+      sendMany: async (many) => {
+        const held = await commitAndClaimMany(db, many);
+        return many.map((m) => held.get(m.runId) ?? null);
+      },
+    });
+    batchers.set(db, send);
+  }
+  return send(c);
 }
 
-/** Whether `leaseOwner` holds the run at `seq` (a commit-and-claim whose answer was lost did go through). */
-export async function leaseHeld(db: Db, runId: string, leaseOwner: string, seq: number): Promise<boolean> {
-  const rows = await queryPrepared<{ id: string }>(
+/** One row of the batch, as the statement reads it (`jsonb_to_recordset`). */
+function row(c: CommitAndClaimInput) {
+  return {
+    run_id: c.runId, seq: c.seq, attempt: c.attempt, step: c.step, worker: c.worker, claimed_at: c.claimedAt,
+    lease_owner: c.leaseOwner, kind: c.kind, patch: c.patch, next_step: c.nextStep, model: c.usage.model,
+    input_tokens: c.usage.inputTokens, output_tokens: c.usage.outputTokens, cost_usd: c.usage.costUsd,
+    snapshot: c.snapshot, next_owner: c.next.leaseOwner, lease_ms: c.next.leaseMs,
+  };
+}
+
+/**
+ * Commits and claims-next for many runs in one statement; returns, for each run whose fence
+ * held, the moment of its claim. Runs are locked in id order, so two batches never wait on
+ * each other in a cycle. The rows of step N+1 are not written here: they come with its
+ * result (or earlier, if it runs long: store/step-rows.ts), one write each instead of two.
+ */
+export async function commitAndClaimMany(db: Db, batch: readonly CommitAndClaimInput[]): Promise<Map<string, string>> {
+  const rows = await queryPrepared<{ id: string; claimed_at: string }>(
     db,
-    'baton_lease_held',
-    sql`select id from runs where id = ${runId} and lease_owner = ${leaseOwner} and next_seq = ${seq} and status = 'running'`,
+    'baton_commit_claim_next_many',
+    sql`
+    with i as (
+      select * from jsonb_to_recordset(${JSON.stringify(batch.map(row))}::jsonb) as i(
+        run_id uuid, seq int, attempt int, step text, worker text, claimed_at timestamptz, lease_owner text, kind step_kind,
+        patch jsonb, next_step text, model text, input_tokens int, output_tokens int, cost_usd numeric, snapshot jsonb,
+        next_owner text, lease_ms int)
+    ), run as (
+      select r.id from runs r join i on r.id = i.run_id
+      where r.lease_owner = i.lease_owner and r.next_seq = i.seq and r.status = 'running'
+      order by r.id
+      for update of r
+    ), fenced as (
+      update runs r set
+        next_seq = i.seq + 1, next_step = i.next_step, status = 'running',
+        output = null, attempt = 1, attempt_base = 0, claims = 1,
+        lease_owner = i.next_owner, lease_expires_at = now() + i.lease_ms * interval '1 millisecond',
+        wait_signal = null, wait_request = null, wake_at = null, signal = null,
+        updated_at = now(), finished_at = null
+      from run join i on i.run_id = run.id
+      where r.id = run.id
+      returning r.id
+    ), f as (
+      select i.*, coalesce(i.claimed_at, now()) as since from i join fenced on fenced.id = i.run_id
+    ), step as (
+      insert into steps as s (run_id, seq, name, status, attempt, kind, patch, next_step, model, input_tokens, output_tokens, cost_usd, worker, started_at, finished_at, duration_ms)
+      select f.run_id, f.seq, f.step, 'succeeded', f.attempt, f.kind, f.patch, f.next_step, f.model, f.input_tokens, f.output_tokens, f.cost_usd,
+        f.worker, f.since, now(), ${ms(sql`now() - f.since`)}
+      from f
+      on conflict (run_id, seq) do update set
+        status = 'succeeded', kind = excluded.kind, patch = excluded.patch, next_step = excluded.next_step, error = null,
+        model = excluded.model, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
+        finished_at = now(), duration_ms = ${ms(sql`now() - s.started_at`)}
+    ), attempt as (
+      insert into step_attempts as a (run_id, seq, attempt, status, model, input_tokens, output_tokens, cost_usd, worker, started_at, finished_at, duration_ms)
+      select f.run_id, f.seq, f.attempt, 'succeeded', f.model, f.input_tokens, f.output_tokens, f.cost_usd, f.worker, f.since, now(), ${ms(sql`now() - f.since`)}
+      from f
+      on conflict (run_id, seq, attempt) do update set
+        status = 'succeeded', error = null,
+        model = excluded.model, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
+        finished_at = now(), duration_ms = ${ms(sql`now() - a.started_at`)}
+    ), checkpoint as (
+      insert into checkpoints (run_id, seq, state)
+      select f.run_id, f.seq, f.snapshot from f where f.snapshot is not null
+      on conflict (run_id, seq) do update set state = excluded.state, created_at = now()
+    )
+    select id, now()::text as claimed_at from fenced`,
   );
-  return rows.length > 0;
+  return new Map(rows.map((r) => [r.id, r.claimed_at]));
+}
+
+/** Whether `leaseOwner` holds the run at `seq` (a commit-and-claim whose answer was lost did go through); the claim's moment if so. */
+export async function leaseHeld(db: Db, runId: string, leaseOwner: string, seq: number): Promise<string | null> {
+  const rows = await queryPrepared<{ claimed_at: string }>(
+    db,
+    'baton_lease_held_since',
+    sql`select updated_at::text as claimed_at from runs where id = ${runId} and lease_owner = ${leaseOwner} and next_seq = ${seq} and status = 'running'`,
+  );
+  return rows[0]?.claimed_at ?? null;
 }

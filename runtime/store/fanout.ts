@@ -14,11 +14,11 @@ import { type Db, query } from '../db/connect.ts';
 import type { BranchSpec } from '../define.ts';
 import type { State } from '../state.ts';
 import type { Verdict } from './claim.ts';
-import type { StepResultWrite } from './commit.ts';
+import type { StepResultWrite, StepRows } from './commit.ts';
 import { leaseFence, succeededStep } from './step-sql.ts';
 
 
-export interface FanoutCommitInput extends StepResultWrite {
+export interface FanoutCommitInput extends StepResultWrite, StepRows {
   branches: readonly BranchSpec[];
   join: string;
   onBranchFailure: 'fail' | 'continue';

@@ -3,7 +3,7 @@
  * writes of its result (commit.ts, continue.ts, fanout.ts).
  */
 import { type SQL, sql } from 'drizzle-orm';
-import type { StepResultWrite } from './commit.ts';
+import type { StepResultWrite, StepRows } from './commit.ts';
 
 /** Milliseconds of an interval, as the integer duration columns store them. */
 export const ms = (interval: SQL) => sql`(extract(epoch from ${interval}) * 1000)::int`;
@@ -22,22 +22,30 @@ export function leaseFence(c: Pick<StepResultWrite, 'runId' | 'seq' | 'leaseOwne
 
 /**
  * CTEs to follow a `fenced` CTE that returns a row only while the lease holds: the step row and
- * its attempt row marked succeeded (no stale error, usage kept on both), and the state snapshot
- * when one is due (`snapshot` is its JSON, or null).
+ * its attempt row marked succeeded (no stale error, usage kept on both; created here when the
+ * claim did not write them, see StepRows), and the state snapshot when one is due (`snapshot`
+ * is its JSON, or null).
  */
-export function succeededStep(c: StepResultWrite, nextStep: string | null, snapshot: string | null): SQL {
+export function succeededStep(c: StepResultWrite & StepRows, nextStep: string | null, snapshot: string | null): SQL {
+  const claimedAt = sql`coalesce(${c.claimedAt}::timestamptz, now())`;
+  const usage = sql`${c.usage.model}, ${c.usage.inputTokens}, ${c.usage.outputTokens}, ${c.usage.costUsd}`;
   return sql`step as (
-      update steps set
-        status = 'succeeded', kind = ${c.kind}::step_kind, patch = ${JSON.stringify(c.patch)}::jsonb, next_step = ${nextStep},
-        error = null, model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens}, cost_usd = ${c.usage.costUsd},
-        finished_at = now(), duration_ms = ${ms(sql`now() - started_at`)}
-      where run_id = ${c.runId} and seq = ${c.seq} and exists (select 1 from fenced)
+      insert into steps as s (run_id, seq, name, status, attempt, kind, patch, next_step, model, input_tokens, output_tokens, cost_usd, worker, started_at, finished_at, duration_ms)
+      select ${c.runId}, ${c.seq}, ${c.step}, 'succeeded', ${c.attempt}, ${c.kind}::step_kind, ${JSON.stringify(c.patch)}::jsonb, ${nextStep},
+        ${usage}, ${c.worker}, ${claimedAt}, now(), ${ms(sql`now() - ${claimedAt}`)}
+      where exists (select 1 from fenced)
+      on conflict (run_id, seq) do update set
+        status = 'succeeded', kind = excluded.kind, patch = excluded.patch, next_step = excluded.next_step, error = null,
+        model = excluded.model, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
+        finished_at = now(), duration_ms = ${ms(sql`now() - s.started_at`)}
     ), attempt as (
-      update step_attempts set
+      insert into step_attempts as a (run_id, seq, attempt, status, model, input_tokens, output_tokens, cost_usd, worker, started_at, finished_at, duration_ms)
+      select ${c.runId}, ${c.seq}, ${c.attempt}, 'succeeded', ${usage}, ${c.worker}, ${claimedAt}, now(), ${ms(sql`now() - ${claimedAt}`)}
+      where exists (select 1 from fenced)
+      on conflict (run_id, seq, attempt) do update set
         status = 'succeeded', error = null,
-        model = ${c.usage.model}, input_tokens = ${c.usage.inputTokens}, output_tokens = ${c.usage.outputTokens}, cost_usd = ${c.usage.costUsd},
-        finished_at = now(), duration_ms = ${ms(sql`now() - started_at`)}
-      where run_id = ${c.runId} and seq = ${c.seq} and attempt = ${c.attempt} and exists (select 1 from fenced)
+        model = excluded.model, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
+        finished_at = now(), duration_ms = ${ms(sql`now() - a.started_at`)}
     ), checkpoint as (
       insert into checkpoints (run_id, seq, state)
       select ${c.runId}, ${c.seq}, ${snapshot}::jsonb from fenced where ${snapshot}::jsonb is not null

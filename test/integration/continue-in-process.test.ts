@@ -106,3 +106,41 @@ test('the chain leaves the process at a wait, and a signal brings the run back t
     ],
   );
 });
+
+test('a step claimed by the commit before it gets its rows with its result: complete, in order, timed from its claim', async () => {
+  const id = await trigger(t.api, 'count', { steps: STEPS });
+  assert.equal((await waitForRun(t.p, id)).run.status, 'succeeded');
+  const rows = await query<{ seq: number; worker: string | null; started: number; finished: number; duration_ms: number; a_status: string; a_worker: string | null; a_started: number; a_finished: number }>(
+    t.p.db,
+    sql`select s.seq, s.worker, extract(epoch from s.started_at)::float8 as started, extract(epoch from s.finished_at)::float8 as finished, s.duration_ms,
+          a.status::text as a_status, a.worker as a_worker, extract(epoch from a.started_at)::float8 as a_started, extract(epoch from a.finished_at)::float8 as a_finished
+        from steps s join step_attempts a using (run_id, seq) where s.run_id = ${id} order by s.seq`,
+  );
+  assert.equal(rows.length, STEPS);
+  for (const [i, r] of rows.entries()) {
+    assert.equal(r.a_status, 'succeeded');
+    assert.ok(r.worker && r.worker === r.a_worker, `step ${r.seq} names its worker`);
+    assert.ok(r.started <= r.finished && r.duration_ms >= 0, `step ${r.seq} starts before it finishes`);
+    assert.equal(r.started, r.a_started);
+    assert.equal(r.finished, r.a_finished);
+    // Claimed by the commit of the step before: the same statement, the same moment.
+    if (i > 0) assert.equal(r.started, rows[i - 1].finished, `step ${r.seq} was claimed when step ${r.seq - 1} committed`);
+  }
+});
+
+test('a step claimed by the commit before it shows as running while it runs', async () => {
+  const id = await trigger(t.api, 'count', { steps: 3, ms: 400 });
+  const seen = await waitFor(async () => {
+    const [r] = await query<{ status: string; a_status: string | null; started_at: string }>(
+      t.p.db,
+      sql`select s.status::text as status, a.status::text as a_status, s.started_at::text as started_at
+          from steps s left join step_attempts a on a.run_id = s.run_id and a.seq = s.seq and a.attempt = s.attempt
+          where s.run_id = ${id} and s.seq = 1`,
+    );
+    return r?.status === 'running' ? r : null;
+  }, 'step 1 (claimed in process) to show as running', 5000);
+  assert.equal(seen.a_status, 'running', 'its attempt row is open too');
+  const [step0] = await query<{ finished_at: string }>(t.p.db, sql`select finished_at::text as finished_at from steps where run_id = ${id} and seq = 0`);
+  assert.equal(seen.started_at, step0.finished_at, 'started when the commit of step 0 claimed it');
+  assert.equal((await waitForRun(t.p, id)).run.status, 'succeeded');
+});

@@ -167,6 +167,7 @@ test('the fence: a worker that lost its lease cannot commit over the new owner',
   const commit = (leaseOwner: string, by: string) =>
     commitStep(t.p.db, {
       runId: id, seq: 0, attempt: 1, leaseOwner, kind: 'compute', patch: { by }, usage: { model: null, inputTokens: null, outputTokens: null, costUsd: null },
+      step: 'a', worker: null, claimedAt: null,
       outcome: { type: 'next', step: 'b' }, snapshot: null,
     });
   assert.equal(await commit('zombie/1', 'zombie'), null, 'the zombie is fenced out');

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createBatcher } from './batcher.ts';
+
+/** A sender whose statements stay under way until released, recording what each one carried. */
+function held() {
+  const sent: number[][] = [];
+  const release: Array<() => void> = [];
+  const wait = () => new Promise<void>((resolve) => release.push(resolve));
+  return { sent, release, wait };
+}
+
+test('a lone item goes at once; items arriving while the batches in flight are full wait and go together', async () => {
+  const h = held();
+  const send = createBatcher<number, number>({
+    inFlight: 1,
+    maxBatch: 10,
+    sendOne: async (n) => {
+      h.sent.push([n]);
+      await h.wait();
+      return n * 10;
+    },
+    sendMany: async (ns) => {
+      h.sent.push(ns);
+      await h.wait();
+      return ns.map((n) => n * 10);
+    },
+  });
+  const first = send(1);
+  assert.deepEqual(h.sent, [[1]], 'sent at once');
+  const rest = [2, 3, 4].map((n) => send(n));
+  assert.equal(h.sent.length, 1, 'the others wait while one batch is under way');
+  h.release.shift()?.();
+  assert.equal(await first, 10);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(h.sent, [[1], [2, 3, 4]], 'then go as one batch');
+  h.release.shift()?.();
+  assert.deepEqual(await Promise.all(rest), [20, 30, 40], 'each keeps its own answer');
+});
+
+test('a batch the database refuses goes again item by item: only the bad item fails', async () => {
+  let many = 0;
+  const send = createBatcher<number, number>({
+    inFlight: 1,
+    maxBatch: 10,
+    sendOne: async (n) => {
+      if (n === 3) throw Object.assign(new Error('integer out of range'), { code: '22003' });
+      return n;
+    },
+    sendMany: async () => {
+      many++;
+      throw Object.assign(new Error('integer out of range'), { code: '22003' });
+    },
+  });
+  const answers = await Promise.allSettled([1, 2, 3, 4].map((n) => send(n)));
+  assert.equal(many, 1);
+  assert.deepEqual(
+    answers.map((a) => (a.status === 'fulfilled' ? a.value : (a.reason as Error).message)),
+    [1, 2, 'integer out of range', 4],
+  );
+});
+
+test('an outage fails every item of the batch (each caller retries as it would alone)', async () => {
+  let ones = 0;
+  const send = createBatcher<number, number>({
+    inFlight: 1,
+    maxBatch: 10,
+    sendOne: async (n) => {
+      ones++;
+      if (n === 1) await new Promise((r) => setTimeout(r, 5));
+      return n;
+    },
+    sendMany: async () => {
+      throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
+    },
+  });
+  const first = send(1);
+  const rest = await Promise.allSettled([2, 3].map((n) => send(n)));
+  assert.equal(await first, 1);
+  assert.deepEqual(rest.map((r) => r.status), ['rejected', 'rejected']);
+  assert.equal(ones, 1, 'not sent again one by one');
+});

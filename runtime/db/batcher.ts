@@ -1,0 +1,66 @@
+/**
+ * Statements that arrive while earlier ones are under way go to PostgreSQL together, as
+ * one statement over many rows (one round trip, one plan, one WAL flush), instead of
+ * one each. An idle process still sends a lone item at once; batches form only under
+ * load, where they cut the database's CPU and the client's per-statement work.
+ *
+ * Every item keeps its own answer. A batch the database refuses for a reason other than
+ * an outage (one bad row) is sent again item by item, so only that item fails; an
+ * outage fails every item of the batch, and each caller retries as it would alone.
+ */
+import { isTransientDbError } from './sqlstate.ts';
+
+export interface BatcherOptions<I, O> {
+  /** Batches under way at once; further items wait and go together. */
+  inFlight: number;
+  maxBatch: number;
+  sendOne(item: I): Promise<O>;
+  /** One answer per item, in order. */
+  sendMany(items: I[]): Promise<O[]>;
+}
+
+interface Pending<I, O> {
+  item: I;
+  resolve: (out: O) => void;
+  reject: (err: unknown) => void;
+}
+
+export function createBatcher<I, O>(o: BatcherOptions<I, O>): (item: I) => Promise<O> {
+  const waiting: Pending<I, O>[] = [];
+  let inFlight = 0;
+
+  const flush = (): void => {
+    const batch = waiting.splice(0, o.maxBatch);
+    if (batch.length === 0) return;
+    inFlight++;
+    void send(batch).finally(() => {
+      inFlight--;
+      if (waiting.length > 0) flush();
+    });
+  };
+
+  const one = (p: Pending<I, O>): Promise<void> => o.sendOne(p.item).then(p.resolve, p.reject);
+
+  const send = async (batch: Pending<I, O>[]): Promise<void> => {
+    if (batch.length === 1) return one(batch[0]);
+    let answers: O[];
+    try {
+      answers = await o.sendMany(batch.map((p) => p.item));
+    } catch (err) {
+      if (isTransientDbError(err)) {
+        for (const p of batch) p.reject(err);
+        return;
+      }
+      // One row the database refuses must not fail the others: each goes on its own.
+      await Promise.all(batch.map(one));
+      return;
+    }
+    batch.forEach((p, i) => p.resolve(answers[i]));
+  };
+
+  return (item) =>
+    new Promise<O>((resolve, reject) => {
+      waiting.push({ item, resolve, reject });
+      if (inFlight < o.inFlight) flush();
+    });
+}
