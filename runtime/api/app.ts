@@ -7,7 +7,6 @@
  */
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { methodNotAllowed } from 'hono/method-not-allowed';
 import { secureHeaders } from 'hono/secure-headers';
@@ -15,7 +14,7 @@ import { isTransientDbError } from '../db/sqlstate.ts';
 import { BatonError, ERROR_CODES } from '../errors.ts';
 import type { Platform } from '../platform.ts';
 import { type ApiEnv, apiKeyAuth } from './auth.ts';
-import { MAX_BODY_BYTES } from './body.ts';
+import { requestSizeLimit } from './body-limit.ts';
 import { runsRoutes } from './runs-routes.ts';
 import { uiRoutes } from './ui/routes.ts';
 import { createSessions, sessionOrKey } from './ui/session.ts';
@@ -69,12 +68,7 @@ export function createApi(p: Platform): Hono<ApiEnv> {
       await next();
       c.header('Cache-Control', 'no-store');
     },
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: () => {
-        throw new BatonError('payload_too_large', `the request body is over ${MAX_BODY_BYTES} bytes`);
-      },
-    }),
+    requestSizeLimit(),
     sessionOrKey(
       sessions,
       apiKeyAuth({

@@ -12,12 +12,12 @@
  * (lease released, step handed back), rather than finished alongside its retry.
  */
 import { type Context, Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import * as v from 'valibot';
 import { executeStep } from '../engine/execute-step.ts';
 import { BatonError, ERROR_CODES } from '../errors.ts';
 import type { Platform } from '../platform.ts';
-import { MAX_BODY_BYTES, readJson, validate } from './body.ts';
+import { readJson, validate } from './body.ts';
+import { requestSizeLimit } from './body-limit.ts';
 import { invokeCredential } from './invoke-auth.ts';
 import { contextFromHeaders } from '../../tools/lib/tracing.ts';
 
@@ -35,12 +35,7 @@ export function createInvokeApp(p: Platform, opts: { worker: string; shutdown?: 
   app.use(
     '/invoke/*',
     invokeCredential(opts.token !== undefined ? opts.token : p.config.invokeToken),
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: () => {
-        throw new BatonError('payload_too_large', `the request body is over ${MAX_BODY_BYTES} bytes`);
-      },
-    }),
+    requestSizeLimit(),
   );
   const invoke = (fn: string) => async (c: Context) => {
     const envelope = validate(Envelope, await readJson(c), 'body');

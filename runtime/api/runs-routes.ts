@@ -19,6 +19,7 @@ import { readJson, validate } from './body.ts';
 import { createEventStreams, runEvents } from './streams/event-stream.ts';
 import { startRunSpan } from '../tracing.ts';
 import { admitRun } from './quotas.ts';
+import { batchPublishes } from '../queue/publish-batches.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SIGNAL_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
@@ -71,6 +72,8 @@ export function describeFunction(agent: Agent) {
 export function runsRoutes(p: Platform): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   const streams = createEventStreams(p);
+  // Wake-ups of runs created together go to Redis as one command.
+  const publish = batchPublishes(p.queue);
 
   const functionOf = (name: string): Agent => {
     const agent = p.functions.get(name);
@@ -89,7 +92,7 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
 
   /** Publishes a run's wake-up, carrying its trace (runs.trace_context) when it has one. */
   const wake = async (w: Wakeup, trace: string | null) => {
-    await p.queue.publish(w.function, { runId: w.id, seq: w.next_seq, ...(trace ? { trace } : {}) }).catch((err: Error) => {
+    await publish(w.function, { runId: w.id, seq: w.next_seq, ...(trace ? { trace } : {}) }).catch((err: Error) => {
       // The run is durable; the sweeper re-publishes it if this wake-up is lost.
       p.log.warn({ err: err.message, runId: w.id }, 'could not publish; the sweeper will pick the run up');
     });

@@ -47,6 +47,7 @@ import { checkResult } from './step-result.ts';
 import { commitBranchStep, commitFanoutStep, failBranchStep, settleFanout } from './fanout.ts';
 import { faultPoint } from './fault-points.ts';
 import { keepLease } from './heartbeat.ts';
+import { carrySnapshotLedger, snapshotDue as snapshotPolicy } from './snapshot-policy.ts';
 
 export type StepOutcome =
   | { status: 'committed'; result: StepResult['type']; nextSeq: number }
@@ -349,8 +350,7 @@ async function commit(
     return count(p, agent, kindOf, { status: 'committed', result: result.type, nextSeq: claimed.seq + 1 });
   }
   const patch = result.patch;
-  const terminal = result.type === 'done';
-  const snapshotDue = terminal || (claimed.seq + 1) % p.config.snapshotEvery === 0;
+  const snapshotDue = snapshotPolicy(claimed.state, patch, claimed.seq, p.config.snapshotEvery);
   const kind = kindOf;
   const outcome =
     result.type === 'next'
@@ -420,6 +420,7 @@ async function commitAndContinue(
   const nextOwner = `${opts.worker}/${randomUUID().slice(0, 8)}`;
   const nextSeq = claimed.seq + 1;
   const state = applyPatch(claimed.state, patch);
+  carrySnapshotLedger(claimed.state, state);
   let claimedAt: string | null;
   try {
     claimedAt = await p.withDb(

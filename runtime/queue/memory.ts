@@ -59,6 +59,10 @@ export function createMemoryQueue(): Queue {
       push(fn, message);
     },
 
+    async publishMany(fn, messages) {
+      for (const message of messages) push(fn, message);
+    },
+
     async read(functions, consumer, max, blockMs) {
       const now = take(functions, consumer, max);
       if (now.length || closed) return now;

@@ -1,9 +1,12 @@
 /**
- * New runs are inserted in batches: the POSTs that arrive while earlier inserts are
- * under way go to PostgreSQL together, as one multi-row INSERT (one statement, one
- * WAL flush), instead of one round trip and one commit each. An idle API still sends
- * a lone POST's insert at once; the batches only form under load, where they raise
- * what one API process accepts per second and cut its tail latency.
+ * New runs are inserted in batches: the POSTs that arrive in the same turn of the event
+ * loop, or while earlier inserts are under way, go to PostgreSQL together, as one
+ * multi-row INSERT (one statement, one WAL flush), instead of one round trip and one
+ * commit each. Nothing waits for a timer: a batch is sent at the end of the turn in
+ * which its first row arrived (`setImmediate`) when fewer than IN_FLIGHT inserts are
+ * under way, else as soon as one of them finishes. An idle API still sends a lone
+ * POST's insert at once; under load the batches grow, which raises what one API
+ * process accepts per second and cuts its tail latency.
  *
  * Every run keeps its own answer: a row that conflicts (an Idempotency-Key used
  * before, or a retried insert whose first try committed) is looked up on its own, as
@@ -11,7 +14,7 @@
  * row) is sent again row by row, so only that request fails.
  */
 import { sql } from 'drizzle-orm';
-import { type Db, query, queryPrepared } from '../db/connect.ts';
+import { type Db, queryPrepared } from '../db/connect.ts';
 import { isTransientDbError } from '../db/sqlstate.ts';
 
 export interface RunRow {
@@ -40,6 +43,8 @@ interface Pending {
 interface Batcher {
   waiting: Pending[];
   inFlight: number;
+  /** A flush is due at the end of this turn. */
+  scheduled: boolean;
 }
 
 const batchers = new WeakMap<Db, Batcher>();
@@ -47,21 +52,29 @@ const batchers = new WeakMap<Db, Batcher>();
 /** Inserts the run unless it conflicts; true when this call inserted it. */
 export function insertRun(db: Db, row: RunRow): Promise<boolean> {
   let b = batchers.get(db);
-  if (!b) batchers.set(db, (b = { waiting: [], inFlight: 0 }));
+  if (!b) batchers.set(db, (b = { waiting: [], inFlight: 0, scheduled: false }));
   const batcher = b;
   return new Promise<boolean>((resolve, reject) => {
     batcher.waiting.push({ row, resolve, reject });
-    if (batcher.inFlight < IN_FLIGHT) flush(db, batcher);
+    if (batcher.inFlight < IN_FLIGHT && !batcher.scheduled) {
+      // The rest of this turn's rows (the other requests read from the same poll) join it.
+      batcher.scheduled = true;
+      setImmediate(() => {
+        batcher.scheduled = false;
+        flush(db, batcher);
+      });
+    }
   });
 }
 
 function flush(db: Db, b: Batcher): void {
+  if (b.inFlight >= IN_FLIGHT) return;
   const batch = b.waiting.splice(0, MAX_BATCH);
   if (batch.length === 0) return;
   b.inFlight++;
   void send(db, batch).finally(() => {
     b.inFlight--;
-    if (b.waiting.length > 0) flush(db, b);
+    flush(db, b);
   });
 }
 
@@ -104,8 +117,9 @@ async function insertMany(db: Db, rows: RunRow[]): Promise<Set<string>> {
   // inserting the same keys at once then wait on each other in turn, never in a cycle.
   const ordered = rows.toSorted(byKey);
   // The inputs travel as JSON text inside the batch's JSON, so each is stored exactly as one insert would store it.
-  const inserted = await query<{ id: string }>(
+  const inserted = await queryPrepared<{ id: string }>(
     db,
+    'baton_run_insert_batch',
     sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of, trace_context)
         select r.id, r.function, r.tenant, r.input::jsonb, r.next_step, r.idempotency_key, r.replay_of, r.trace_context
         from jsonb_to_recordset(${JSON.stringify(ordered)}::jsonb)

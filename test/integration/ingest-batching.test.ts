@@ -67,6 +67,40 @@ test('100 POSTs at once: every one answered 202 with its own run, in far fewer I
   assert.ok(inserts() < 50, `${inserts()} INSERT statements for 100 runs`);
 });
 
+test('inserts asked for in the same turn of the event loop go as one INSERT, even with none under way', async () => {
+  const { api, inserts } = recordingApi();
+  const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => post(api, `turn${i}`)));
+  assert.deepEqual(
+    answers.map((r) => r.status),
+    answers.map(() => 202),
+  );
+  assert.equal(inserts(), 1, 'one INSERT for twelve runs that arrived together');
+});
+
+test('the wake-ups of runs created together reach the stream, each once with its run and seq 0, in far fewer commands', async () => {
+  const published: number[] = [];
+  const queue = {
+    ...t.p.queue,
+    publish: (fn: string, m: Parameters<typeof t.p.queue.publish>[1], delayMs?: number) => {
+      published.push(1);
+      return t.p.queue.publish(fn, m, delayMs);
+    },
+    publishMany: (fn: string, ms: Parameters<typeof t.p.queue.publishMany>[1]) => {
+      published.push(ms.length);
+      return t.p.queue.publishMany(fn, ms);
+    },
+  };
+  const api = createApi({ ...t.p, queue });
+  const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => post(api, `wake${i}`)));
+  const ids = await Promise.all(answers.map(async (r) => ((await r.json()) as { id: string }).id));
+  const delivered = await t.p.queue.read(['echo'], 'probe', 1000, 200);
+  const mine = delivered.filter((d) => ids.includes(d.message.runId));
+  assert.deepEqual(mine.map((d) => d.message.runId).toSorted(), ids.toSorted(), 'one wake-up per run');
+  assert.ok(mine.every((d) => d.message.seq === 0));
+  assert.equal(published.reduce((a, b) => a + b, 0), 30);
+  assert.ok(published.length < 10, `${published.length} publish commands for 30 runs`);
+});
+
 test('the same Idempotency-Key 20 times at once: one run, the others replay it', async () => {
   const { api } = recordingApi();
   const answers = await Promise.all(Array.from({ length: 20 }, () => post(api, 'same', 'key-batch-1')));

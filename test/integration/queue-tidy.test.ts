@@ -110,6 +110,22 @@ test('a dead consumer leaves the group once its messages are taken over; one sti
   assert.equal(pending.pending, 1);
 });
 
+test('publishMany adds, in order, the very entries that publish adds one by one (a trace only where there is one)', async (tc) => {
+  const { q, key } = await queueOn(tc, 'many');
+  const trace = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+  const messages = [msg(1), { ...msg(2), trace }, msg(3)];
+  for (const m of messages) await q.publish('many', m);
+  await q.publishMany('many', messages);
+  await q.publishMany('many', [msg(4)]);
+  await q.publishMany('many', []);
+  const entries = ((await client.xRange(key, '-', '+')) ?? []).map((e) => ({ ...e?.message }));
+  assert.equal(entries.length, 7);
+  assert.deepEqual(entries.slice(3, 6), entries.slice(0, 3));
+  assert.deepEqual(entries[1], { run_id: 'run-2', seq: '2', trace });
+  assert.deepEqual(entries[6], { run_id: 'run-4', seq: '4' });
+  assert.deepEqual((await q.read(['many'], 'c', 10, 100)).map((d) => d.message), [...messages, ...messages, msg(4)]);
+});
+
 test('the Lua scripts touch only keys they declare (Redis Cluster routes a script by its KEYS)', async (tc) => {
   const { q } = await queueOn(tc, 'scripted');
   const monitor = client.duplicate();
@@ -119,10 +135,10 @@ test('the Lua scripts touch only keys they declare (Redis Cluster routes a scrip
   tc.after(() => monitor.destroy());
 
   await q.publish('scripted', msg(1), 1);
+  await q.publishMany('scripted', [msg(2), msg(3)]);
   await new Promise((resolve) => setTimeout(resolve, 20));
   assert.equal(await q.promoteDue(['scripted']), 1);
-  const [d] = await q.read(['scripted'], 'gone', 1, 100);
-  await q.ack(d);
+  for (const d of await q.read(['scripted'], 'gone', 10, 100)) await q.ack(d);
   await new Promise((resolve) => setTimeout(resolve, 120));
   await q.housekeep(['scripted'], { deadConsumerMs: 50 });
   await new Promise((resolve) => setTimeout(resolve, 100));
