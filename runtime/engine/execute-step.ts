@@ -35,7 +35,7 @@ import { type StepUsage, commitStep, recordFailure, resultWrite } from '../store
 import { resumeFromInbox } from '../store/signals.ts';
 import { releaseLease } from '../store/lease.ts';
 import { recordStepCall } from '../store/step-calls.ts';
-import { commitAndClaimNext, leaseHeld } from '../store/continue.ts';
+import { commitAndClaimNext, commitDone, leaseHeld } from '../store/continue.ts';
 import { openStepRows } from '../store/step-rows.ts';
 import { runTraceContext } from '../store/runs.ts';
 import { endStepSpan, inSpan, noteKind, startStepSpan } from '../tracing.ts';
@@ -370,13 +370,15 @@ async function commit(
   }
   let committed: Awaited<ReturnType<typeof commitStep>>;
   try {
+    const write = { ...resultWrite(claimed, leaseOwner, kind, patch, usage), snapshot: snapshotDue ? applyPatch(claimed.state, patch) : null };
     committed = await p.withDb(
-      () =>
-        commitStep(p.db, {
-          ...resultWrite(claimed, leaseOwner, kind, patch, usage),
-          outcome,
-          snapshot: snapshotDue ? applyPatch(claimed.state, patch) : null,
-        }),
+      // A run's end needs none of a wait's inbox logic: it commits in the chains' batches.
+      async () =>
+        outcome.type === 'done'
+          ? (await commitDone(p.db, { ...write, output: outcome.output })) === null
+            ? null
+            : { wakeInMs: null, resumed: false, recheckInbox: false }
+          : commitStep(p.db, { ...write, outcome }),
       COMMIT_BUDGET_MS,
     );
   } catch (err) {
