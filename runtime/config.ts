@@ -32,7 +32,7 @@ const EnvSchema = v.object({
   BATON_STEP_TIMEOUT_MS: int(120_000, 1),
   BATON_MAX_ATTEMPTS: int(3, 1),
   BATON_MAX_CLAIMS: int(5, 1),
-  BATON_SNAPSHOT_EVERY: int(8, 1),
+  BATON_SNAPSHOT_EVERY: v.optional(v.pipe(v.string(), v.trim(), v.regex(/^\d+$/, 'must be a whole number'), v.transform(Number), v.minValue(1))),
   BATON_SWEEP_AFTER_MS: int(20_000, 100),
   BATON_RETRY_BASE_MS: int(1000, 1),
   BATON_RETRY_MAX_MS: int(60_000, 1),
@@ -79,7 +79,8 @@ export interface Config {
   maxAttempts: number;
   /** Claims of one step that never reached a commit or failure record before the run fails `crash_loop`. */
   maxClaims: number;
-  snapshotEvery: number;
+  /** BATON_SNAPSHOT_EVERY: a snapshot at every K-th step too (engine/snapshot-policy.ts); unset: by size only. */
+  snapshotEvery: number | undefined;
   sweepAfterMs: number;
   retryBaseMs: number;
   retryMaxMs: number;

@@ -15,7 +15,7 @@ export function append(...items: unknown[]): AppendOp {
   return { $append: items };
 }
 
-function isAppend(value: unknown): value is AppendOp {
+export function isAppend(value: unknown): value is AppendOp {
   return (
     typeof value === 'object' &&
     value !== null &&
@@ -40,7 +40,33 @@ export function applyPatch(state: State, patch: Patch | null | undefined): State
   return out;
 }
 
+/** The patches each replayed state was built from since its snapshot (engine/snapshot-policy.ts weighs them). */
+const replayed = new WeakMap<State, ReadonlyArray<Patch | null>>();
+
 /** State for a step: the last snapshot plus the patches written after it, in order. */
 export function replay(snapshot: State | null, patches: ReadonlyArray<Patch | null>): State {
-  return patches.reduce<State>((state, patch) => applyPatch(state, patch), snapshot ?? {});
+  // One copy, then appends in place: linear in the state's size, however many patches.
+  const state: State = { ...snapshot };
+  const lists = new Set<string>();
+  for (const patch of patches) {
+    for (const [key, value] of Object.entries(patch ?? {})) {
+      if (!isAppend(value)) {
+        state[key] = value;
+        lists.delete(key);
+      } else if (lists.has(key)) {
+        (state[key] as unknown[]).push(...value.$append);
+      } else {
+        const current = state[key];
+        state[key] = [...(Array.isArray(current) ? current : []), ...value.$append];
+        lists.add(key);
+      }
+    }
+  }
+  replayed.set(state, patches);
+  return state;
+}
+
+/** The patches `replay` built this state from after its snapshot, if it came from a replay. */
+export function patchesReplayedInto(state: State): ReadonlyArray<Patch | null> | undefined {
+  return replayed.get(state);
 }

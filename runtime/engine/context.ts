@@ -46,7 +46,9 @@ export function createStepContext(
     recorder.kind = kind;
     onCall?.();
   };
-  const log = p.log.child({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, function: agent.name, ...logTraceIds() });
+  // Made on the step's first ctx.log (a child logger serializes its fields at once; most steps never log).
+  let log: ReturnType<typeof p.log.child> | undefined;
+  const traceIds = logTraceIds();
 
   const llm = traceLlmCalls(createLlmClient({
     model: p.model.model,
@@ -125,7 +127,10 @@ export function createStepContext(
         abortSignal,
         deadline,
       }),
-    log: (message, fields) => log.info(fields ?? {}, message),
+    log: (message, fields) => {
+      log ??= p.log.child({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, function: agent.name, ...traceIds });
+      log.info(fields ?? {}, message);
+    },
   };
   return { ctx, recorder };
 }

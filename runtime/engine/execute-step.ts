@@ -35,7 +35,7 @@ import { type StepUsage, commitStep, recordFailure, resultWrite } from '../store
 import { resumeFromInbox } from '../store/signals.ts';
 import { releaseLease } from '../store/lease.ts';
 import { recordStepCall } from '../store/step-calls.ts';
-import { commitAndClaimNext, leaseHeld } from '../store/continue.ts';
+import { commitAndClaimNext, commitDone, leaseHeld } from '../store/continue.ts';
 import { openStepRows } from '../store/step-rows.ts';
 import { runTraceContext } from '../store/runs.ts';
 import { endStepSpan, inSpan, noteKind, startStepSpan } from '../tracing.ts';
@@ -47,6 +47,7 @@ import { checkResult } from './step-result.ts';
 import { commitBranchStep, commitFanoutStep, failBranchStep, settleFanout } from './fanout.ts';
 import { faultPoint } from './fault-points.ts';
 import { keepLease } from './heartbeat.ts';
+import { carrySnapshotLedger, snapshotDue as snapshotPolicy } from './snapshot-policy.ts';
 
 export type StepOutcome =
   | { status: 'committed'; result: StepResult['type']; nextSeq: number }
@@ -349,8 +350,7 @@ async function commit(
     return count(p, agent, kindOf, { status: 'committed', result: result.type, nextSeq: claimed.seq + 1 });
   }
   const patch = result.patch;
-  const terminal = result.type === 'done';
-  const snapshotDue = terminal || (claimed.seq + 1) % p.config.snapshotEvery === 0;
+  const snapshotDue = snapshotPolicy(claimed.state, patch, claimed.seq, p.config.snapshotEvery);
   const kind = kindOf;
   const outcome =
     result.type === 'next'
@@ -370,13 +370,15 @@ async function commit(
   }
   let committed: Awaited<ReturnType<typeof commitStep>>;
   try {
+    const write = { ...resultWrite(claimed, leaseOwner, kind, patch, usage), snapshot: snapshotDue ? applyPatch(claimed.state, patch) : null };
     committed = await p.withDb(
-      () =>
-        commitStep(p.db, {
-          ...resultWrite(claimed, leaseOwner, kind, patch, usage),
-          outcome,
-          snapshot: snapshotDue ? applyPatch(claimed.state, patch) : null,
-        }),
+      // A run's end needs none of a wait's inbox logic: it commits in the chains' batches.
+      async () =>
+        outcome.type === 'done'
+          ? (await commitDone(p.db, { ...write, output: outcome.output })) === null
+            ? null
+            : { wakeInMs: null, resumed: false, recheckInbox: false }
+          : commitStep(p.db, { ...write, outcome }),
       COMMIT_BUDGET_MS,
     );
   } catch (err) {
@@ -418,6 +420,7 @@ async function commitAndContinue(
   const nextOwner = `${opts.worker}/${randomUUID().slice(0, 8)}`;
   const nextSeq = claimed.seq + 1;
   const state = applyPatch(claimed.state, patch);
+  carrySnapshotLedger(claimed.state, state);
   let claimedAt: string | null;
   try {
     claimedAt = await p.withDb(

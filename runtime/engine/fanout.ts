@@ -23,6 +23,7 @@ import { type StepUsage, resultWrite } from '../store/commit.ts';
 import { commitFanout, diagnoseFanout, probeBranches } from '../store/fanout.ts';
 import { applyPatch } from '../state.ts';
 import { faultPoint } from './fault-points.ts';
+import { snapshotDue } from './snapshot-policy.ts';
 
 const COMMIT_BUDGET_MS = 60_000;
 
@@ -39,7 +40,7 @@ export async function commitFanoutStep(
   kind: StepKind,
   usage: StepUsage,
 ): Promise<boolean> {
-  const snapshotDue = (claimed.seq + 1) % p.config.snapshotEvery === 0;
+  const due = snapshotDue(claimed.state, result.patch, claimed.seq, p.config.snapshotEvery);
   const seqs = await p.withDb(
     () =>
       commitFanout(p.db, {
@@ -47,7 +48,7 @@ export async function commitFanoutStep(
         branches: result.branches,
         join: result.join,
         onBranchFailure: result.onBranchFailure,
-        snapshot: snapshotDue ? applyPatch(claimed.state, result.patch) : null,
+        snapshot: due ? applyPatch(claimed.state, result.patch) : null,
       }),
     COMMIT_BUDGET_MS,
   );

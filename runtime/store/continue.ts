@@ -10,6 +10,9 @@
  * claim that never reaches a commit still counts towards a crash loop), and the step
  * and attempt rows of N+1 are opened as `running`. The fence failing writes nothing.
  *
+ * A run's last step (done) commits through the same statement, so the ends of runs finishing
+ * together are batched with the chains still going (`commitDone`).
+ *
  * Nothing is lost if the process dies afterwards: the message that ran step N stays
  * pending in its stream, touched while the worker's leases beat; once the lease of
  * N+1 has run out, that message is reclaimed, its claim finds the run past N and idle,
@@ -30,22 +33,39 @@ export interface CommitAndClaimInput extends StepResultWrite, StepRows {
   next: { leaseOwner: string; worker: string; leaseMs: number };
 }
 
+export interface CommitDoneInput extends StepResultWrite, StepRows {
+  /** The run's output. */
+  output: unknown;
+  snapshot: State | null;
+}
+
+type ChainCommit = CommitAndClaimInput | CommitDoneInput;
+
 /**
  * Chains in flight at once commit together: the commits that arrive while earlier ones are
  * under way go as one statement (runtime/db/batcher.ts), each fenced on its own run.
  */
 const IN_FLIGHT = 4;
 const MAX_BATCH = 200;
-const batchers = new WeakMap<Db, (c: CommitAndClaimInput) => Promise<string | null>>();
+const batchers = new WeakMap<Db, (c: ChainCommit) => Promise<string | null>>();
 
 /**
  * Commits step N and leases N+1 to `next.leaseOwner`. Resolves with the moment of that claim
  * (the database's clock, as text: the next step's `claimedAt`), or null when the fence rejected it.
  */
 export function commitAndClaimNext(db: Db, c: CommitAndClaimInput): Promise<string | null> {
+  return batched(db, c);
+}
+
+/** Commits the run's last step: the run succeeds with `output`. Resolves with the moment, or null when fenced. */
+export function commitDone(db: Db, c: CommitDoneInput): Promise<string | null> {
+  return batched(db, c);
+}
+
+function batched(db: Db, c: ChainCommit): Promise<string | null> {
   let send = batchers.get(db);
   if (!send) {
-    send = createBatcher<CommitAndClaimInput, string | null>({
+    send = createBatcher<ChainCommit, string | null>({
       inFlight: IN_FLIGHT,
       maxBatch: MAX_BATCH,
       sendOne: async (one) => (await commitAndClaimMany(db, [one])).get(one.runId) ?? null,
@@ -60,22 +80,25 @@ export function commitAndClaimNext(db: Db, c: CommitAndClaimInput): Promise<stri
 }
 
 /** One row of the batch, as the statement reads it (`jsonb_to_recordset`). */
-function row(c: CommitAndClaimInput) {
+function row(c: ChainCommit) {
+  const next = 'next' in c ? c : null;
   return {
     run_id: c.runId, seq: c.seq, attempt: c.attempt, step: c.step, worker: c.worker, claimed_at: c.claimedAt,
-    lease_owner: c.leaseOwner, kind: c.kind, patch: c.patch, next_step: c.nextStep, model: c.usage.model,
+    lease_owner: c.leaseOwner, kind: c.kind, patch: c.patch, next_step: next?.nextStep ?? null, model: c.usage.model,
     input_tokens: c.usage.inputTokens, output_tokens: c.usage.outputTokens, cost_usd: c.usage.costUsd,
-    snapshot: c.snapshot, next_owner: c.next.leaseOwner, lease_ms: c.next.leaseMs,
+    snapshot: c.snapshot, next_owner: next?.next.leaseOwner ?? null, lease_ms: next?.next.leaseMs ?? null,
+    // As JSON text, so a run that returns nothing stores JSON null, as a lone commit does.
+    output: next ? null : JSON.stringify((c as CommitDoneInput).output ?? null),
   };
 }
 
 /**
- * Commits and claims-next for many runs in one statement; returns, for each run whose fence
- * held, the moment of its claim. Runs are locked in id order, so two batches never wait on
+ * Commits many runs' steps in one statement, each claiming its next step or finishing its run;
+ * returns, for each run whose fence held, the moment of its commit. Runs are locked in id order, so two batches never wait on
  * each other in a cycle. The rows of step N+1 are not written here: they come with its
  * result (or earlier, if it runs long: store/step-rows.ts), one write each instead of two.
  */
-export async function commitAndClaimMany(db: Db, batch: readonly CommitAndClaimInput[]): Promise<Map<string, string>> {
+export async function commitAndClaimMany(db: Db, batch: readonly ChainCommit[]): Promise<Map<string, string>> {
   const rows = await queryPrepared<{ id: string; claimed_at: string }>(
     db,
     'baton_commit_claim_next_many',
@@ -84,19 +107,21 @@ export async function commitAndClaimMany(db: Db, batch: readonly CommitAndClaimI
       select * from jsonb_to_recordset(${JSON.stringify(batch.map(row))}::jsonb) as i(
         run_id uuid, seq int, attempt int, step text, worker text, claimed_at timestamptz, lease_owner text, kind step_kind,
         patch jsonb, next_step text, model text, input_tokens int, output_tokens int, cost_usd numeric, snapshot jsonb,
-        next_owner text, lease_ms int)
+        next_owner text, lease_ms int, output text)
     ), run as (
       select r.id from runs r join i on r.id = i.run_id
       where r.lease_owner = i.lease_owner and r.next_seq = i.seq and r.status = 'running'
       order by r.id
       for update of r
     ), fenced as (
+      -- A row with a next owner claims the next step; one without finishes the run.
       update runs r set
-        next_seq = i.seq + 1, next_step = i.next_step, status = 'running',
-        output = null, attempt = 1, attempt_base = 0, claims = 1,
+        next_seq = i.seq + 1, next_step = i.next_step,
+        status = (case when i.next_owner is null then 'succeeded' else 'running' end)::run_status,
+        output = i.output::jsonb, attempt = 1, attempt_base = 0, claims = case when i.next_owner is null then 0 else 1 end,
         lease_owner = i.next_owner, lease_expires_at = now() + i.lease_ms * interval '1 millisecond',
         wait_signal = null, wait_request = null, wake_at = null, signal = null,
-        updated_at = now(), finished_at = null
+        updated_at = now(), finished_at = case when i.next_owner is null then now() end
       from run join i on i.run_id = run.id
       where r.id = run.id
       returning r.id

@@ -11,11 +11,9 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
-import { asc, eq } from 'drizzle-orm';
-import { checkpoints } from '../../schema/tables.ts';
 import { loadFunctions } from '../../runtime/functions.ts';
 import { scriptedReply } from '../helpers/agent-script.ts';
-import { startTestPlatform, trigger, waitForRun } from '../helpers/platform.ts';
+import { finalState, startTestPlatform, trigger, waitForRun } from '../helpers/platform.ts';
 import { runAlone, startWorkerProcess, stopAll, teardown } from '../helpers/processes.ts';
 import { startSlowTool } from '../helpers/slow-tool.ts';
 
@@ -75,9 +73,8 @@ test('a 4-turn agent run: its two parallel tool calls run at the same time on tw
   assert.ok(join.startedAt >= (b1.finishedAt as Date) && join.startedAt >= (b2.finishedAt as Date));
   assert.equal(slow.windows.length, 4, 'each call ran once');
 
-  // The final checkpoint: the whole conversation, results in the order of the calls.
-  const final = (await t.p.db.select().from(checkpoints).where(eq(checkpoints.runId, id)).orderBy(asc(checkpoints.seq))).at(-1);
-  const messages = (final?.state as { messages: Array<{ role: string; content: unknown }> }).messages;
+  // The final state: the whole conversation, results in the order of the calls.
+  const messages = ((await finalState(t.p, id)) as { messages: Array<{ role: string; content: unknown }> }).messages;
   const tags = messages.map((m) => {
     if (m.role !== 'tool') return m.role;
     const part = (m.content as Array<{ output: { value: { tag: string } } }>)[0];

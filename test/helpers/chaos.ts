@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { inArray } from 'drizzle-orm';
-import { checkpoints, runs, steps, toolCalls } from '../../schema/tables.ts';
-import type { TestPlatform } from './platform.ts';
+import { runs, steps, toolCalls } from '../../schema/tables.ts';
+import { type TestPlatform, finalState } from './platform.ts';
 
 function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
   const map = new Map<string, T[]>();
@@ -43,10 +43,9 @@ export async function verifyReviewRuns(t: TestPlatform, ids: readonly string[]):
     );
   }
 
-  const finals = await db.select().from(checkpoints).where(inArray(checkpoints.runId, [...ids]));
-  const finalOf = new Map(finals.filter((c) => c.seq === 2).map((c) => [c.runId, c.state as { messages?: Array<{ role: string }> }]));
   for (const id of ids) {
-    assert.deepEqual(finalOf.get(id)?.messages?.map((m) => m.role), ['user', 'assistant', 'tool'], `run ${id}: the final checkpoint holds every step's contribution, once`);
+    const final = (await finalState(t.p, id)) as { messages?: Array<{ role: string }> };
+    assert.deepEqual(final.messages?.map((m) => m.role), ['user', 'assistant', 'tool'], `run ${id}: the final state holds every step's contribution, once`);
   }
 
   const store = t.tools?.reviews;

@@ -11,6 +11,8 @@ import { type Config, loadConfig } from '../../runtime/config.ts';
 import type { FunctionRegistry } from '../../runtime/functions.ts';
 import { createPlatform, type Platform } from '../../runtime/platform.ts';
 import { getRunWithSteps, type RunWithSteps } from '../../runtime/store/runs.ts';
+import { stateBefore } from '../../runtime/store/step-detail.ts';
+import type { State } from '../../runtime/state.ts';
 import { createWorker, type Worker, type WorkerOptions } from '../../runtime/worker/worker.ts';
 import { generateKeyPair, loadPrivateKey } from '../../tools/lib/capability.ts';
 import { type LocalTools, startLocalTools } from '../../scripts/lib/embedded.ts';
@@ -118,6 +120,11 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
 const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 
 /** Polls until the run reaches one of `statuses` (default: any terminal one); fails after `timeoutMs`. */
+/** A run's state after its last committed step: its last snapshot plus the patches after it, as a claim loads it. */
+export function finalState(p: Platform, id: string): Promise<State> {
+  return stateBefore(p.db, id, 2_147_483_647);
+}
+
 export async function waitForRun(
   p: Platform,
   id: string,

@@ -9,12 +9,12 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { asc, eq } from 'drizzle-orm';
 import * as v from 'valibot';
-import { checkpoints, toolCalls } from '../../schema/tables.ts';
+import { toolCalls } from '../../schema/tables.ts';
 import { defineAgent } from '../../runtime/define.ts';
 import { registryOf } from '../../runtime/functions.ts';
 import { conversationOf, scriptedReply } from '../helpers/agent-script.ts';
 import type { LlmStub } from '../helpers/llm-stub.ts';
-import { type TestPlatform, startTestPlatform, trigger, waitForRun } from '../helpers/platform.ts';
+import { type TestPlatform, finalState, startTestPlatform, trigger, waitForRun } from '../helpers/platform.ts';
 
 const tools = { git: ['list_changed_files', 'get_diff'], review: ['post_comment'] };
 const agentOf = (name: string, stream: boolean) =>
@@ -110,8 +110,8 @@ test('a 4-turn run: every turn an llm step, every tool call a tool step, two cal
   assert.match([...results.values()][1], /"diff":/, 'a diff');
   assert.match([...results.values()][3], /"created":true/, 'the posted comment');
 
-  // The final checkpoint holds the conversation, in order; each step appended only its part.
-  const state = (await t.p.db.select().from(checkpoints).where(eq(checkpoints.runId, id)).orderBy(asc(checkpoints.seq))).at(-1)?.state as {
+  // The final state holds the conversation, in order; each step appended only its part.
+  const state = (await finalState(t.p, id)) as {
     messages: Array<{ role: string; content: Array<{ type: string; toolName?: string; toolCallId?: string }> | string }>;
   };
   const shape = state.messages.map((m) => (typeof m.content === 'string' ? m.role : `${m.role}:${m.content.map((p) => p.toolName ?? p.type).join('+')}`));

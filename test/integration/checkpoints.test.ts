@@ -1,5 +1,5 @@
 /**
- * Checkpoints: a patch per step, a full snapshot every K steps and at the end, and
+ * Checkpoints: a patch per step, a full snapshot every K-th step when BATON_SNAPSHOT_EVERY=K, and
  * each step sees exactly the state the earlier steps built (last snapshot + patches).
  */
 import assert from 'node:assert/strict';
@@ -42,7 +42,7 @@ before(async () => {
 });
 after(() => t.close());
 
-test('snapshots every K=4 steps and at the end; patches hold only the change', async () => {
+test('BATON_SNAPSHOT_EVERY=4: a snapshot every 4th step; patches hold only the change', async () => {
   const id = await trigger(t.api, 'counter', {});
   const { run } = await waitForRun(t.p, id);
   assert.equal(run.status, 'succeeded', JSON.stringify(run.error));

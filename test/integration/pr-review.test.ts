@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { eq } from 'drizzle-orm';
-import { checkpoints, toolCalls } from '../../schema/tables.ts';
-import { type TestPlatform, startTestPlatform, trigger, waitForRun } from '../helpers/platform.ts';
+import { toolCalls } from '../../schema/tables.ts';
+import { type TestPlatform, finalState, startTestPlatform, trigger, waitForRun } from '../helpers/platform.ts';
 
 let t: TestPlatform;
 before(async () => {
@@ -39,9 +39,8 @@ test('a pr-review run goes fetch_diff → review → post and succeeds', async (
   assert.equal(review.inputTokens, 11);
   assert.equal(review.outputTokens, 7);
 
-  // The final checkpoint holds the whole conversation: every step's contribution.
-  const [final] = await t.p.db.select().from(checkpoints).where(eq(checkpoints.runId, id)).orderBy(checkpoints.seq);
-  const state = final.state as { messages: Array<{ role: string }>; review: string };
+  // The final state (last snapshot + later patches) holds the whole conversation: every step's contribution.
+  const state = (await finalState(t.p, id)) as { messages: Array<{ role: string }>; review: string };
   assert.deepEqual(state.messages.map((m) => m.role), ['user', 'assistant', 'tool']);
   assert.equal(state.review, output.review);
 
