@@ -8,7 +8,7 @@
  */
 import type { Queue, StepMessage } from './queue.ts';
 
-/** Most wake-ups in one command: a Redis script runs alone, so keep each one short. */
+/** Most wake-ups in one round trip. */
 const MAX_BATCH = 500;
 
 interface Waiting {

@@ -57,7 +57,7 @@ export interface Queue {
   prepare(functions: readonly string[]): Promise<void>;
   /** Publishes now, or after `delayMs` (backoff, timeouts, re-checks). */
   publish(fn: string, message: StepMessage, delayMs?: number): Promise<void>;
-  /** Publishes these wake-ups of one function now, as one command (the API's batched intake; see publish-batches.ts). */
+  /** Publishes these wake-ups of one function now, in one round trip (the API's batched intake; see publish-batches.ts). */
   publishMany(fn: string, messages: readonly StepMessage[]): Promise<void>;
   /** Waits up to `blockMs` for at most `max` new messages across the functions' streams. */
   read(functions: readonly string[], consumer: string, max: number, blockMs: number): Promise<Delivery[]>;

@@ -11,6 +11,18 @@ import { CONSUMER_GROUP, delayedKey, streamKey } from './names.ts';
 
 export type RedisClient = ReturnType<typeof createClient>;
 
+/** How long a command may wait for Redis's answer before it fails (the default of connectRedis). */
+export const COMMAND_TIMEOUT_MS = 5000;
+
+/** `promise`, or a rejection once `ms` have passed without its answer. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer ${what} within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 export interface RedisConnectOptions {
   url: string;
   onError?: (err: Error) => void;
@@ -22,7 +34,7 @@ export async function connectRedis(opts: RedisConnectOptions): Promise<RedisClie
   const client = createClient({
     url: opts.url,
     disableOfflineQueue: true,
-    commandOptions: { timeout: opts.commandTimeoutMs ?? 5000 },
+    commandOptions: { timeout: opts.commandTimeoutMs ?? COMMAND_TIMEOUT_MS },
     socket: { connectTimeout: 3000, reconnectStrategy: (retries) => Math.min(2000, 50 * 2 ** retries) },
   });
   client.on('error', (err: Error) => opts.onError?.(err));
@@ -52,17 +64,6 @@ for _, member in ipairs(due) do
 end
 return #due`;
 
-// KEYS[1] a stream; ARGV triples (run_id, seq, trace or ''): the entries publish() adds, in order.
-const PUBLISH_MANY = `
-for i = 1, #ARGV, 3 do
-  if ARGV[i + 2] == '' then
-    redis.call('XADD', KEYS[1], '*', 'run_id', ARGV[i], 'seq', ARGV[i + 1])
-  else
-    redis.call('XADD', KEYS[1], '*', 'run_id', ARGV[i], 'seq', ARGV[i + 1], 'trace', ARGV[i + 2])
-  end
-end
-return #ARGV / 3`;
-
 // KEYS[1] a stream; ARGV[1] its group, ARGV[2..] consumers to remove. Checked and removed
 // in one step, so a consumer that took a message meanwhile keeps it (DELCONSUMER would
 // drop its pending entries for good).
@@ -91,11 +92,14 @@ function compareIds(a: string, b: string): number {
 export interface RedisQueueOptions {
   client: RedisClient;
   prefix: string;
+  /** For commands sent without node-redis's own timeout (publishMany's pipeline); COMMAND_TIMEOUT_MS by default. */
+  commandTimeoutMs?: number;
   onError?: (err: Error) => void;
 }
 
 export function createRedisQueue(opts: RedisQueueOptions): Queue {
   const { client, prefix } = opts;
+  const commandTimeoutMs = opts.commandTimeoutMs ?? COMMAND_TIMEOUT_MS;
   let blocking: Promise<RedisClient> | undefined;
 
   /** Creates the function's stream and group unless they exist; true when it created the group. */
@@ -148,13 +152,13 @@ export function createRedisQueue(opts: RedisQueueOptions): Queue {
 
     async publishMany(fn, messages) {
       if (messages.length === 0) return;
-      if (messages.length === 1) {
-        await client.xAdd(streamKey(prefix, fn), '*', fields(messages[0]));
-        return;
-      }
-      // One command (and one command timeout) for the lot, instead of an XADD each.
-      const args = messages.flatMap((m) => [m.runId, String(m.seq), m.trace ?? '']);
-      await client.eval(PUBLISH_MANY, { keys: [streamKey(prefix, fn)], arguments: args });
+      const key = streamKey(prefix, fn);
+      // Separate XADDs in one write, not a script or MULTI: Redis serves a blocked reader
+      // after each command, so a burst is shared by the waiting workers as when published one
+      // by one. One timer for the lot, instead of node-redis's AbortSignal.timeout per command.
+      const pipeline = client.multi();
+      for (const m of messages) pipeline.xAdd(key, '*', fields(m));
+      await within(pipeline.execAsPipeline(), commandTimeoutMs, `publishing ${messages.length} wake-ups`);
     },
 
     async read(functions, consumer, max, blockMs) {

@@ -126,6 +126,27 @@ test('publishMany adds, in order, the very entries that publish adds one by one 
   assert.deepEqual((await q.read(['many'], 'c', 10, 100)).map((d) => d.message), [...messages, ...messages, msg(4)]);
 });
 
+test('a burst published together is shared by the workers blocked on the stream, as when published one by one', async (tc) => {
+  const prefix = testPrefix();
+  const readers = await Promise.all(
+    ['a', 'b'].map(async () => {
+      const own = await connectRedis({ url: redis.url });
+      const q = createRedisQueue({ client: own, prefix });
+      tc.after(async () => {
+        await q.close();
+        await own.close();
+      });
+      return q;
+    }),
+  );
+  await readers[0].prepare(['burst']);
+  const reads = readers.map((q, i) => q.read(['burst'], `worker-${i}`, 100, 2000));
+  await new Promise((resolve) => setTimeout(resolve, 100)); // both are blocked now
+  await readers[0].publishMany('burst', Array.from({ length: 10 }, (_, i) => msg(i)));
+  const got = await Promise.all(reads);
+  assert.ok(got.every((d) => d.length > 0), `each blocked worker got some: ${got.map((d) => d.length).join(' and ')}`);
+});
+
 test('the Lua scripts touch only keys they declare (Redis Cluster routes a script by its KEYS)', async (tc) => {
   const { q } = await queueOn(tc, 'scripted');
   const monitor = client.duplicate();
