@@ -66,7 +66,9 @@ export function createApi(p: Platform): Hono<ApiEnv> {
     // Runs hold inputs and outputs: no shared cache may keep them, errors included.
     async function noStore(c, next) {
       await next();
-      c.header('Cache-Control', 'no-store');
+      // On the response's own headers, as secureHeaders does: c.header() after the handler
+      // rebuilds the response around a web stream of its body, on every request.
+      c.res.headers.set('Cache-Control', 'no-store');
     },
     requestSizeLimit(),
     sessionOrKey(

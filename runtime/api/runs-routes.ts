@@ -3,7 +3,6 @@
  * on it (cancel, retry, replay, signal). Runs belong to the caller's tenant.
  */
 import { Hono } from 'hono';
-import { v7 as uuidv7 } from 'uuid';
 import * as v from 'valibot';
 import { toJsonSchema } from '@valibot/to-json-schema';
 import { RUN_STATUS, type Run } from '../../schema/tables.ts';
@@ -19,6 +18,7 @@ import { readJson, validate } from './body.ts';
 import { createEventStreams, runEvents } from './streams/event-stream.ts';
 import { startRunSpan } from '../tracing.ts';
 import { admitRun } from './quotas.ts';
+import { newRunId } from './run-id.ts';
 import { batchPublishes } from '../queue/publish-batches.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -111,7 +111,7 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
     const tenant = c.get('tenant');
     const admitted = await admitRun(p, tenant);
     // One id for every retry of the insert, so a retried insert cannot create a second run.
-    const id = uuidv7();
+    const id = newRunId();
     // The run's trace starts here and is stored with it, so every later step joins it.
     const traced = startRunSpan(c.req.raw.headers, agent.name, id);
     let created: Awaited<ReturnType<typeof createRun>>;
@@ -214,7 +214,7 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
       }
     }
     const admitted = await admitRun(p, run.tenant);
-    const newId = uuidv7();
+    const newId = newRunId();
     // A replay is a new run with its own trace (its root names the run it replays).
     const traced = startRunSpan(c.req.raw.headers, agent.name, newId);
     traced?.span.setAttributes({ 'baton.replay_of': run.id, 'baton.replay_from_seq': fromSeq });

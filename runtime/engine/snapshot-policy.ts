@@ -15,7 +15,8 @@
  *   S_snapshot + FRACTION·S. Either way the cost follows the state's size, not the
  *   number of steps, so a long run's load grows only as its state does.
  * - The trade-off: a larger FRACTION writes fewer snapshots but replays more patch rows,
- *   which cost a little more per KB to read than one snapshot. At 7/8 a 2 KB-a-step
+ *   which cost about 2.5× more per KB to load than one snapshot (so a load costs up to
+ *   1 + 1.5·FRACTION ≈ 2.3× reading the state from a snapshot). At 7/8 a 2 KB-a-step
  *   transcript writes about 2.5× the delta per step in all (patch, snapshots, row overhead;
  *   at 3/4, 2.9×).
  *
