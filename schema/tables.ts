@@ -176,7 +176,9 @@ export const steps = pgTable(
 /**
  * Every attempt of every step (README "Inspect runs with SQL"): written by the claim
  * (running) and by the commit or failure record (succeeded, failed) under the same
- * lease fence, in the same statements. `steps` shows the latest attempt of each step.
+ * lease fence, in the same statements; a step claimed in process by the commit before
+ * it opens its rows at its outside call or after 20 ms (store/step-rows.ts), or gets
+ * them with its result. `steps` shows the latest attempt of each step.
  */
 export const stepAttempts = pgTable(
   'step_attempts',

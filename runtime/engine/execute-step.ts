@@ -350,7 +350,9 @@ async function commit(
     return count(p, agent, kindOf, { status: 'committed', result: result.type, nextSeq: claimed.seq + 1 });
   }
   const patch = result.patch;
-  const snapshotDue = snapshotPolicy(claimed.state, patch, claimed.seq, p.config.snapshotEvery);
+  // With BATON_SNAPSHOT_EVERY set, a run's end is snapshotted too, as that setting always did.
+  const snapshotDue =
+    snapshotPolicy(claimed.state, patch, claimed.seq, p.config.snapshotEvery) || (result.type === 'done' && p.config.snapshotEvery !== undefined);
   const kind = kindOf;
   const outcome =
     result.type === 'next'

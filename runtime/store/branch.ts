@@ -119,7 +119,7 @@ export async function claimBranch(db: Db, c: BranchClaimInput): Promise<ClaimedS
         error = claimed.crash_loop || jsonb_build_object('step', claimed.name, 'seq', claimed.seq, 'attempt', claimed.attempt, 'branch', claimed.branch)
       from claimed where r.id = ${c.runId} and claimed.crash_loop is not null
     ), ${stopSiblings(c.runId, c.seq, JSON.stringify({ code: 'cancelled', message: 'another branch of the fan-out failed the run' }), sql`exists (select 1 from claimed where crash_loop is not null)`)},
-    ${claimedAttempt(sql`${c.runId}`, sql`seq`, c.worker)}, snap as (
+    ${claimedAttempt(sql`${c.runId}`, sql`seq`, sql`${c.worker}`)}, snap as (
       select seq, state from checkpoints
       where run_id = ${c.runId} and seq <= (select fanout_seq from claimed) order by seq desc limit 1
     )

@@ -21,6 +21,7 @@
  * qualified. README "Inspect runs with SQL" documents the columns.
  */
 import { sql } from 'drizzle-orm';
+import { createBatcher } from '../db/batcher.ts';
 import { type Db, queryPrepared } from '../db/connect.ts';
 import type { BranchInfo, BranchOutcome, SignalDelivery } from '../define.ts';
 import type { ErrorJson } from '../errors.ts';
@@ -82,27 +83,71 @@ interface ClaimRow {
   snapshot: State | null;
   patches: Patch[];
   branches: BranchOutcome[] | null;
+  seq: number;
 }
 
 
-export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | null> {
-  const own = sql`run.lease_owner is not distinct from ${c.leaseOwner}`;
+/**
+ * Claims arriving while earlier ones are under way go together, as one statement over many
+ * runs (runtime/db/batcher.ts): a worker reading a burst of messages claims them in a few
+ * statements instead of one each. Each run is decided on its own locked row, as alone.
+ */
+const IN_FLIGHT = 4;
+const MAX_BATCH = 200;
+const batchers = new WeakMap<Db, (c: ClaimInput) => Promise<ClaimedStep | null>>();
+
+export function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | null> {
+  let send = batchers.get(db);
+  if (!send) {
+    send = createBatcher<ClaimInput, ClaimedStep | null>({
+      inFlight: IN_FLIGHT,
+      maxBatch: MAX_BATCH,
+      sendOne: async (one) => (await claimMany(db, [one])).get(one.runId) ?? null,
+      sendMany: async (many) => {
+        // Two claims of one run (a duplicate message) cannot share a statement: the later ones go after, alone.
+        const first = new Map<string, ClaimInput>();
+        for (const m of many) if (!first.has(m.runId)) first.set(m.runId, m);
+        const claimed = await claimMany(db, [...first.values()]);
+        const out: Array<ClaimedStep | null> = [];
+        for (const m of many) {
+          out.push(first.get(m.runId) === m ? (claimed.get(m.runId) ?? null) : (await claimMany(db, [m])).get(m.runId) ?? null);
+        }
+        return out;
+      },
+    });
+    batchers.set(db, send);
+  }
+  return send(c);
+}
+
+/** Claims many runs' steps in one statement (each run at most once); the claimed ones by run id. */
+export async function claimMany(db: Db, batch: readonly ClaimInput[]): Promise<Map<string, ClaimedStep>> {
+  const input = batch.map((c) => ({
+    run_id: c.runId, function: c.function, seq: c.seq, lease_owner: c.leaseOwner, worker: c.worker, lease_ms: c.leaseMs,
+    max_claims: c.maxClaims ?? null, revision: c.revision ?? null,
+  }));
+  const own = sql`run.lease_owner is not distinct from run.me`;
   const rows = await queryPrepared<ClaimRow>(
     db,
-    'baton_claim',
+    'baton_claim_many',
     sql`
-    with run as (
-      select id, status, next_step, next_seq, attempt, claims, wait_signal, wake_at, lease_owner, lease_expires_at, branches
-      from runs where id = ${c.runId} and function = ${c.function}
-      for update
+    with i as (
+      select * from jsonb_to_recordset(${JSON.stringify(input)}::jsonb)
+        as i(run_id uuid, function text, seq int, lease_owner text, worker text, lease_ms int, max_claims int, revision text)
+    ), run as (
+      select r.id, r.status, r.next_step, r.next_seq, r.attempt, r.claims, r.wait_signal, r.wake_at, r.lease_owner, r.lease_expires_at,
+        r.branches, i.seq as want, i.lease_owner as me, i.worker, i.lease_ms, i.max_claims, i.revision as my_revision
+      from runs r join i on r.id = i.run_id and r.function = i.function
+      order by r.id
+      for update of r
     ), go as (
-      select run.id, run.status, run.wait_signal, run.claims, ${own} as own,
-        (not ${own} and run.claims >= ${c.maxClaims ?? null}::int) is true as looping,
+      select run.id, run.status, run.wait_signal, run.claims, run.want, run.me, run.worker, run.lease_ms, run.my_revision, ${own} as own,
+        (not ${own} and run.claims >= run.max_claims) is true as looping,
         ('step "' || run.next_step || '" was claimed ' || run.claims || ' times without reaching a commit or a failure: '
           || 'its worker died each time (out of memory, a native crash, process.exit?). Fix the step, then POST /v1/runs/'
           || run.id || '/retry') as loop_message
       from run
-      where run.next_seq = ${c.seq}
+      where run.next_seq = run.want
         and ((run.status in ('queued', 'running') and (run.wake_at is null or run.wake_at <= now()))
              or (run.status = 'waiting' and run.wake_at <= now()))
         and (run.lease_owner is null or run.lease_expires_at < now() or ${own})
@@ -111,8 +156,8 @@ export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | nu
     ), claimed as (
       update runs r set
         status = (case when go.looping then 'failed' else 'running' end)::run_status,
-        lease_owner = case when go.looping then null else ${c.leaseOwner} end,
-        lease_expires_at = case when go.looping then null else now() + ${c.leaseMs}::int * interval '1 millisecond' end,
+        lease_owner = case when go.looping then null else go.me end,
+        lease_expires_at = case when go.looping then null else now() + go.lease_ms * interval '1 millisecond' end,
         wake_at = null, wait_signal = null,
         -- Decided once per step, kept for every attempt: a delivered signal, or the wait's timeout.
         signal = coalesce(r.signal, case when go.status = 'waiting'
@@ -122,15 +167,15 @@ export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | nu
           'details', jsonb_build_object('claims', go.claims), 'step', r.next_step, 'seq', r.next_seq, 'attempt', r.attempt) else r.error end,
         finished_at = case when go.looping then now() else null end,
         updated_at = now(),
-        revision = case when go.looping then r.revision else coalesce(r.revision, ${c.revision ?? null}) end
+        revision = case when go.looping then r.revision else coalesce(r.revision, go.my_revision) end
       from go
       where r.id = go.id
       returning r.id, r.function, r.tenant, r.input, r.next_step, r.attempt, r.attempt_base, r.revision, r.signal,
-        case when go.looping then r.error end as crash_loop
+        case when go.looping then r.error end as crash_loop, go.want as seq, go.worker
     ), started as (
       insert into steps as s (run_id, seq, name, status, attempt, worker, started_at, error, finished_at)
-      select id, ${c.seq}, next_step, (case when crash_loop is null then 'running' else 'failed' end)::step_status,
-        attempt, ${c.worker}, now(), crash_loop, case when crash_loop is null then null else now() end
+      select id, seq, next_step, (case when crash_loop is null then 'running' else 'failed' end)::step_status,
+        attempt, worker, now(), crash_loop, case when crash_loop is null then null else now() end
       from claimed
       on conflict (run_id, seq) do update set
         name = excluded.name, status = excluded.status, attempt = excluded.attempt, error = excluded.error,
@@ -139,41 +184,43 @@ export async function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | nu
         worker = case when excluded.status = 'failed' then s.worker else excluded.worker end,
         started_at = case when excluded.status = 'failed' then s.started_at else excluded.started_at end,
         duration_ms = case when excluded.status = 'failed' then ${ms(sql`now() - s.started_at`)} end
-      returning 1
-    ), ${claimedAttempt(sql`id`, sql`${c.seq}`, c.worker)}, snap as (
-      select seq, state from checkpoints where run_id = ${c.runId} and seq < ${c.seq} order by seq desc limit 1
-    )
-    select c.*,
-      (select state from snap) as snapshot,
+    ), ${claimedAttempt(sql`id`, sql`seq`, sql`worker`)}
+    select c.id, c.function, c.tenant, c.input, c.next_step, c.attempt, c.attempt_base, c.revision, c.signal, c.crash_loop, c.seq,
+      snap.state as snapshot,
       (select coalesce(jsonb_agg(s.patch order by s.seq), '[]'::jsonb) from steps s
-        where s.run_id = c.id and s.seq < ${c.seq} and s.seq > coalesce((select seq from snap), -1)) as patches,
+        where s.run_id = c.id and s.seq < c.seq and s.seq > coalesce(snap.seq, -1)) as patches,
       -- A join (the step after a fan-out's last branch) sees every branch's outcome, in branch order.
       (select jsonb_agg(jsonb_build_object('index', b.branch, 'step', b.name, 'seq', b.seq, 'ok', b.status = 'succeeded',
           'output', b.output, 'error', case when b.status = 'succeeded' then null else b.error end) order by b.branch)
         from steps b where b.run_id = c.id
-          and b.fanout_seq = (select p.fanout_seq from steps p where p.run_id = c.id and p.seq = ${c.seq} - 1)) as branches,
-      (select count(*) from started)::int + (select count(*) from attempt)::int as written
-    from claimed c`,
+          and b.fanout_seq = (select p.fanout_seq from steps p where p.run_id = c.id and p.seq = c.seq - 1)) as branches
+    from claimed c
+    left join lateral (
+      select k.seq, k.state from checkpoints k where k.run_id = c.id and k.seq < c.seq order by k.seq desc limit 1
+    ) snap on true`,
   );
-  const row = rows[0];
-  if (!row) return null;
-  return {
-    runId: row.id,
-    function: row.function,
-    tenant: row.tenant,
-    input: row.input,
-    step: row.next_step,
-    seq: c.seq,
-    attempt: row.attempt,
-    attemptBase: row.attempt_base,
-    revision: row.revision,
-    state: replay(row.snapshot, row.patches),
-    signal: row.signal ?? undefined,
-    crashLoop: row.crash_loop,
-    branch: undefined,
-    branches: row.branches ?? undefined,
-    rows: null,
-  };
+  return new Map(
+    rows.map((row) => [
+      row.id,
+      {
+        runId: row.id,
+        function: row.function,
+        tenant: row.tenant,
+        input: row.input,
+        step: row.next_step,
+        seq: row.seq,
+        attempt: row.attempt,
+        attemptBase: row.attempt_base,
+        revision: row.revision,
+        state: replay(row.snapshot, row.patches),
+        signal: row.signal ?? undefined,
+        crashLoop: row.crash_loop,
+        branch: undefined,
+        branches: row.branches ?? undefined,
+        rows: null,
+      },
+    ]),
+  );
 }
 
 /** What to do with a message whose claim matched nothing. */

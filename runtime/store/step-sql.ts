@@ -57,7 +57,7 @@ export function succeededStep(c: StepResultWrite & StepRows, nextStep: string | 
  * The `attempt` CTE of a claim, after a `claimed` CTE with `attempt` and `crash_loop` columns:
  * the attempt's row opened `running`, or closed `failed` when the claim found a crash loop.
  */
-export function claimedAttempt(runId: SQL, seq: SQL, worker: string): SQL {
+export function claimedAttempt(runId: SQL, seq: SQL, worker: SQL): SQL {
   return sql`attempt as (
       insert into step_attempts as a (run_id, seq, attempt, status, worker, started_at, error, finished_at)
       select ${runId}, ${seq}, attempt, (case when crash_loop is null then 'running' else 'failed' end)::step_status,

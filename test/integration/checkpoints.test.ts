@@ -1,5 +1,5 @@
 /**
- * Checkpoints: a patch per step, a full snapshot every K-th step when BATON_SNAPSHOT_EVERY=K, and
+ * Checkpoints: a patch per step, a full snapshot every K-th step and at the end when BATON_SNAPSHOT_EVERY=K, and
  * each step sees exactly the state the earlier steps built (last snapshot + patches).
  */
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import { registryOf } from '../../runtime/functions.ts';
 import { checkpoints, steps } from '../../schema/tables.ts';
 import { type TestPlatform, startTestPlatform, trigger, waitForRun } from '../helpers/platform.ts';
 
-const STEPS = 20;
+const STEPS = 22;
 const BIG = 'x'.repeat(2000);
 
 const counter = defineAgent({
@@ -42,14 +42,14 @@ before(async () => {
 });
 after(() => t.close());
 
-test('BATON_SNAPSHOT_EVERY=4: a snapshot every 4th step; patches hold only the change', async () => {
+test('BATON_SNAPSHOT_EVERY=4: a snapshot every 4th step and at the end; patches hold only the change', async () => {
   const id = await trigger(t.api, 'counter', {});
   const { run } = await waitForRun(t.p, id);
   assert.equal(run.status, 'succeeded', JSON.stringify(run.error));
   assert.deepEqual(run.output, { total: STEPS });
 
   const snaps = await t.p.db.select().from(checkpoints).where(eq(checkpoints.runId, id)).orderBy(asc(checkpoints.seq));
-  assert.deepEqual(snaps.map((s) => s.seq), [3, 7, 11, 15, 19]);
+  assert.deepEqual(snaps.map((s) => s.seq), [3, 7, 11, 15, 19, 21], 'every 4th step, and the last');
   assert.deepEqual((snaps.at(-1)?.state as { log: number[] }).log, Array.from({ length: STEPS }, (_, i) => i));
 
   // Bytes written per step follow the change: a patch stays the same size as the log grows.
