@@ -80,3 +80,35 @@ test('an outage fails every item of the batch (each caller retries as it would a
   assert.deepEqual(rest.map((r) => r.status), ['rejected', 'rejected']);
   assert.equal(ones, 1, 'not sent again one by one');
 });
+
+test('sameTurn: the items of one turn go together even with nothing under way; later ones wait for a free slot', async () => {
+  const h = held();
+  const send = createBatcher<number, number>({
+    inFlight: 1,
+    maxBatch: 10,
+    sameTurn: true,
+    sendOne: async (n) => {
+      h.sent.push([n]);
+      await h.wait();
+      return n;
+    },
+    sendMany: async (ns) => {
+      h.sent.push(ns);
+      await h.wait();
+      return ns;
+    },
+  });
+  const turn = [1, 2, 3].map((n) => send(n));
+  assert.deepEqual(h.sent, [], 'nothing before the end of the turn');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(h.sent, [[1, 2, 3]], 'one batch for the turn');
+  const next = send(4);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(h.sent.length, 1, 'waits while the batch is under way');
+  h.release.shift()?.();
+  assert.deepEqual(await Promise.all(turn), [1, 2, 3]);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(h.sent, [[1, 2, 3], [4]]);
+  h.release.shift()?.();
+  assert.equal(await next, 4);
+});

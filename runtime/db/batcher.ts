@@ -14,6 +14,12 @@ export interface BatcherOptions<I, O> {
   /** Batches under way at once; further items wait and go together. */
   inFlight: number;
   maxBatch: number;
+  /**
+   * Also gather the items of this turn of the event loop before sending (at `setImmediate`,
+   * no timer): the requests read in one poll then go together even when nothing is under
+   * way (the API's run inserts). Off: a lone item goes at once (a step's commit).
+   */
+  sameTurn?: boolean;
   sendOne(item: I): Promise<O>;
   /** One answer per item, in order. */
   sendMany(items: I[]): Promise<O[]>;
@@ -28,8 +34,10 @@ interface Pending<I, O> {
 export function createBatcher<I, O>(o: BatcherOptions<I, O>): (item: I) => Promise<O> {
   const waiting: Pending<I, O>[] = [];
   let inFlight = 0;
+  let scheduled = false;
 
   const flush = (): void => {
+    if (inFlight >= o.inFlight) return;
     const batch = waiting.splice(0, o.maxBatch);
     if (batch.length === 0) return;
     inFlight++;
@@ -61,6 +69,13 @@ export function createBatcher<I, O>(o: BatcherOptions<I, O>): (item: I) => Promi
   return (item) =>
     new Promise<O>((resolve, reject) => {
       waiting.push({ item, resolve, reject });
-      if (inFlight < o.inFlight) flush();
+      if (inFlight >= o.inFlight) return;
+      if (!o.sameTurn) return flush();
+      if (scheduled) return;
+      scheduled = true;
+      setImmediate(() => {
+        scheduled = false;
+        flush();
+      });
     });
 }

@@ -15,7 +15,7 @@
  */
 import { sql } from 'drizzle-orm';
 import { type Db, queryPrepared } from '../db/connect.ts';
-import { isTransientDbError } from '../db/sqlstate.ts';
+import { createBatcher } from '../db/batcher.ts';
 
 export interface RunRow {
   id: string;
@@ -34,69 +34,26 @@ export interface RunRow {
 const IN_FLIGHT = 4;
 const MAX_BATCH = 500;
 
-interface Pending {
-  row: RunRow;
-  resolve: (inserted: boolean) => void;
-  reject: (err: unknown) => void;
-}
-
-interface Batcher {
-  waiting: Pending[];
-  inFlight: number;
-  /** A flush is due at the end of this turn. */
-  scheduled: boolean;
-}
-
-const batchers = new WeakMap<Db, Batcher>();
+const batchers = new WeakMap<Db, (row: RunRow) => Promise<boolean>>();
 
 /** Inserts the run unless it conflicts; true when this call inserted it. */
 export function insertRun(db: Db, row: RunRow): Promise<boolean> {
-  let b = batchers.get(db);
-  if (!b) batchers.set(db, (b = { waiting: [], inFlight: 0, scheduled: false }));
-  const batcher = b;
-  return new Promise<boolean>((resolve, reject) => {
-    batcher.waiting.push({ row, resolve, reject });
-    if (batcher.inFlight < IN_FLIGHT && !batcher.scheduled) {
-      // The rest of this turn's rows (the other requests read from the same poll) join it.
-      batcher.scheduled = true;
-      setImmediate(() => {
-        batcher.scheduled = false;
-        flush(db, batcher);
-      });
-    }
-  });
-}
-
-function flush(db: Db, b: Batcher): void {
-  if (b.inFlight >= IN_FLIGHT) return;
-  const batch = b.waiting.splice(0, MAX_BATCH);
-  if (batch.length === 0) return;
-  b.inFlight++;
-  void send(db, batch).finally(() => {
-    b.inFlight--;
-    flush(db, b);
-  });
-}
-
-async function send(db: Db, batch: Pending[]): Promise<void> {
-  if (batch.length === 1) {
-    const [one] = batch;
-    await insertOne(db, one.row).then(one.resolve, one.reject);
-    return;
+  let send = batchers.get(db);
+  if (!send) {
+    send = createBatcher<RunRow, boolean>({
+      inFlight: IN_FLIGHT,
+      maxBatch: MAX_BATCH,
+      // The other requests read from the same poll join the row (db/batcher.ts).
+      sameTurn: true,
+      sendOne: (r) => insertOne(db, r),
+      sendMany: async (rows) => {
+        const inserted = await insertMany(db, rows);
+        return rows.map((r) => inserted.has(r.id));
+      },
+    });
+    batchers.set(db, send);
   }
-  let inserted: Set<string>;
-  try {
-    inserted = await insertMany(db, batch.map((p) => p.row));
-  } catch (err) {
-    if (isTransientDbError(err)) {
-      for (const p of batch) p.reject(err);
-      return;
-    }
-    // One row the database refuses must not fail the others: each goes on its own.
-    await Promise.all(batch.map((p) => insertOne(db, p.row).then(p.resolve, p.reject)));
-    return;
-  }
-  for (const p of batch) p.resolve(inserted.has(p.row.id));
+  return send(row);
 }
 
 async function insertOne(db: Db, r: RunRow): Promise<boolean> {
