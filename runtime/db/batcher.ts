@@ -79,3 +79,16 @@ export function createBatcher<I, O>(o: BatcherOptions<I, O>): (item: I) => Promi
       });
     });
 }
+
+/** A batcher per database handle (a pool), made on first use: `send(db, item)`. */
+export function batcherPerDb<D extends object, I, O>(options: (db: D) => BatcherOptions<I, O>): (db: D, item: I) => Promise<O> {
+  const batchers = new WeakMap<D, (item: I) => Promise<O>>();
+  return (db, item) => {
+    let send = batchers.get(db);
+    if (!send) {
+      send = createBatcher(options(db));
+      batchers.set(db, send);
+    }
+    return send(item);
+  };
+}

@@ -21,7 +21,7 @@
  * qualified. README "Inspect runs with SQL" documents the columns.
  */
 import { sql } from 'drizzle-orm';
-import { createBatcher } from '../db/batcher.ts';
+import { batcherPerDb } from '../db/batcher.ts';
 import { type Db, queryPrepared } from '../db/connect.ts';
 import type { BranchInfo, BranchOutcome, SignalDelivery } from '../define.ts';
 import type { ErrorJson } from '../errors.ts';
@@ -94,30 +94,25 @@ interface ClaimRow {
  */
 const IN_FLIGHT = 4;
 const MAX_BATCH = 200;
-const batchers = new WeakMap<Db, (c: ClaimInput) => Promise<ClaimedStep | null>>();
+const claims = batcherPerDb<Db, ClaimInput, ClaimedStep | null>((db) => ({
+  inFlight: IN_FLIGHT,
+  maxBatch: MAX_BATCH,
+  sendOne: async (one) => (await claimMany(db, [one])).get(one.runId) ?? null,
+  sendMany: async (many) => {
+    // Two claims of one run (a duplicate message) cannot share a statement: the later ones go after, alone.
+    const first = new Map<string, ClaimInput>();
+    for (const m of many) if (!first.has(m.runId)) first.set(m.runId, m);
+    const claimed = await claimMany(db, [...first.values()]);
+    const out: Array<ClaimedStep | null> = [];
+    for (const m of many) {
+      out.push(first.get(m.runId) === m ? (claimed.get(m.runId) ?? null) : (await claimMany(db, [m])).get(m.runId) ?? null);
+    }
+    return out;
+  },
+}));
 
 export function claimStep(db: Db, c: ClaimInput): Promise<ClaimedStep | null> {
-  let send = batchers.get(db);
-  if (!send) {
-    send = createBatcher<ClaimInput, ClaimedStep | null>({
-      inFlight: IN_FLIGHT,
-      maxBatch: MAX_BATCH,
-      sendOne: async (one) => (await claimMany(db, [one])).get(one.runId) ?? null,
-      sendMany: async (many) => {
-        // Two claims of one run (a duplicate message) cannot share a statement: the later ones go after, alone.
-        const first = new Map<string, ClaimInput>();
-        for (const m of many) if (!first.has(m.runId)) first.set(m.runId, m);
-        const claimed = await claimMany(db, [...first.values()]);
-        const out: Array<ClaimedStep | null> = [];
-        for (const m of many) {
-          out.push(first.get(m.runId) === m ? (claimed.get(m.runId) ?? null) : (await claimMany(db, [m])).get(m.runId) ?? null);
-        }
-        return out;
-      },
-    });
-    batchers.set(db, send);
-  }
-  return send(c);
+  return claims(db, c);
 }
 
 /** Claims many runs' steps in one statement (each run at most once); the claimed ones by run id. */

@@ -19,7 +19,7 @@
  * and step N+1 is re-published (the repair of a crash between commit and hand-on).
  */
 import { sql } from 'drizzle-orm';
-import { createBatcher } from '../db/batcher.ts';
+import { batcherPerDb } from '../db/batcher.ts';
 import { type Db, queryPrepared } from '../db/connect.ts';
 import type { State } from '../state.ts';
 import type { StepResultWrite, StepRows } from './commit.ts';
@@ -47,7 +47,6 @@ type ChainCommit = CommitAndClaimInput | CommitDoneInput;
  */
 const IN_FLIGHT = 4;
 const MAX_BATCH = 200;
-const batchers = new WeakMap<Db, (c: ChainCommit) => Promise<string | null>>();
 
 /**
  * Commits step N and leases N+1 to `next.leaseOwner`. Resolves with the moment of that claim
@@ -62,22 +61,15 @@ export function commitDone(db: Db, c: CommitDoneInput): Promise<string | null> {
   return batched(db, c);
 }
 
-function batched(db: Db, c: ChainCommit): Promise<string | null> {
-  let send = batchers.get(db);
-  if (!send) {
-    send = createBatcher<ChainCommit, string | null>({
-      inFlight: IN_FLIGHT,
-      maxBatch: MAX_BATCH,
-      sendOne: async (one) => (await commitAndClaimMany(db, [one])).get(one.runId) ?? null,
-      sendMany: async (many) => {
-        const held = await commitAndClaimMany(db, many);
-        return many.map((m) => held.get(m.runId) ?? null);
-      },
-    });
-    batchers.set(db, send);
-  }
-  return send(c);
-}
+const batched = batcherPerDb<Db, ChainCommit, string | null>((db) => ({
+  inFlight: IN_FLIGHT,
+  maxBatch: MAX_BATCH,
+  sendOne: async (one) => (await commitAndClaimMany(db, [one])).get(one.runId) ?? null,
+  sendMany: async (many) => {
+    const held = await commitAndClaimMany(db, many);
+    return many.map((m) => held.get(m.runId) ?? null);
+  },
+}));
 
 /** One row of the batch, as the statement reads it (`jsonb_to_recordset`). */
 function row(c: ChainCommit) {

@@ -15,7 +15,7 @@
  */
 import { sql } from 'drizzle-orm';
 import { type Db, queryPrepared } from '../db/connect.ts';
-import { createBatcher } from '../db/batcher.ts';
+import { batcherPerDb } from '../db/batcher.ts';
 
 export interface RunRow {
   id: string;
@@ -34,26 +34,21 @@ export interface RunRow {
 const IN_FLIGHT = 4;
 const MAX_BATCH = 500;
 
-const batchers = new WeakMap<Db, (row: RunRow) => Promise<boolean>>();
+const inserts = batcherPerDb<Db, RunRow, boolean>((db) => ({
+  inFlight: IN_FLIGHT,
+  maxBatch: MAX_BATCH,
+  // The other requests read from the same poll join the row (db/batcher.ts).
+  sameTurn: true,
+  sendOne: (r) => insertOne(db, r),
+  sendMany: async (rows) => {
+    const inserted = await insertMany(db, rows);
+    return rows.map((r) => inserted.has(r.id));
+  },
+}));
 
 /** Inserts the run unless it conflicts; true when this call inserted it. */
 export function insertRun(db: Db, row: RunRow): Promise<boolean> {
-  let send = batchers.get(db);
-  if (!send) {
-    send = createBatcher<RunRow, boolean>({
-      inFlight: IN_FLIGHT,
-      maxBatch: MAX_BATCH,
-      // The other requests read from the same poll join the row (db/batcher.ts).
-      sameTurn: true,
-      sendOne: (r) => insertOne(db, r),
-      sendMany: async (rows) => {
-        const inserted = await insertMany(db, rows);
-        return rows.map((r) => inserted.has(r.id));
-      },
-    });
-    batchers.set(db, send);
-  }
-  return send(row);
+  return inserts(db, row);
 }
 
 async function insertOne(db: Db, r: RunRow): Promise<boolean> {
