@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { v7 as uuidv7 } from 'uuid';
+import { newRunId } from '../../runtime/api/run-id.ts';
 import * as v from 'valibot';
 import { defineAgent, done, next } from '../../runtime/define.ts';
 import { registryOf } from '../../runtime/functions.ts';
@@ -73,7 +73,7 @@ test('metric names follow Prometheus conventions', async () => {
 });
 
 test('queue lag per function: messages waiting, and how old the oldest is', async () => {
-  const [first, second] = [uuidv7(), uuidv7()];
+  const [first, second] = [newRunId(), newRunId()];
   await t.p.queue.publish('tally', { runId: first, seq: 0 });
   await t.p.queue.publish('tally', { runId: second, seq: 0 });
   await new Promise((resolve) => setTimeout(resolve, 30));
@@ -93,7 +93,7 @@ test('reclaims and sweeper repairs are counted', async () => {
   const [orphan] = await t.p.queue.read(['tally'], 'dead-consumer', 1, 500);
   assert.equal(orphan.message.runId, reclaimed);
   // A run whose wake-up was lost (never published): the sweeper re-publishes it.
-  const lost = uuidv7();
+  const lost = newRunId();
   await createRun(t.p.db, { id: lost, function: 'tally', tenant: 'default', input: {}, start: 'a' });
 
   const worker = createWorker(t.p);
