@@ -1,7 +1,9 @@
 /**
  * Step protocol, part 1: claim + load, in one statement and one round trip.
  *
- * Locks: the run row only, taken first (FOR UPDATE in `run`). Two workers racing for
+ * Locks: the run row only, taken first (FOR NO KEY UPDATE in `run`: it excludes every other
+ * claim, commit and heartbeat of the run, but not the foreign-key checks of rows that other
+ * transactions insert for it, so those never close a cycle with a batch). Two workers racing for
  * the same (run_id, seq) serialise on that row; the loser reads the winner's version
  * and matches zero rows because the winner's lease is live. Zero rows is a normal
  * answer: `diagnose` then says what the message should become (dropped,
@@ -134,7 +136,7 @@ export async function claimMany(db: Db, batch: readonly ClaimInput[]): Promise<M
         r.branches, i.seq as want, i.lease_owner as me, i.worker, i.lease_ms, i.max_claims, i.revision as my_revision
       from runs r join i on r.id = i.run_id and r.function = i.function
       order by r.id
-      for update of r
+      for no key update of r
     ), go as (
       select run.id, run.status, run.wait_signal, run.claims, run.want, run.me, run.worker, run.lease_ms, run.my_revision, ${own} as own,
         (not ${own} and run.claims >= run.max_claims) is true as looping,

@@ -104,7 +104,7 @@ export async function commitAndClaimMany(db: Db, batch: readonly ChainCommit[]):
       select r.id from runs r join i on r.id = i.run_id
       where r.lease_owner = i.lease_owner and r.next_seq = i.seq and r.status = 'running'
       order by r.id
-      for update of r
+      for no key update of r
     ), fenced as (
       -- A row with a next owner claims the next step; one without finishes the run.
       update runs r set

@@ -32,18 +32,28 @@ export async function heartbeatMany(
   if (leases.length === 0) return new Set();
   const rows = await queryPrepared<{ lease_owner: string }>(
     db,
-    'baton_heartbeat_many',
+    'baton_heartbeat_many_ordered',
     sql`with l as (
           select * from jsonb_to_recordset(${JSON.stringify(leases)}::jsonb) as l("runId" uuid, "leaseOwner" text, seq int)
+        ), held_runs as (
+          -- Locked in id order, as the claims and commits that share a statement lock theirs:
+          -- a heartbeat and a batch never wait on each other in a cycle.
+          select r.id from runs r join l on l.seq is null and r.id = l."runId" and r.lease_owner = l."leaseOwner"
+          where r.status = 'running'
+          order by r.id
+          for no key update of r
         ), run_leases as (
           update runs r set lease_expires_at = now() + ${leaseMs}::int * interval '1 millisecond'
-          from l where l.seq is null and r.id = l."runId" and r.lease_owner = l."leaseOwner" and r.status = 'running'
+          from held_runs h where r.id = h.id
           returning r.lease_owner
+        ), held_branches as (
+          select s.run_id, s.seq from steps s join l on l.seq is not null and s.run_id = l."runId" and s.seq = l.seq and s.lease_owner = l."leaseOwner"
+          where s.status = 'running' and exists (select 1 from runs r where r.id = s.run_id and r.status = 'running')
+          order by s.run_id, s.seq
+          for no key update of s
         ), branch_leases as (
           update steps s set lease_expires_at = now() + ${leaseMs}::int * interval '1 millisecond'
-          from l, runs r
-          where l.seq is not null and s.run_id = l."runId" and s.seq = l.seq and s.lease_owner = l."leaseOwner"
-            and s.status = 'running' and r.id = s.run_id and r.status = 'running'
+          from held_branches h where s.run_id = h.run_id and s.seq = h.seq
           returning s.lease_owner
         )
         select lease_owner from run_leases union all select lease_owner from branch_leases`,

@@ -78,7 +78,13 @@ test('crash mid-step: workers SIGKILLed at every moment of a step, nothing lost,
   const kills = () => externalKills + [...faultHits.values()].reduce((a, b) => a + b, 0);
   const momentsHit = () => MOMENTS.every((m) => (faultHits.get(m) ?? 0) > 0) && killsDuringLlm > 0;
   while (kills() < MIN_KILLS || !momentsHit()) {
-    assert.ok(Date.now() - started < CHAOS_LIMIT_MS, `chaos phase over its time limit: ${kills()} kills, faults ${JSON.stringify(Object.fromEntries(faultHits))}, during LLM ${killsDuringLlm}`);
+    if (Date.now() - started >= CHAOS_LIMIT_MS) {
+      const runs = await query<{ status: string; n: number }>(t.p.db, sql`select status::text as status, count(*)::int as n from runs group by 1`);
+      assert.fail(
+        `chaos phase over its time limit: ${kills()} kills, faults ${JSON.stringify(Object.fromEntries(faultHits))}, during LLM ${killsDuringLlm}; ` +
+          `runs ${JSON.stringify(Object.fromEntries(runs.map((r) => [r.status, r.n])))}, workers alive ${[...ready.keys()].filter((w) => w.alive).length}`,
+      );
+    }
     await new Promise((resolve) => setTimeout(resolve, KILL_EVERY_MS));
     // The victim: a random unarmed worker that holds a lease (is mid-step) right now.
     // Killing only mid-step workers also keeps the runs from finishing before the

@@ -20,6 +20,8 @@ const holder = defineAgent({
 let t: TestPlatform;
 let active = 0;
 let subscribed = 0;
+/** Subscriptions asked for and not answered yet. */
+let pending = 0;
 let runId: string;
 
 before(async () => {
@@ -27,7 +29,8 @@ before(async () => {
   // Count live subscriptions: one per open event stream.
   const subscribe = t.p.events.subscribe.bind(t.p.events);
   t.p.events.subscribe = async (id, listener) => {
-    const unsubscribe = await subscribe(id, listener);
+    pending++;
+    const unsubscribe = await subscribe(id, listener).finally(() => pending--);
     active++;
     subscribed++;
     return async () => {
@@ -47,13 +50,16 @@ test('a client that disconnects at once leaves no stream behind', async () => {
     await res.body?.cancel();
   }
   // Streams of one run share a subscription, made once Redis answers: wait for it to exist and end.
-  await waitFor(() => subscribed > 0 && active === 0, 'every event stream to end');
+  // (and no subscription still on its way: one made late would count as the next test's).
+  await waitFor(() => subscribed > 0 && active === 0 && pending === 0, 'every event stream to end');
 });
 
 test('HEAD on an event stream answers its headers and opens no stream', async () => {
+  const before = subscribed;
   const res = await t.api.request(`/v1/runs/${runId}/events`, { method: 'HEAD' });
   assert.equal(res.status, 200);
   assert.equal(res.headers.get('content-type'), 'text/event-stream');
+  assert.equal(subscribed + pending, before, 'no subscription made');
   assert.equal(active, 0);
 });
 
