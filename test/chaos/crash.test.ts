@@ -1,5 +1,6 @@
 /**
- * Crash mid-step: 50 reviews on 3 worker processes while workers keep dying.
+ * Crash mid-step: 50 reviews on 3 worker processes while workers keep dying (more are
+ * started while the kills go on, so there is always a step in flight to interrupt).
  * Every ~300 ms the test SIGKILLs a random worker and starts a replacement; the
  * replacements also arm fault points in turn (BATON_FAULTS with BATON_TEST_HOOKS=1), so some die by their
  * own hand exactly during a call, after the tool call and before the commit, or
@@ -18,6 +19,8 @@ import { startTestPlatform, trigger } from '../helpers/platform.ts';
 import { type BatonProcess, spawnBaton, stopAll, teardown, runAlone } from '../helpers/processes.ts';
 
 const RUNS = 50;
+/** More runs are started while the kills go on, up to this many in all. */
+const MAX_RUNS = 200;
 const WORKERS = 3;
 /** Kills that interrupt a step: fault-point deaths, and the test's SIGKILLs (only of workers holding a lease). */
 const MIN_KILLS = 20;
@@ -86,6 +89,12 @@ test('crash mid-step: workers SIGKILLed at every moment of a step, nothing lost,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, KILL_EVERY_MS));
+    // Runs that finish before the kills are done leave nothing to kill: keep work in flight (bounded).
+    const [live] = await query<{ n: number }>(t.p.db, sql`select count(*)::int as n from runs where status in ('queued', 'running', 'waiting')`);
+    if (live.n < RUNS / 5 && ids.length < MAX_RUNS) {
+      const more = await Promise.all(Array.from({ length: RUNS / 5 }, (_, i) => trigger(t.api, 'pr-review', { repo: 'acme/shop', pr: ids.length + i + 1 })));
+      ids.push(...more);
+    }
     // The victim: a random unarmed worker that holds a lease (is mid-step) right now.
     // Killing only mid-step workers also keeps the runs from finishing before the
     // kills are done: they cannot advance while every worker holding them dies.
@@ -121,10 +130,10 @@ test('crash mid-step: workers SIGKILLed at every moment of a step, nothing lost,
   const llmCalls = t.llm?.calls.length ?? 0;
   assert.ok(kills() >= MIN_KILLS);
   console.log(
-    `crash: ${RUNS} runs, ${WORKERS} workers, ${kills()} mid-step kills survived in ${(chaosMs / 1000).toFixed(1)} s ` +
+    `crash: ${ids.length} runs, ${WORKERS} workers, ${kills()} mid-step kills survived in ${(chaosMs / 1000).toFixed(1)} s ` +
       `(${externalKills} SIGKILLs by the test, ${killsDuringLlm} of them during an LLM call; by fault point: ${MOMENTS.map((m) => `${m} ${faultHits.get(m) ?? 0}`).join(', ')}); ` +
-      `${spawned} worker processes; all ${RUNS} succeeded in ${(totalMs / 1000).toFixed(1)} s; steps contiguous; ` +
-      `${report.comments} comments for ${RUNS} keys, ${report.deliveries} deliveries (${report.deliveries - report.comments} repeats deduplicated), duplicates ${report.duplicates}; ` +
-      `${llmCalls - RUNS} LLM calls and ${report.reexecutedToolCalls} tool steps re-run after crashes`,
+      `${spawned} worker processes; all ${ids.length} succeeded in ${(totalMs / 1000).toFixed(1)} s; steps contiguous; ` +
+      `${report.comments} comments for ${ids.length} keys, ${report.deliveries} deliveries (${report.deliveries - report.comments} repeats deduplicated), duplicates ${report.duplicates}; ` +
+      `${llmCalls - ids.length} LLM calls and ${report.reexecutedToolCalls} tool steps re-run after crashes`,
   );
 });
