@@ -7,8 +7,9 @@
  * The commit is the ordinary one (store/commit.ts), fenced by the same lease; the
  * claim is what `claimStep` would do for step N+1 just after it, with a fresh lease
  * owner: the run stays `running`, leased to the new owner, its claim count at 1 (a
- * claim that never reaches a commit still counts towards a crash loop), and the step
- * and attempt rows of N+1 are opened as `running`. The fence failing writes nothing.
+ * claim that never reaches a commit still counts towards a crash loop). The step and
+ * attempt rows of N+1 are not opened here: they come with its result, or earlier if it
+ * makes an outside call or runs a while (store/step-rows.ts). The fence failing writes nothing.
  *
  * A run's last step (done) commits through the same statement, so the ends of runs finishing
  * together are batched with the chains still going (`commitDone`).
@@ -85,10 +86,10 @@ function row(c: ChainCommit) {
 }
 
 /**
- * Commits many runs' steps in one statement, each claiming its next step or finishing its run;
- * returns, for each run whose fence held, the moment of its commit. Runs are locked in id order, so two batches never wait on
- * each other in a cycle. The rows of step N+1 are not written here: they come with its
- * result (or earlier, if it runs long: store/step-rows.ts), one write each instead of two.
+ * Commits many runs' steps in one statement, each claiming its next step or finishing its
+ * run; returns, for each run whose fence held, the moment of its commit. Runs are locked in
+ * id order, so two batches never wait on each other in a cycle. The rows of step N+1 are not
+ * written here: they come with its result, one write each instead of two.
  */
 export async function commitAndClaimMany(db: Db, batch: readonly ChainCommit[]): Promise<Map<string, string>> {
   const rows = await queryPrepared<{ id: string; claimed_at: string }>(
