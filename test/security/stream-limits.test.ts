@@ -171,8 +171,10 @@ test('a stream ends after BATON_STREAM_MAX_S; resuming with Last-Event-ID goes o
   assert.ok(!first.events.some((e) => e.event === 'run.finished'), 'ended by the time limit, not by the run');
   const lastId = first.events.at(-1)?.id as string;
 
-  const second = await open(api, `/v1/runs/${id}/events`, key, { 'last-event-id': lastId });
-  assert.equal((await api.request(`/v1/runs/${id}/signals/go`, { method: 'POST', headers: { authorization: `Bearer ${key}` } })).status, 202);
+  // The resumed stream may live longer: on a loaded machine the run may take more than the first one's second to finish.
+  const { api: later } = apiWith({ streamMaxMs: 20_000 });
+  const second = await open(later, `/v1/runs/${id}/events`, key, { 'last-event-id': lastId });
+  assert.equal((await later.request(`/v1/runs/${id}/signals/go`, { method: 'POST', headers: { authorization: `Bearer ${key}` } })).status, 202);
   await second.ended;
   const seen = new Set(first.events.map((e) => e.id));
   assert.ok(second.events.every((e) => !seen.has(e.id)), `no repeat: ${second.text()}`);
