@@ -95,7 +95,18 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
  */
 const client = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
-function post(url: string, body: string): Promise<{ status: number; json: { id?: string } }> {
+async function post(url: string, body: string): Promise<{ status: number; json: { id?: string } }> {
+  try {
+    return await postOnce(url, body);
+  } catch (err) {
+    // A kept-alive connection the server closed as idle just as this request went out on it: the
+    // server never read the request (Node's documented race), so it is sent once more on a new one.
+    if ((err as { reusedSocket?: boolean }).reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET') return postOnce(url, body);
+    throw err;
+  }
+}
+
+function postOnce(url: string, body: string): Promise<{ status: number; json: { id?: string } }> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method: 'POST', agent: client, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
       const chunks: Buffer[] = [];
@@ -109,7 +120,7 @@ function post(url: string, body: string): Promise<{ status: number; json: { id?:
       });
       res.on('error', reject);
     });
-    req.on('error', reject);
+    req.on('error', (err) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
     req.end(body);
   });
 }
