@@ -24,7 +24,7 @@ import { batcherPerDb } from '../db/batcher.ts';
 import { type Db, queryPrepared } from '../db/connect.ts';
 import type { State } from '../state.ts';
 import type { StepResultWrite, StepRows } from './commit.ts';
-import { ms } from './step-sql.ts';
+import { succeededRows } from './step-sql.ts';
 
 export interface CommitAndClaimInput extends StepResultWrite, StepRows {
   /** The step N hands on to. */
@@ -118,30 +118,7 @@ export async function commitAndClaimMany(db: Db, batch: readonly ChainCommit[]):
       from run join i on i.run_id = run.id
       where r.id = run.id
       returning r.id
-    ), f as (
-      select i.*, coalesce(i.claimed_at, now()) as since from i join fenced on fenced.id = i.run_id
-    ), step as (
-      insert into steps as s (run_id, seq, name, status, attempt, kind, patch, next_step, model, input_tokens, output_tokens, cost_usd, worker, started_at, finished_at, duration_ms)
-      select f.run_id, f.seq, f.step, 'succeeded', f.attempt, f.kind, f.patch, f.next_step, f.model, f.input_tokens, f.output_tokens, f.cost_usd,
-        f.worker, f.since, now(), ${ms(sql`now() - f.since`)}
-      from f
-      on conflict (run_id, seq) do update set
-        status = 'succeeded', kind = excluded.kind, patch = excluded.patch, next_step = excluded.next_step, error = null,
-        model = excluded.model, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
-        finished_at = now(), duration_ms = ${ms(sql`now() - s.started_at`)}
-    ), attempt as (
-      insert into step_attempts as a (run_id, seq, attempt, status, model, input_tokens, output_tokens, cost_usd, worker, started_at, finished_at, duration_ms)
-      select f.run_id, f.seq, f.attempt, 'succeeded', f.model, f.input_tokens, f.output_tokens, f.cost_usd, f.worker, f.since, now(), ${ms(sql`now() - f.since`)}
-      from f
-      on conflict (run_id, seq, attempt) do update set
-        status = 'succeeded', error = null,
-        model = excluded.model, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
-        finished_at = now(), duration_ms = ${ms(sql`now() - a.started_at`)}
-    ), checkpoint as (
-      insert into checkpoints (run_id, seq, state)
-      select f.run_id, f.seq, f.snapshot from f where f.snapshot is not null
-      on conflict (run_id, seq) do update set state = excluded.state, created_at = now()
-    )
+    ), ${succeededRows(sql`select i.*, coalesce(i.claimed_at, now()) as since from i join fenced on fenced.id = i.run_id`)}
     select id, now()::text as claimed_at from fenced`,
   );
   return new Map(rows.map((r) => [r.id, r.claimed_at]));

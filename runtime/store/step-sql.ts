@@ -27,28 +27,42 @@ export function leaseFence(c: Pick<StepResultWrite, 'runId' | 'seq' | 'leaseOwne
  * is its JSON, or null).
  */
 export function succeededStep(c: StepResultWrite & StepRows, nextStep: string | null, snapshot: string | null): SQL {
-  const claimedAt = sql`coalesce(${c.claimedAt}::timestamptz, now())`;
-  const usage = sql`${c.usage.model}, ${c.usage.inputTokens}, ${c.usage.outputTokens}, ${c.usage.costUsd}`;
-  return sql`step as (
+  return succeededRows(sql`select ${c.runId}::uuid as run_id, ${c.seq}::int as seq, ${c.step}::text as step, ${c.attempt}::int as attempt,
+        ${c.kind}::step_kind as kind, ${JSON.stringify(c.patch)}::jsonb as patch, ${nextStep}::text as next_step,
+        ${c.usage.model}::text as model, ${c.usage.inputTokens}::int as input_tokens, ${c.usage.outputTokens}::int as output_tokens,
+        ${c.usage.costUsd}::numeric as cost_usd, ${c.worker}::text as worker, coalesce(${c.claimedAt}::timestamptz, now()) as since,
+        ${snapshot}::jsonb as snapshot
+      where exists (select 1 from fenced)`);
+}
+
+/**
+ * The same CTEs over many steps at once (store/continue.ts): `source` selects, for each step
+ * whose fence held, run_id, seq, step, attempt, kind, patch, next_step, model, input_tokens,
+ * output_tokens, cost_usd, worker, since (its claim, for rows written here) and snapshot.
+ */
+export function succeededRows(source: SQL): SQL {
+  return sql`f as (
+      ${source}
+    ), step as (
       insert into steps as s (run_id, seq, name, status, attempt, kind, patch, next_step, model, input_tokens, output_tokens, cost_usd, worker, started_at, finished_at, duration_ms)
-      select ${c.runId}, ${c.seq}, ${c.step}, 'succeeded', ${c.attempt}, ${c.kind}::step_kind, ${JSON.stringify(c.patch)}::jsonb, ${nextStep},
-        ${usage}, ${c.worker}, ${claimedAt}, now(), ${ms(sql`now() - ${claimedAt}`)}
-      where exists (select 1 from fenced)
+      select f.run_id, f.seq, f.step, 'succeeded', f.attempt, f.kind, f.patch, f.next_step, f.model, f.input_tokens, f.output_tokens, f.cost_usd,
+        f.worker, f.since, now(), ${ms(sql`now() - f.since`)}
+      from f
       on conflict (run_id, seq) do update set
         status = 'succeeded', kind = excluded.kind, patch = excluded.patch, next_step = excluded.next_step, error = null,
         model = excluded.model, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
         finished_at = now(), duration_ms = ${ms(sql`now() - s.started_at`)}
     ), attempt as (
       insert into step_attempts as a (run_id, seq, attempt, status, model, input_tokens, output_tokens, cost_usd, worker, started_at, finished_at, duration_ms)
-      select ${c.runId}, ${c.seq}, ${c.attempt}, 'succeeded', ${usage}, ${c.worker}, ${claimedAt}, now(), ${ms(sql`now() - ${claimedAt}`)}
-      where exists (select 1 from fenced)
+      select f.run_id, f.seq, f.attempt, 'succeeded', f.model, f.input_tokens, f.output_tokens, f.cost_usd, f.worker, f.since, now(), ${ms(sql`now() - f.since`)}
+      from f
       on conflict (run_id, seq, attempt) do update set
         status = 'succeeded', error = null,
         model = excluded.model, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
         finished_at = now(), duration_ms = ${ms(sql`now() - a.started_at`)}
     ), checkpoint as (
       insert into checkpoints (run_id, seq, state)
-      select ${c.runId}, ${c.seq}, ${snapshot}::jsonb from fenced where ${snapshot}::jsonb is not null
+      select f.run_id, f.seq, f.snapshot from f where f.snapshot is not null
       on conflict (run_id, seq) do update set state = excluded.state, created_at = now()
     )`;
 }
