@@ -1,7 +1,8 @@
 /**
  * Chains in flight commit together: one statement carries many runs' commits, each run
  * claiming its next step or finishing, each fenced on its own lease. A run whose fence
- * fails in the batch is left exactly as it was; the others go through.
+ * fails in the batch is left exactly as it was; the others go through. Claims batch the same
+ * way, and two claims of one run in one batch never both get the step.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -71,4 +72,24 @@ test('one batch: a run claims its next step, a run finishes, a run whose lease i
   assert.equal(cp.n, 1, 'the finished run keeps its final snapshot');
   const [none] = await query<{ n: number }>(t.p.db, sql`select count(*)::int as n from steps where run_id in (${going}, ${stale}) and seq = 1`);
   assert.equal(none.n, 0, 'the claimed next step gets its rows with its result, not before');
+});
+
+test('two claims of one run that land in one batch: exactly one holds the lease', async () => {
+  // Four claims fill the batcher's slots; what arrives meanwhile goes to PostgreSQL as one batch.
+  const others = await Promise.all([1, 2, 3, 4].map(() => trigger(t.api, 'pair', {})));
+  const dup = await trigger(t.api, 'pair', {});
+  const claim = (runId: string, leaseOwner: string) => claimStep(t.p.db, { runId, function: 'pair', seq: 0, leaseOwner, worker: 'w', leaseMs: 30_000 });
+  const results = await Promise.all([
+    ...others.map((id, i) => claim(id, `w/o${i}`)),
+    claim(others[0], 'w/late'),
+    claim(dup, 'w/first'),
+    claim(dup, 'w/second'),
+  ]);
+  assert.ok(results.slice(0, 4).every(Boolean), 'the four others are claimed');
+  assert.equal(results[4], null, 'a claim of a leased run in the batch gets nothing');
+  const winners = results.slice(5).filter(Boolean);
+  assert.equal(winners.length, 1, 'one of the two claims of the same run gets the step, never both');
+  const [row] = await query<{ lease_owner: string; claims: number }>(t.p.db, sql`select lease_owner, claims from runs where id = ${dup}`);
+  assert.equal(row.claims, 1);
+  assert.equal(row.lease_owner, results[5] ? 'w/first' : 'w/second', 'the lease is held by the claim that got the step');
 });
