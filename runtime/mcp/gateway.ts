@@ -19,10 +19,10 @@
  * token, which lists and calls nothing else.
  */
 import type { KeyObject } from 'node:crypto';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { type MintClaims, mintCapability } from '../../tools/lib/capability.ts';
-import { ARGS_DIGEST_META_KEY, IDEMPOTENCY_META_KEY } from '../../tools/lib/server.ts';
+import { ARGS_DIGEST_META_KEY, IDEMPOTENCY_META_KEY } from '../../tools/lib/meta-keys.ts';
 import { injectTraceHeaders } from '../../tools/lib/tracing.ts';
 import type { Db } from '../db/connect.ts';
 import { BatonError } from '../errors.ts';
@@ -138,6 +138,19 @@ function errorText(result: { content?: unknown }): string {
   return content.map((c) => c.text ?? '').join(' ').slice(0, 2000) || 'the tool reported an error';
 }
 
+/**
+ * The MCP client is loaded on a worker's first tool call or listing: with its schema
+ * libraries it is about 30 MB of a process's memory, which a worker whose functions
+ * make only LLM calls never needs.
+ */
+let mcpSdk: Promise<{ Client: typeof Client; Transport: typeof StreamableHTTPClientTransport }> | undefined;
+function loadMcpSdk() {
+  mcpSdk ??= Promise.all([import('@modelcontextprotocol/sdk/client/index.js'), import('@modelcontextprotocol/sdk/client/streamableHttp.js')]).then(
+    ([c, t]) => ({ Client: c.Client, Transport: t.StreamableHTTPClientTransport }),
+  );
+  return mcpSdk;
+}
+
 export function createToolGateway(deps: GatewayDeps): ToolGateway {
   return {
     async call(req) {
@@ -188,9 +201,10 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
         });
         headers.Authorization = `Bearer ${token}`;
       }
+      const sdk = await loadMcpSdk();
       const auditId = await deps.withDb(() => insertToolCall(deps.db, { ...base, decision: 'allowed' }));
-      const client = new Client({ name: 'baton-gateway', version: '1.0.0' });
-      const transport = new StreamableHTTPClientTransport(endpoint as URL, { requestInit: { headers } });
+      const client = new sdk.Client({ name: 'baton-gateway', version: '1.0.0' });
+      const transport = new sdk.Transport(endpoint as URL, { requestInit: { headers } });
       try {
         const timeout = Math.max(1, req.deadline - Date.now());
         await client.connect(transport, { signal: req.abortSignal, timeout });
@@ -250,10 +264,11 @@ export function createToolGateway(deps: GatewayDeps): ToolGateway {
           const claims: MintClaims = { use: 'list', aud: server, run: req.runId, seq: req.seq, fn: req.function, tenant: req.tenant, tools: [...scope], ...lifetime(req.deadline) };
           headers.Authorization = `Bearer ${await mintCapability(deps.signingKey as KeyObject, claims)}`;
         }
-        const client = new Client({ name: 'baton-gateway', version: '1.0.0' });
+        const sdk = await loadMcpSdk();
+        const client = new sdk.Client({ name: 'baton-gateway', version: '1.0.0' });
         let transport: StreamableHTTPClientTransport;
         try {
-          transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+          transport = new sdk.Transport(new URL(url), { requestInit: { headers } });
         } catch {
           throw new BatonError('tool_denied', `the URL configured for tool server "${server}" is not a URL`, { details: { server } });
         }

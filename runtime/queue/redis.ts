@@ -5,7 +5,7 @@
  * moves onto its stream. Acked entries stay until `housekeep` trims them (XTRIM MINID). Blocking reads use their own connection,
  * since a BLOCK stalls every other command queued on the same socket.
  */
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 import type { Delivery, Housekeeping, PendingEntry, Queue, QueueDepth, StepMessage } from './queue.ts';
 import { CONSUMER_GROUP, delayedKey, streamKey } from './names.ts';
 

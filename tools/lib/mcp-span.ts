@@ -7,7 +7,7 @@
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import type { MiddlewareHandler } from 'hono';
-import { IDEMPOTENCY_META_KEY } from './server.ts';
+import { IDEMPOTENCY_META_KEY } from './meta-keys.ts';
 import { contextFromHeaders, tracingOn } from './tracing.ts';
 
 interface JsonRpcRequest {

@@ -23,10 +23,9 @@ import { type CapabilityClaims, DEFAULT_MAX_TOKEN_S, loadPublicKeys, verifyCapab
 import { digestArgs } from './digest.ts';
 import { type ToolPolicy, type Touches, loadPolicy, policyProblem } from './policy.ts';
 import { mcpSpans } from './mcp-span.ts';
+import { ARGS_DIGEST_META_KEY, IDEMPOTENCY_META_KEY } from './meta-keys.ts';
 
-export const IDEMPOTENCY_META_KEY = 'baton/idempotency-key';
-/** The digest of the call's arguments, sent beside the idempotency key (a key reused with other arguments is a conflict). */
-export const ARGS_DIGEST_META_KEY = 'baton/args-digest';
+export { ARGS_DIGEST_META_KEY, IDEMPOTENCY_META_KEY } from './meta-keys.ts';
 
 /** Tool arguments are small; a bigger body is refused before it is parsed. */
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
