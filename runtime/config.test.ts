@@ -18,6 +18,8 @@ test('defaults follow the documented contract', () => {
   assert.equal(c.testHooks, false, 'test hooks are off unless BATON_TEST_HOOKS=1');
   assert.deepEqual(c.metrics, { port: 9464, host: '127.0.0.1', enabled: true, portGiven: false });
   assert.equal(c.functionsDir, path.resolve('functions'));
+  assert.equal(c.heapGrowthPercent, 50, 'a worker bounds its heap growth by default (scripts/lib/heap-growth.ts)');
+  assert.equal(loadConfig({ BATON_HEAP_GROWTH_PERCENT: '0' }).heapGrowthPercent, 0);
 });
 
 test('metrics: a port, an interface, or off', () => {

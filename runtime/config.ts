@@ -32,6 +32,8 @@ const EnvSchema = v.object({
   BATON_STEP_TIMEOUT_MS: int(120_000, 1),
   BATON_MAX_ATTEMPTS: int(3, 1),
   BATON_MAX_CLAIMS: int(5, 1),
+  // Old generation may grow 1 + N/100 × its live size before a full collection (scripts/lib/heap-growth.ts); 0: V8's own.
+  BATON_HEAP_GROWTH_PERCENT: int(50, 0),
   BATON_SNAPSHOT_EVERY: v.optional(v.pipe(v.string(), v.trim(), v.regex(/^\d+$/, 'must be a whole number'), v.transform(Number), v.minValue(1))),
   BATON_SWEEP_AFTER_MS: int(20_000, 100),
   BATON_RETRY_BASE_MS: int(1000, 1),
@@ -81,6 +83,8 @@ export interface Config {
   maxClaims: number;
   /** BATON_SNAPSHOT_EVERY: a snapshot at every K-th step too (engine/snapshot-policy.ts); unset: by size only. */
   snapshotEvery: number | undefined;
+  /** BATON_HEAP_GROWTH_PERCENT: a step-running process's heap growth factor (scripts/lib/heap-growth.ts); 0: V8's own. */
+  heapGrowthPercent: number;
   sweepAfterMs: number;
   retryBaseMs: number;
   retryMaxMs: number;
@@ -184,6 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxAttempts: e.BATON_MAX_ATTEMPTS,
     maxClaims: e.BATON_MAX_CLAIMS,
     snapshotEvery: e.BATON_SNAPSHOT_EVERY,
+    heapGrowthPercent: e.BATON_HEAP_GROWTH_PERCENT,
     sweepAfterMs: e.BATON_SWEEP_AFTER_MS,
     retryBaseMs: e.BATON_RETRY_BASE_MS,
     retryMaxMs: e.BATON_RETRY_MAX_MS,

@@ -19,6 +19,7 @@ import { createWorker } from '../../runtime/worker/worker.ts';
 import { loadPrivateKey } from '../../tools/lib/capability.ts';
 import { CliError, EXIT, intOption, parseCommand, usageError } from '../lib/cli.ts';
 import { createDispatch, longestStepMs } from '../lib/dispatch.ts';
+import { setHeapGrowth } from '../lib/heap-growth.ts';
 import { serveMetrics } from '../lib/metrics-server.ts';
 import { serveApp, untilSignal } from '../lib/serve.ts';
 import { stepBudget } from '../lib/step-budget.ts';
@@ -50,7 +51,7 @@ Kubernetes roles (baton deploy renders them):
   --housekeeping               run no steps: only delayed wake-ups and the sweeper
 
 Environment: DATABASE_URL, REDIS_URL (required); BATON_CONCURRENCY (1000), BATON_LEASE_MS,
-BATON_GRACE_MS, BATON_TOOL_<NAME>_URL, BATON_TOOL_SIGNING_KEY, BATON_METRICS_PORT (9464),
+BATON_GRACE_MS, BATON_HEAP_GROWTH_PERCENT (50), BATON_TOOL_<NAME>_URL, BATON_TOOL_SIGNING_KEY, BATON_METRICS_PORT (9464),
 OPENAI_API_KEY, OPENAI_BASE_URL, BATON_MODEL (README "Configuration").`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -83,6 +84,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const functions = await loadFunctions(config.functionsDir, positionals.length ? positionals : undefined);
   const runsSteps = !values.housekeeping && values.dispatch === undefined;
+  if (runsSteps) setHeapGrowth(config.heapGrowthPercent);
   const key = runsSteps ? signingKeyFor(config) : null;
   const toolUrls = liveToolUrls(config);
   const p = await createPlatform(
