@@ -9,12 +9,12 @@ import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { methodNotAllowed } from 'hono/method-not-allowed';
-import { secureHeaders } from 'hono/secure-headers';
 import { isTransientDbError } from '../db/sqlstate.ts';
 import { BatonError, ERROR_CODES } from '../errors.ts';
 import type { Platform } from '../platform.ts';
 import { type ApiEnv, apiKeyAuth } from './auth.ts';
 import { requestSizeLimit } from './body-limit.ts';
+import { noStore, withSecureHeaders } from './response-headers.ts';
 import { runsRoutes } from './runs-routes.ts';
 import { uiRoutes } from './ui/routes.ts';
 import { createSessions, sessionOrKey } from './ui/session.ts';
@@ -34,7 +34,7 @@ export function createApi(p: Platform): Hono<ApiEnv> {
     c.header('Allow', methods.join(', '));
     return errorResponse(c, new BatonError('method_not_allowed', `${c.req.method} is not allowed here; use ${methods.join(', ')}`));
   } }));
-  app.use(secureHeaders({ crossOriginResourcePolicy: 'same-origin', xFrameOptions: 'DENY' }));
+  app.use(withSecureHeaders);
   app.use(async function countRequests(c, next) {
     const started = performance.now();
     await next();
@@ -63,13 +63,7 @@ export function createApi(p: Platform): Hono<ApiEnv> {
 
   app.use(
     '/v1/*',
-    // Runs hold inputs and outputs: no shared cache may keep them, errors included.
-    async function noStore(c, next) {
-      await next();
-      // On the response's own headers, as secureHeaders does: c.header() after the handler
-      // rebuilds the response around a web stream of its body, on every request.
-      c.res.headers.set('Cache-Control', 'no-store');
-    },
+    noStore,
     requestSizeLimit(),
     sessionOrKey(
       sessions,

@@ -19,6 +19,7 @@ import { createEventStreams, runEvents } from './streams/event-stream.ts';
 import { startRunSpan } from '../tracing.ts';
 import { admitRun } from './quotas.ts';
 import { newRunId } from './run-id.ts';
+import { completeJson } from './response-headers.ts';
 import { batchPublishes } from '../queue/publish-batches.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -141,8 +142,10 @@ export function runsRoutes(p: Platform): Hono<ApiEnv> {
       traced?.span.end();
     }
     const urls = runUrls(created.id);
+    const body = { id: created.id, status: created.created ? 'queued' : created.status, ...urls };
+    if (created.created) return completeJson(202, body, { location: urls.statusUrl });
     c.header('Location', urls.statusUrl);
-    return c.json({ id: created.id, status: created.created ? 'queued' : created.status, ...urls }, 202);
+    return c.json(body, 202);
   });
 
   app.get('/runs', async (c) => {

@@ -67,6 +67,23 @@ describe('POST /v1/functions/:name/runs', () => {
     );
   });
 
+  test('an accepted run carries the same security and cache headers as every other API answer', async () => {
+    const own = (res: Response) =>
+      Object.fromEntries([...res.headers].filter(([k]) => !['content-type', 'content-length', 'location', 'idempotent-replayed', 'date', 'connection', 'keep-alive'].includes(k)));
+    const accepted = await post('/v1/functions/greet/runs', JSON.stringify({ who: 'Headers' }), { 'content-type': 'application/json', 'idempotency-key': 'headers-1' });
+    assert.equal(accepted.status, 202);
+    assert.equal(accepted.headers.get('content-type'), 'application/json');
+    const replayed = await post('/v1/functions/greet/runs', JSON.stringify({ who: 'Headers' }), { 'content-type': 'application/json', 'idempotency-key': 'headers-1' });
+    assert.equal(replayed.headers.get('idempotent-replayed'), 'true');
+    const listed = await t.api.request('/v1/runs');
+    assert.deepEqual(own(accepted), own(listed));
+    assert.deepEqual(own(replayed), own(listed));
+    assert.equal(accepted.headers.get('cache-control'), 'no-store');
+    assert.equal(accepted.headers.get('x-frame-options'), 'DENY');
+    assert.equal(accepted.headers.get('cross-origin-resource-policy'), 'same-origin');
+    assert.equal(accepted.headers.get('x-content-type-options'), 'nosniff');
+  });
+
   test('an Idempotency-Key returns the same run; a different input with it is a 409', async () => {
     const headers = { 'content-type': 'application/json', 'idempotency-key': 'order-17' };
     const a = await post('/v1/functions/greet/runs', JSON.stringify({ who: 'Bo' }), headers);
