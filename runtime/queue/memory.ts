@@ -113,9 +113,11 @@ export function createMemoryQueue(): Queue {
       pending.delete(d.id);
     },
 
-    async touch(d) {
-      const p = pending.get(d.id);
-      if (p) p.deliveredAt = Date.now();
+    async touchMany(_fn, ids) {
+      for (const id of ids) {
+        const p = pending.get(id);
+        if (p) p.deliveredAt = Date.now();
+      }
     },
 
     async promoteDue() {

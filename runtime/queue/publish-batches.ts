@@ -3,52 +3,35 @@
  * `publishMany` per function instead of one command each. The API's run inserts
  * complete in batches (store/run-inserts.ts), so the wake-ups of a batch arrive in the
  * same turn; each caller still learns whether its own wake-up went out.
- *
- * They are sent at `setImmediate`, in the same turn: nothing waits for a timer.
  */
 import type { Queue, StepMessage } from './queue.ts';
+import { groupInTurn } from './turn-groups.ts';
 
 /** Most wake-ups in one round trip. */
 const MAX_BATCH = 500;
 
-interface Waiting {
-  message: StepMessage;
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
-
 export type Publish = (fn: string, message: StepMessage) => Promise<void>;
 
 export function batchPublishes(queue: Queue): Publish {
-  let waiting: Map<string, Waiting[]> | null = null;
+  const send = groupInTurn<{ fn: string; message: StepMessage }>(
+    (w) => w.fn,
+    (batch) => queue.publishMany(batch[0].fn, batch.map((w) => w.message)),
+    MAX_BATCH,
+  );
+  return (fn, message) => send({ fn, message });
+}
 
-  const send = (fn: string, batch: Waiting[]) => {
-    queue.publishMany(fn, batch.map((w) => w.message)).then(
-      () => {
-        for (const w of batch) w.resolve();
-      },
-      (err: unknown) => {
-        for (const w of batch) w.reject(err);
-      },
-    );
-  };
+/**
+ * A worker's lease heartbeat touches the stream entry of every step in flight at once:
+ * those touches go as one `touchMany` per function instead of one command each.
+ */
+export type Touch = (delivery: { function: string; id: string }) => Promise<void>;
 
-  const flush = () => {
-    const byFunction = waiting ?? new Map<string, Waiting[]>();
-    waiting = null;
-    for (const [fn, all] of byFunction) {
-      for (let i = 0; i < all.length; i += MAX_BATCH) send(fn, all.slice(i, i + MAX_BATCH));
-    }
-  };
-
-  return (fn, message) =>
-    new Promise<void>((resolve, reject) => {
-      if (!waiting) {
-        waiting = new Map();
-        setImmediate(flush);
-      }
-      let list = waiting.get(fn);
-      if (!list) waiting.set(fn, (list = []));
-      list.push({ message, resolve, reject });
-    });
+export function batchTouches(queue: Queue, consumer: string): Touch {
+  const send = groupInTurn<{ function: string; id: string }>(
+    (d) => d.function,
+    (batch) => queue.touchMany(batch[0].function, batch.map((d) => d.id), consumer),
+    MAX_BATCH,
+  );
+  return (d) => send({ function: d.function, id: d.id });
 }

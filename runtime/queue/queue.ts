@@ -72,8 +72,8 @@ export interface Queue {
   ack(delivery: Delivery): Promise<void>;
   /** Publishes the next step and acks this delivery in one round trip (MULTI): a crash leaves both or neither. */
   handOn(delivery: Delivery, next: StepMessage): Promise<void>;
-  /** Resets a pending message's idle time (a heartbeat on the stream), so reclaim leaves a running step alone. */
-  touch(delivery: Delivery, consumer: string): Promise<void>;
+  /** Resets these pending messages' idle time (a heartbeat on the stream), so reclaim leaves running steps alone. */
+  touchMany(fn: string, ids: readonly string[], consumer: string): Promise<void>;
   /** Moves these functions' delayed messages whose time has come onto their streams; returns how many. */
   promoteDue(functions: readonly string[]): Promise<number>;
   /**

@@ -233,8 +233,8 @@ export function createRedisQueue(opts: RedisQueueOptions): Queue {
       await client.multi().xAdd(key, '*', fields(next)).xAck(key, CONSUMER_GROUP, d.id).exec();
     },
 
-    async touch(d, consumer) {
-      await client.xClaimJustId(streamKey(prefix, d.function), CONSUMER_GROUP, consumer, 0, d.id);
+    async touchMany(fn, ids, consumer) {
+      if (ids.length > 0) await client.xClaimJustId(streamKey(prefix, fn), CONSUMER_GROUP, consumer, 0, [...ids]);
     },
 
     async promoteDue(functions) {

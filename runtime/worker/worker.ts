@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type ExecuteOptions, type StepOutcome, executeStep } from '../engine/execute-step.ts';
 import { BatonError } from '../errors.ts';
 import type { Platform } from '../platform.ts';
+import { batchTouches } from '../queue/publish-batches.ts';
 import type { Delivery, PendingEntry, StepMessage } from '../queue/queue.ts';
 import { sweep } from '../store/sweep.ts';
 
@@ -80,13 +81,16 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
     log.warn({ runId: d.message.runId, seq: d.message.seq }, 'could not ack; the message will be reclaimed');
   }
 
+  // A beat touches every step's entry in the same turn: one XCLAIM per function for them all.
+  const touchMany = batchTouches(p.queue, consumer);
+
   // Deliveries this process is running now, by stream entry.
   const running = new Set<string>();
   const entry = (d: { function: string; id: string }) => `${d.function}|${d.id}`;
 
   function handle(d: Delivery) {
     running.add(entry(d));
-    const touchEntry = () => p.queue.touch(d, consumer).catch(() => {});
+    const touchEntry = () => touchMany(d).catch(() => {});
     // Keep the stream entry fresh while the step runs, so no other worker's reclaim takes it.
     const touch = inProcess ? undefined : setInterval(touchEntry, p.config.heartbeatMs);
     let acked = false;

@@ -8,12 +8,15 @@
  * A worker runs a chain in process (each commit claims the next step): then the run
  * touches Redis only for its first message and its ack. A step that hands on through
  * the queue (the worker draining, POST /invoke's dispatcher) does it in one MULTI.
+ * Steps in flight keep their entries fresh with one XCLAIM per heartbeat for them all.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
+import * as v from 'valibot';
+import { defineAgent, done } from '../../runtime/define.ts';
 import { executeStep } from '../../runtime/engine/execute-step.ts';
-import { loadFunctions } from '../../runtime/functions.ts';
+import { loadFunctions, registryOf } from '../../runtime/functions.ts';
 import { connectRedis } from '../../runtime/queue/redis.ts';
 import { createWorker } from '../../runtime/worker/worker.ts';
 import { ROOT, teardown } from '../helpers/processes.ts';
@@ -100,4 +103,35 @@ test('a step transition through the queue: one XREADGROUP at most, one PUBLISH, 
   assert.equal(counts.get('XADD'), STEPS, 'one XADD per step');
   assert.equal(counts.get('MULTI'), STEPS - 1, 'every hand-on is one MULTI');
   assert.ok(roundTrips / STEPS <= 4, `${roundTrips} round trips for ${STEPS} steps`);
+});
+
+test('steps in flight touch their stream entries together: one XCLAIM per heartbeat, not one per step', async (tc) => {
+  const IN_FLIGHT = 12;
+  const defer = teardown(tc);
+  const redis = await startRedisServer();
+  defer(() => redis.stop());
+  const napper = defineAgent({
+    name: 'napper',
+    input: v.object({}),
+    start: 'nap',
+    steps: { nap: async () => done(await new Promise((resolve) => setTimeout(() => resolve(null), 1500))) },
+  });
+  // A 600 ms lease beats every 200 ms: each step is touched about 7 times while it naps.
+  const t = await startTestPlatform({ functions: registryOf(napper), tools: false, llm: 'offline', worker: false, env: { REDIS_URL: redis.url, BATON_LEASE_MS: '600' } });
+  defer(() => t.close());
+  const worker = createWorker(t.p);
+  await worker.start();
+  defer(() => worker.stop(2000));
+  const monitor = await connectRedis({ url: redis.url });
+  defer(() => monitor.destroy());
+  const lines: string[] = [];
+  await monitor.monitor((line) => lines.push(String(line)));
+
+  const ids = await Promise.all(Array.from({ length: IN_FLIGHT }, () => trigger(t.api, 'napper', {})));
+  for (const id of ids) assert.equal((await waitForRun(t.p, id)).run.status, 'succeeded');
+  const touches = lines.filter((l) => /"XCLAIM"/i.test(l) && /"JUSTID"/i.test(l));
+  const entries = touches.reduce((n, l) => n + (l.match(/"\d+-\d+"/g)?.length ?? 0), 0);
+  console.log(`${IN_FLIGHT} steps in flight: ${entries} entry touches in ${touches.length} XCLAIM commands`);
+  assert.ok(entries >= IN_FLIGHT * 3, `every step is touched on its beats (${entries} touches)`);
+  assert.ok(entries / touches.length >= IN_FLIGHT / 2, `${entries} touches in ${touches.length} commands: they go together`);
 });
