@@ -20,81 +20,33 @@
  * stream until the chain leaves this process (done, a wait, a retry, a fan-out, or the
  * worker draining), so the work in flight stays visible to KEDA, and a worker that dies
  * mid-chain is repaired like one that died between a commit and its hand-on.
+ *
+ * This file claims and runs the body; the result is committed by step-commit.ts, a
+ * failure recorded by step-failure.ts, and step-outcome.ts says what came of it.
  */
 import { randomUUID } from 'node:crypto';
-import type { Context } from '@opentelemetry/api';
-import type { StepKind } from '../../schema/tables.ts';
-import type { Agent, DoneResult, ResolvedStep, StepResult } from '../define.ts';
+import type { Agent, ResolvedStep } from '../define.ts';
 import { BatonError, coerceError } from '../errors.ts';
-import { isTransientDbError } from '../db/sqlstate.ts';
 import type { Platform } from '../platform.ts';
 import type { StepMessage } from '../queue/queue.ts';
-import { type ClaimedStep, type Verdict, claimStep, diagnose, probeRun } from '../store/claim.ts';
+import { claimStep } from '../store/claim.ts';
 import { claimBranch, releaseBranch } from '../store/branch.ts';
-import { type StepUsage, commitStep, recordFailure, resultWrite } from '../store/commit.ts';
-import { resumeFromInbox } from '../store/signals.ts';
 import { releaseLease } from '../store/lease.ts';
 import { recordStepCall } from '../store/step-calls.ts';
-import { commitAndClaimNext, commitDone, leaseHeld } from '../store/continue.ts';
 import { openStepRows } from '../store/step-rows.ts';
 import { runTraceContext } from '../store/runs.ts';
-import { endStepSpan, inSpan, noteKind, startStepSpan } from '../tracing.ts';
+import { endStepSpan, inSpan, startStepSpan } from '../tracing.ts';
 import { tracingOn } from '../../tools/lib/tracing.ts';
-import { type Patch, applyPatch } from '../state.ts';
-import { backoffMs } from './backoff.ts';
 import { createStepContext } from './context.ts';
 import { checkResult } from './step-result.ts';
-import { commitBranchStep, commitFanoutStep, failBranchStep, settleFanout } from './fanout.ts';
 import { faultPoint } from './fault-points.ts';
 import { keepLease } from './heartbeat.ts';
-import { carrySnapshotLedger, snapshotDue as snapshotPolicy } from './snapshot-policy.ts';
+import { commit } from './step-commit.ts';
+import { fail, settleStale } from './step-failure.ts';
+import { type Claimed, type Continued, type ExecuteOptions, type StepOutcome, count } from './step-outcome.ts';
 
-export type StepOutcome =
-  | { status: 'committed'; result: StepResult['type']; nextSeq: number }
-  | { status: 'retrying'; delayMs: number; error: string }
-  | { status: 'failed'; error: string }
-  /** Not claimed: a duplicate, stale or early message (see Verdict). */
-  | { status: 'skipped'; verdict: Verdict }
-  /** The lease was lost while the step ran: its result was discarded. */
-  | { status: 'fenced'; verdict?: Verdict }
-  | { status: 'cancelled' }
-  /** The process is shutting down: lease released, step re-published for another worker. */
-  | { status: 'released' };
+export type { ExecuteOptions, StepOutcome } from './step-outcome.ts';
 
-export interface ExecuteOptions {
-  worker: string;
-  /** Aborted when this process must stop (after its grace period). */
-  shutdown?: AbortSignal;
-  /**
-   * Called after each heartbeat that extended the lease: the worker touches the step's
-   * stream entry then, so the entry looks idle for a lease only once the lease in
-   * PostgreSQL has run out too (a reclaim that came earlier would find it still held).
-   */
-  onHeartbeat?: () => void;
-  /**
-   * Publishes the next step in the same round trip as the ack of the message that ran
-   * this one (the worker's MULTI XADD + XACK); default: publish only, the caller acks.
-   */
-  handOn?: (next: StepMessage) => Promise<void>;
-  /** The step span's parent when closer than the run's root (POST /invoke: the dispatcher's span). */
-  traceParent?: Context | null;
-  /** Run a next step here at once, claimed by the commit (the worker; not POST /invoke, one step per request). */
-  continueInProcess?: boolean;
-  /** Aborted when this process stops taking work: from then on steps hand on through the queue. */
-  draining?: AbortSignal;
-}
-
-/** A step committed and claimed its next step for this process: run that one now. */
-interface Continued {
-  status: 'continue';
-  next: Claimed;
-  leaseOwner: string;
-}
-
-/** A claimed step and its run's trace (the `traceparent` its wake-ups carry on). */
-type Claimed = ClaimedStep & { trace?: string | undefined };
-
-const COMMIT_BUDGET_MS = 60_000;
 /**
  * A step tells the run's listeners it started (SSE `step.started`) when it makes its
  * outside call, or if it is still running this long after its claim; a quick step is
@@ -319,254 +271,6 @@ async function runClaimed(
     // Only now: the lease must outlive a commit that is retried through a database blip.
     stopBeating();
   }
-}
-
-async function commit(
-  p: Platform,
-  agent: Agent,
-  claimed: Claimed,
-  leaseOwner: string,
-  result: StepResult,
-  callKind: StepKind,
-  usage: StepUsage,
-  opts: ExecuteOptions,
-): Promise<StepOutcome | Continued> {
-  const kindOf: StepKind = callKind !== 'compute' ? callKind : result.type === 'wait' ? 'wait' : 'compute';
-  if (claimed.branch || result.type === 'parallel') {
-    faultPoint('before-commit', claimed);
-    let ok: boolean;
-    try {
-      ok =
-        result.type === 'parallel'
-          ? await commitFanoutStep(p, agent, claimed, leaseOwner, result, kindOf, usage)
-          : await commitBranchStep(p, agent, claimed, leaseOwner, result as DoneResult, kindOf, usage);
-    } catch (err) {
-      if (err instanceof BatonError || isTransientDbError(err)) throw err;
-      const refused = refusal(err);
-      return fail(p, agent, claimed, leaseOwner, kindOf, refused, usage);
-    }
-    if (!ok) return count(p, agent, kindOf, await fenced(p, claimed, 'commit'));
-    p.events.publish(claimed.runId, { type: 'changed' });
-    return count(p, agent, kindOf, { status: 'committed', result: result.type, nextSeq: claimed.seq + 1 });
-  }
-  const patch = result.patch;
-  // With BATON_SNAPSHOT_EVERY set, a run's end is snapshotted too, as that setting always did.
-  const snapshotDue =
-    snapshotPolicy(claimed.state, patch, claimed.seq, p.config.snapshotEvery) || (result.type === 'done' && p.config.snapshotEvery !== undefined);
-  const kind = kindOf;
-  const outcome =
-    result.type === 'next'
-      ? { type: 'next' as const, step: result.step }
-      : result.type === 'done'
-        ? { type: 'done' as const, output: result.output }
-        : {
-            type: 'wait' as const,
-            step: result.step ?? claimed.step,
-            signal: result.signal,
-            timeoutMs: result.timeoutMs ?? null,
-            request: result.request,
-          };
-  faultPoint('before-commit', claimed);
-  if (result.type === 'next' && opts.continueInProcess && !opts.draining?.aborted && agent.steps.has(result.step)) {
-    return commitAndContinue(p, agent, claimed, leaseOwner, result.step, patch, kind, usage, snapshotDue, opts);
-  }
-  let committed: Awaited<ReturnType<typeof commitStep>>;
-  try {
-    const write = { ...resultWrite(claimed, leaseOwner, kind, patch, usage), snapshot: snapshotDue ? applyPatch(claimed.state, patch) : null };
-    committed = await p.withDb(
-      // A run's end needs none of a wait's inbox logic: it commits in the chains' batches.
-      async () =>
-        outcome.type === 'done'
-          ? (await commitDone(p.db, { ...write, output: outcome.output })) === null
-            ? null
-            : { wakeInMs: null, resumed: false, recheckInbox: false }
-          : commitStep(p.db, { ...write, outcome }),
-      COMMIT_BUDGET_MS,
-    );
-  } catch (err) {
-    // The database refused this result itself (not an outage): running the step again
-    // would only be refused again, so the attempt fails with the database's reason.
-    if (err instanceof BatonError || isTransientDbError(err)) throw err;
-    const refused = refusal(err);
-    return fail(p, agent, claimed, leaseOwner, kind, refused, usage);
-  }
-  if (!committed) return count(p, agent, kind, await fenced(p, claimed, 'commit'));
-  faultPoint('after-commit', claimed);
-  // Hand on. A crash before this line is repaired by the claim of a duplicate or by the sweeper.
-  const nextSeq = claimed.seq + 1;
-  const publishNext = opts.handOn ?? ((next: StepMessage) => p.queue.publish(agent.name, next));
-  if (result.type === 'next' || committed.resumed) await publishNext({ runId: claimed.runId, seq: nextSeq, trace: claimed.trace });
-  else if (result.type === 'wait') {
-    // A signal buffered while this commit queued on the run's lock: take it now (rare; see store/commit.ts).
-    const resumed = committed.recheckInbox ? await p.withDb(() => resumeFromInbox(p.db, claimed.runId), COMMIT_BUDGET_MS) : null;
-    if (resumed) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq, trace: claimed.trace });
-    else if (committed.wakeInMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: nextSeq, trace: claimed.trace }, Math.max(1, committed.wakeInMs));
-  }
-  p.events.publish(claimed.runId, { type: 'changed' });
-  return count(p, agent, kind, { status: 'committed', result: result.type, nextSeq });
-}
-
-/** Commits the step and claims the next one for this process (store/continue.ts). */
-async function commitAndContinue(
-  p: Platform,
-  agent: Agent,
-  claimed: Claimed,
-  leaseOwner: string,
-  nextStep: string,
-  patch: Patch,
-  kind: StepKind,
-  usage: StepUsage,
-  snapshotDue: boolean,
-  opts: ExecuteOptions,
-): Promise<StepOutcome | Continued> {
-  const nextOwner = `${opts.worker}/${randomUUID().slice(0, 8)}`;
-  const nextSeq = claimed.seq + 1;
-  const state = applyPatch(claimed.state, patch);
-  carrySnapshotLedger(claimed.state, state);
-  let claimedAt: string | null;
-  try {
-    claimedAt = await p.withDb(
-      () =>
-        commitAndClaimNext(p.db, {
-          ...resultWrite(claimed, leaseOwner, kind, patch, usage),
-          nextStep,
-          snapshot: snapshotDue ? state : null,
-          next: { leaseOwner: nextOwner, worker: opts.worker, leaseMs: p.config.leaseMs },
-        }),
-      COMMIT_BUDGET_MS,
-    );
-    // A retried statement whose first try committed (only its answer was lost) finds the fence moved on to us.
-    claimedAt ??= await p.withDb(() => leaseHeld(p.db, claimed.runId, nextOwner, nextSeq), COMMIT_BUDGET_MS);
-  } catch (err) {
-    if (err instanceof BatonError || isTransientDbError(err)) throw err;
-    return fail(p, agent, claimed, leaseOwner, kind, refusal(err), usage);
-  }
-  if (claimedAt === null) return count(p, agent, kind, await fenced(p, claimed, 'commit'));
-  faultPoint('after-commit', claimed);
-  p.events.publish(claimed.runId, { type: 'changed' });
-  count(p, agent, kind, { status: 'committed', result: 'next', nextSeq });
-  const next: Claimed = {
-    runId: claimed.runId,
-    function: claimed.function,
-    tenant: claimed.tenant,
-    input: claimed.input,
-    step: nextStep,
-    seq: nextSeq,
-    attempt: 1,
-    attemptBase: 0,
-    revision: claimed.revision,
-    state,
-    signal: undefined,
-    crashLoop: null,
-    branch: undefined,
-    branches: undefined,
-    rows: { worker: opts.worker, claimedAt },
-    trace: claimed.trace,
-  };
-  return { status: 'continue', next, leaseOwner: nextOwner };
-}
-
-async function fail(
-  p: Platform,
-  agent: Agent,
-  claimed: Claimed,
-  leaseOwner: string,
-  kind: StepKind | null,
-  err: BatonError,
-  usage: StepUsage,
-): Promise<StepOutcome> {
-  const step = agent.steps.get(claimed.step);
-  const maxAttempts = step?.maxAttempts ?? agent.maxAttempts ?? p.config.maxAttempts;
-  // Attempts since the last POST /retry, which grants maxAttempts more.
-  const attempts = claimed.attempt - claimed.attemptBase;
-  const retry = err.retryable && attempts < maxAttempts;
-  // A provider's Retry-After wins over the jittered backoff: retrying sooner only buys another 429.
-  const delayMs = retry ? Math.max(1, err.retryAfterMs ?? backoffMs(attempts, p.config.retryBaseMs, p.config.retryMaxMs)) : null;
-  const error = { ...err.toJSON(), attempt: claimed.attempt };
-  if (claimed.branch) {
-    const branch = await failBranchStep(p, agent, claimed, leaseOwner, { kind, error, usage, delayMs });
-    if (!branch) return count(p, agent, kind ?? 'compute', await fenced(p, claimed, 'failure'));
-    p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, branch: claimed.branch.index, attempt: claimed.attempt, err: err.message, retry }, 'branch failed');
-    p.events.publish(claimed.runId, { type: 'changed' });
-    return count(p, agent, kind ?? 'compute', delayMs !== null ? { status: 'retrying', delayMs, error: err.message } : { status: 'failed', error: err.message });
-  }
-  const recorded = await p.withDb(
-    () =>
-      recordFailure(p.db, {
-        runId: claimed.runId,
-        seq: claimed.seq,
-        step: claimed.step,
-        worker: claimed.rows?.worker ?? null,
-        claimedAt: claimed.rows?.claimedAt ?? null,
-        attempt: claimed.attempt,
-        leaseOwner,
-        kind,
-        error,
-        usage,
-        retryInMs: delayMs,
-        runError: { ...err.toJSON(), step: claimed.step, seq: claimed.seq, attempt: claimed.attempt },
-      }),
-    COMMIT_BUDGET_MS,
-  );
-  if (!recorded) return count(p, agent, kind ?? 'compute', await fenced(p, claimed, 'failure'));
-  p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, attempt: claimed.attempt, err: err.message, retry }, 'step failed');
-  if (delayMs !== null) await p.queue.publish(agent.name, { runId: claimed.runId, seq: claimed.seq, trace: claimed.trace }, delayMs);
-  p.events.publish(claimed.runId, { type: 'changed' });
-  return count(
-    p,
-    agent,
-    kind ?? 'compute',
-    delayMs !== null ? { status: 'retrying', delayMs, error: err.message } : { status: 'failed', error: err.message },
-  );
-}
-
-/**
- * A message that cannot (or can no longer) run its step: probe the run and do what
- * `diagnose` says (drop it, re-publish the run's current step, or look again later).
- */
-async function settleStale(p: Platform, fn: string, msg: StepMessage): Promise<Verdict> {
-  const run = await p.withDb(() => probeRun(p.db, msg.runId));
-  if (run?.status === 'waiting' && run.inbox > 0 && run.function === fn) {
-    // Parked with signals in its inbox: a worker that died between a wait's commit and its
-    // look at the inbox (see commit) can leave the one it waits for there. Take it now.
-    const w = await p.withDb(() => resumeFromInbox(p.db, msg.runId));
-    if (w) {
-      await p.queue.publish(w.function, { runId: w.id, seq: w.next_seq, trace: msg.trace });
-      return { action: 'republish', reason: 'repair: the waiting run took its signal from the inbox', function: w.function, seq: w.next_seq, delayMs: 0 };
-    }
-  }
-  // Fanning out: the join is not due; what matters is that every branch is queued or in flight.
-  if (run && run.branches > 0 && run.status === 'running' && run.function === fn) return settleFanout(p, fn, msg);
-  const verdict = diagnose(run, msg.seq, fn, { unrenewedMs: p.config.heartbeatMs });
-  if (verdict.action !== 'drop') await p.queue.publish(verdict.function, { runId: msg.runId, seq: verdict.seq, trace: msg.trace }, verdict.delayMs);
-  return verdict;
-}
-
-/**
- * The fence rejected our commit or failure record. Usually another worker owns the
- * step now (this one was paused or partitioned past its lease) and the result is
- * simply discarded. But a rejection is also what a retried statement sees when its
- * first try committed and only the answer was lost (the connection dropped during a
- * database restart): then nobody has published the next step. Settling the message
- * like an unclaimable one covers both: the repair re-publishes the run's current
- * step if the run is idle past this seq, and drops or re-checks it otherwise.
- */
-async function fenced(p: Platform, claimed: Claimed, what: 'commit' | 'failure'): Promise<StepOutcome> {
-  p.log.warn({ runId: claimed.runId, seq: claimed.seq, step: claimed.step, what }, 'fence rejected the write (lease lost): result discarded');
-  const verdict = await settleStale(p, claimed.function, claimed);
-  return { status: 'fenced', verdict };
-}
-
-/** Why the database refused a result: drizzle wraps the server's message (the useful part) as the cause. */
-function refusal(err: unknown): BatonError {
-  const cause = (err as { cause?: { message?: string } }).cause?.message;
-  return new BatonError('invalid_step_result', `the database refused the step's result: ${cause ?? (err as Error).message}`);
-}
-
-function count(p: Platform, agent: Agent, kind: string, outcome: StepOutcome): StepOutcome {
-  p.metrics.steps.inc({ function: agent.name, kind, outcome: outcome.status });
-  noteKind(kind);
-  return outcome;
 }
 
 /** Resolves with the body's result, or rejects as soon as the signal aborts (a body may ignore it). */
