@@ -92,7 +92,7 @@ function compareIds(a: string, b: string): number {
 export interface RedisQueueOptions {
   client: RedisClient;
   prefix: string;
-  /** For commands sent without node-redis's own timeout (publishMany's pipeline); COMMAND_TIMEOUT_MS by default. */
+  /** For commands sent without node-redis's own timeout (publishMany's pipeline, handOn's MULTI); COMMAND_TIMEOUT_MS by default. */
   commandTimeoutMs?: number;
   onError?: (err: Error) => void;
 }
@@ -230,7 +230,8 @@ export function createRedisQueue(opts: RedisQueueOptions): Queue {
 
     async handOn(d, next) {
       const key = streamKey(prefix, d.function);
-      await client.multi().xAdd(key, '*', fields(next)).xAck(key, CONSUMER_GROUP, d.id).exec();
+      // A MULTI gets no node-redis command timeout: without one, a Redis that stops answering would hold the step forever.
+      await within(client.multi().xAdd(key, '*', fields(next)).xAck(key, CONSUMER_GROUP, d.id).exec(), commandTimeoutMs, 'the hand-on');
     },
 
     async touchMany(fn, ids, consumer) {

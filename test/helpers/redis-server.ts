@@ -8,6 +8,9 @@ import { freePort } from './ports.ts';
 
 export interface RedisServer {
   url: string;
+  /** SIGSTOP: connections stay open, nothing is answered (a hung server). */
+  pause(): void;
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -33,6 +36,8 @@ export async function startRedisServer(): Promise<RedisServer> {
   });
   return {
     url: `redis://127.0.0.1:${port}`,
+    pause: () => child.kill('SIGSTOP'),
+    resume: () => child.kill('SIGCONT'),
     async stop() {
       child.kill('SIGKILL');
       await exited;
