@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type ExecuteOptions, type StepOutcome, executeStep } from '../engine/execute-step.ts';
 import { BatonError } from '../errors.ts';
 import type { Platform } from '../platform.ts';
-import { batchTouches } from '../queue/publish-batches.ts';
+import { batchTouches } from '../queue/touch-batches.ts';
 import type { Delivery, PendingEntry, StepMessage } from '../queue/queue.ts';
 import { sweep } from '../store/sweep.ts';
 
