@@ -139,9 +139,11 @@ function errorText(result: { content?: unknown }): string {
 }
 
 /**
- * The MCP client is loaded on a worker's first tool call or listing: with its schema
- * libraries it is about 30 MB of a process's memory, which a worker whose functions
- * make only LLM calls never needs.
+ * The MCP client is loaded only by a process that runs tool steps: with its schema
+ * libraries it is about 30 MB of memory and 100 ms of loading, which a worker whose
+ * functions make only LLM calls (or the API) never needs. A worker serving functions that
+ * declare tools loads it in the background once it has started (`preloadMcpClient`), so
+ * its first tool call does not wait for it; otherwise the first call loads it.
  */
 let mcpSdk: Promise<{ Client: typeof Client; Transport: typeof StreamableHTTPClientTransport }> | undefined;
 function loadMcpSdk() {
@@ -149,6 +151,13 @@ function loadMcpSdk() {
     ([c, t]) => ({ Client: c.Client, Transport: t.StreamableHTTPClientTransport }),
   );
   return mcpSdk;
+}
+
+/** Starts loading the MCP client now, without waiting for it (see loadMcpSdk). */
+export function preloadMcpClient(): void {
+  loadMcpSdk().catch(() => {
+    // Reported by the first tool call, which awaits the same import.
+  });
 }
 
 export function createToolGateway(deps: GatewayDeps): ToolGateway {

@@ -16,6 +16,7 @@ import { migrate } from '../../runtime/db/migrate.ts';
 import { exampleInput } from '../../runtime/functions.ts';
 import { createPlatform, type Platform } from '../../runtime/platform.ts';
 import { getRunWithSteps, stepView } from '../../runtime/store/runs.ts';
+import { preloadMcpClient } from '../../runtime/mcp/gateway.ts';
 import { createWorker } from '../../runtime/worker/worker.ts';
 import { loadPrivateKey } from '../../tools/lib/capability.ts';
 import { runs } from '../../schema/tables.ts';
@@ -94,6 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     const demo = values['no-demo'] ? null : demoFunction(p, values.demo);
     const worker = createWorker(p, { rebuildAtStart: p.queue.kind === 'memory' });
     await worker.start();
+    if ([...p.functions.values()].some((agent) => Object.keys(agent.tools).length > 0)) preloadMcpClient();
     cleanup.push(() => worker.stop(STOP_GRACE_MS));
     const api = await serveApp(createApi(p), config.port, config.host);
     cleanup.push(() => api.close());
