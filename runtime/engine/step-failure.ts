@@ -86,7 +86,10 @@ export async function settleStale(p: Platform, fn: string, msg: StepMessage): Pr
   }
   // Fanning out: the join is not due; what matters is that every branch is queued or in flight.
   if (run && run.branches > 0 && run.status === 'running' && run.function === fn) return settleFanout(p, fn, msg);
-  const verdict = diagnose(run, msg.seq, fn, { unrenewedMs: p.config.heartbeatMs });
+  // A live holder renews its lease every beat, so it always has more than a lease less a beat left.
+  // Less means a beat went missing: its holder may have died after renewing and before touching
+  // this message (the touch follows the renewal), and only a look after the lease ends repairs the run.
+  const verdict = diagnose(run, msg.seq, fn, { unrenewedMs: p.config.leaseMs - p.config.heartbeatMs });
   if (verdict.action !== 'drop') await p.queue.publish(verdict.function, { runId: msg.runId, seq: verdict.seq, trace: msg.trace }, verdict.delayMs);
   return verdict;
 }

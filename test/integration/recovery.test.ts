@@ -133,6 +133,24 @@ test('reclaim: a message left by a dead consumer runs again once the lease has e
   assert.equal(pending[0].pending, 0, 'nothing left pending');
 });
 
+test('a chain holder that renewed its lease and died before its touch: the reclaimed first message looks again when the lease ends', async (tc) => {
+  // Lease 1200 ms, a beat every 400: a live holder's lease never has less than 800 ms left.
+  const t = await startTestPlatform({ functions: registryOf(agent), tools: false, llm: 'offline', worker: false, env: { BATON_LEASE_MS: '1200' } });
+  tc.after(() => t.close());
+  const id = await trigger(t.api, 'relay', {});
+  for (const d of await t.p.queue.read(['relay'], 'x', 10, 500)) await t.p.queue.ack(d);
+  // The dead holder ran step 0 in process and claimed step 1 with it; its last beat renewed the
+  // lease 500 ms ago, and it died before that beat's touch reached its first message, which a
+  // reclaim then takes over: 700 ms are left, more than a beat, less than a live holder has.
+  await query(t.p.db, sql`update runs set next_seq = 1, next_step = 'b', status = 'running', lease_owner = 'dead/2',
+    lease_expires_at = now() + interval '700 milliseconds' where id = ${id}`);
+  const outcome = await executeStep(t.p, 'relay', { runId: id, seq: 0 }, { worker: 'rescuer' });
+  assert.equal(outcome.status, 'skipped');
+  const verdict = outcome.status === 'skipped' ? outcome.verdict : null;
+  assert.equal(verdict?.action, 'recheck', `not dropped (nothing else would repair the run but the sweeper): ${JSON.stringify(verdict)}`);
+  assert.ok(verdict?.action === 'recheck' && verdict.delayMs >= 600 && verdict.delayMs <= 800, 'looked at again just after the lease ends');
+});
+
 test('Redis data loss: the sweeper re-publishes live runs, including one in backoff', async (tc) => {
   const t = await startTestPlatform({
     functions: registryOf(agent),
