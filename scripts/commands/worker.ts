@@ -52,8 +52,8 @@ Kubernetes roles (baton deploy renders them):
   --housekeeping               run no steps: only delayed wake-ups and the sweeper
 
 Environment: DATABASE_URL, REDIS_URL (required); BATON_CONCURRENCY (1000), BATON_LEASE_MS,
-BATON_GRACE_MS, BATON_HEAP_GROWTH_PERCENT (50), BATON_TOOL_<NAME>_URL, BATON_TOOL_SIGNING_KEY, BATON_METRICS_PORT (9464),
-OPENAI_API_KEY, OPENAI_BASE_URL, BATON_MODEL (README "Configuration").`;
+BATON_GRACE_MS, BATON_HEAP_GROWTH_PERCENT (50), BATON_TOOL_<NAME>_URL, BATON_TOOL_SIGNING_KEY,
+BATON_METRICS_PORT (9464), OPENAI_API_KEY, OPENAI_BASE_URL, BATON_MODEL (README "Configuration").`;
 
 export async function main(argv: string[]): Promise<number> {
   // Listen first: a SIGTERM that arrives while starting must still stop cleanly.
