@@ -2,9 +2,13 @@
  * Part 2, step overhead: one 10-step `chain` run alone through `baton api` and one
  * `baton worker` (default settings), repeated. A run's time is from just before its
  * POST to its last commit (`runs.finished_at`); per-step overhead = run time / 10.
- * The step rows also say where the time goes: claim to commit inside a step, and one
- * step's commit to the next step's claim (the hand-on through Redis).
+ * The step rows also say where the time goes: claim to commit inside a step, one step's
+ * commit to the next step's claim (the hand-on through Redis), and the run's first step (its
+ * POST, the insert, the wake-up through Redis, the claim and the first commit) against each
+ * later one (a commit that also claims the next step).
  */
+import { sql } from 'drizzle-orm';
+import { query } from '../../runtime/db/connect.ts';
 import type { Part } from '../lib/part.ts';
 import type { Figure } from '../lib/report.ts';
 import { type Stack, startStack, stepTimings, submitRuns, waitForRuns } from '../lib/stack.ts';
@@ -16,6 +20,10 @@ export interface SingleRuns {
   perStepMs: number[];
   inStep: number[];
   handOn: number[];
+  /** The POST to the first step's commit, per run. */
+  firstStepMs: number[];
+  /** The first step's commit to the last one's, per later step. */
+  laterStepMs: number[];
 }
 
 /** `count` chain runs one after another on a running stack; per-step time of each. */
@@ -23,15 +31,24 @@ export async function singleRuns(stack: Pick<Stack, 'api' | 'db'>, count: number
   if (!stack.api) throw new Error('the stack has no API');
   const perStepMs: number[] = [];
   const ids: string[] = [];
+  const started = new Map<string, number>();
   for (let i = 0; i < count; i++) {
     const t0 = nowMs();
     const [id] = await submitRuns(stack.api.url, 'chain', { steps: STEPS }, 1);
     const end = await waitForRuns(stack.db, [id], 30_000, 2);
     perStepMs.push((end - t0) / STEPS);
     ids.push(id);
+    started.set(id, t0);
   }
   const t = await stepTimings(stack.db, ids);
-  return { perStepMs, ...t };
+  const commits = await query<{ run_id: string; first_ms: number; last_ms: number }>(
+    stack.db,
+    sql`select run_id, (extract(epoch from min(finished_at)) * 1000)::float8 as first_ms, (extract(epoch from max(finished_at)) * 1000)::float8 as last_ms
+        from steps where run_id = any(${`{${ids.join(',')}}`}::uuid[]) group by run_id`,
+  );
+  const firstStepMs = commits.map((c) => c.first_ms - (started.get(c.run_id) as number));
+  const laterStepMs = commits.map((c) => (c.last_ms - c.first_ms) / (STEPS - 1));
+  return { perStepMs, ...t, firstStepMs, laterStepMs };
 }
 
 export const overheadPart: Part = {
@@ -46,6 +63,8 @@ export const overheadPart: Part = {
         { part: 'overhead', label: 'per step, one 10-step run alone (POST → last commit) / 10', value: median(r.perStepMs), unit: 'ms', vsFloor: 'time', note: `${r.perStepMs.length} runs` },
         { part: 'overhead', label: 'inside a step: claim → commit (step rows)', value: median(r.inStep), unit: 'ms', vsFloor: 'time' },
         { part: 'overhead', label: 'between steps: commit → next claim (step rows)', value: median(r.handOn), unit: 'ms', vsFloor: 'time' },
+        { part: 'overhead', label: "the run's first step: POST → its commit (insert, wake-up, claim)", value: median(r.firstStepMs), unit: 'ms', vsFloor: 'time' },
+        { part: 'overhead', label: 'each later step: commit → next commit (claimed by the commit before)', value: median(r.laterStepMs), unit: 'ms', vsFloor: 'time' },
       ];
       return figures;
     } finally {
