@@ -138,7 +138,8 @@ export async function submitRuns(apiUrl: string, fn: string, input: unknown, cou
 }
 
 /** The ids as one array parameter: a poll stays one small statement however many runs it watches. */
-const idArray = (ids: readonly string[]): SQL => sql`${`{${ids.join(',')}}`}::uuid[]`;
+/** Run ids as one uuid[] parameter. */
+export const idArray = (ids: readonly string[]): SQL => sql`${`{${ids.join(',')}}`}::uuid[]`;
 
 /**
  * Waits until every run has finished and all succeeded; resolves with the moment the

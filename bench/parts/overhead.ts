@@ -11,7 +11,7 @@ import { sql } from 'drizzle-orm';
 import { query } from '../../runtime/db/connect.ts';
 import type { Part } from '../lib/part.ts';
 import type { Figure } from '../lib/report.ts';
-import { type Stack, startStack, stepTimings, submitRuns, waitForRuns } from '../lib/stack.ts';
+import { type Stack, idArray, startStack, stepTimings, submitRuns, waitForRuns } from '../lib/stack.ts';
 import { median, nowMs } from '../lib/stats.ts';
 
 const STEPS = 10;
@@ -44,7 +44,7 @@ export async function singleRuns(stack: Pick<Stack, 'api' | 'db'>, count: number
   const commits = await query<{ run_id: string; first_ms: number; last_ms: number }>(
     stack.db,
     sql`select run_id, (extract(epoch from min(finished_at)) * 1000)::float8 as first_ms, (extract(epoch from max(finished_at)) * 1000)::float8 as last_ms
-        from steps where run_id = any(${`{${ids.join(',')}}`}::uuid[]) group by run_id`,
+        from steps where run_id = any(${idArray(ids)}) group by run_id`,
   );
   const firstStepMs = commits.map((c) => c.first_ms - (started.get(c.run_id) as number));
   const laterStepMs = commits.map((c) => (c.last_ms - c.first_ms) / (STEPS - 1));

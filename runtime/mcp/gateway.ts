@@ -25,6 +25,7 @@ import { type MintClaims, mintCapability } from '../../tools/lib/capability.ts';
 import { ARGS_DIGEST_META_KEY, IDEMPOTENCY_META_KEY } from '../../tools/lib/meta-keys.ts';
 import { injectTraceHeaders } from '../../tools/lib/tracing.ts';
 import type { Db } from '../db/connect.ts';
+import type { FunctionRegistry } from '../functions.ts';
 import { BatonError } from '../errors.ts';
 import { digestArgs, finishToolCall, insertToolCall } from '../store/tool-calls.ts';
 
@@ -153,8 +154,9 @@ function loadMcpSdk() {
   return mcpSdk;
 }
 
-/** Starts loading the MCP client now, without waiting for it (see loadMcpSdk). */
-export function preloadMcpClient(): void {
+/** Starts loading the MCP client now, without waiting for it, if any of these functions declares tools (see loadMcpSdk). */
+export function preloadMcpClient(functions: FunctionRegistry): void {
+  if (![...functions.values()].some((agent) => Object.keys(agent.tools).length > 0)) return;
   loadMcpSdk().catch(() => {
     // Reported by the first tool call, which awaits the same import.
   });

@@ -271,9 +271,10 @@ export function diagnose(run: RunProbe | null, seq: number, fn?: string, opts: {
   if (run.next_seq > seq) {
     if (run.leased) {
       // A live holder renews its lease every beat, so one with less than `unrenewedMs` left
-      // (the caller passes a lease less a beat) missed a renewal: its holder may be dead. A chain run in process leaves only its first message
-      // pending, so dropping it here would leave the run to the sweeper. Look once more after
-      // the lease ends (a live holder's renewed lease then drops it).
+      // (the caller passes a lease less a beat) missed a renewal: its holder may be dead. A
+      // chain run in process leaves only its first message pending, so dropping it here would
+      // leave the run to the sweeper. Look once more after the lease ends (a live holder's
+      // renewed lease then drops it).
       const leftMs = run.lease_expires_ms !== null ? run.lease_expires_ms - run.now_ms : Number.POSITIVE_INFINITY;
       if (leftMs < (opts.unrenewedMs ?? 0)) {
         return { action: 'recheck', reason: 'the step in flight was not renewed lately', function: run.function, seq, delayMs: Math.max(0, leftMs) + 50 };

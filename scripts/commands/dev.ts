@@ -95,7 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     const demo = values['no-demo'] ? null : demoFunction(p, values.demo);
     const worker = createWorker(p, { rebuildAtStart: p.queue.kind === 'memory' });
     await worker.start();
-    if ([...p.functions.values()].some((agent) => Object.keys(agent.tools).length > 0)) preloadMcpClient();
+    preloadMcpClient(p.functions);
     cleanup.push(() => worker.stop(STOP_GRACE_MS));
     const api = await serveApp(createApi(p), config.port, config.host);
     cleanup.push(() => api.close());

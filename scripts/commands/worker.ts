@@ -86,8 +86,6 @@ export async function main(argv: string[]): Promise<number> {
   const functions = await loadFunctions(config.functionsDir, positionals.length ? positionals : undefined);
   const runsSteps = !values.housekeeping && values.dispatch === undefined;
   if (runsSteps) setHeapGrowth(config.heapGrowthPercent);
-  // Started after the worker is ready: its tool steps then find the MCP client loaded.
-  const callsTools = [...functions.values()].some((agent) => Object.keys(agent.tools).length > 0);
   const key = runsSteps ? signingKeyFor(config) : null;
   const toolUrls = liveToolUrls(config);
   const p = await createPlatform(
@@ -103,7 +101,7 @@ export async function main(argv: string[]): Promise<number> {
       const shutdown = new AbortController();
       const served = await serveApp(createInvokeApp(p, { worker: config.workerName, shutdown: shutdown.signal }), config.port, config.host);
       console.error(`baton worker --serve: ${[...functions.keys()].join(', ')} on ${served.url} (revision ${config.revision ?? 'unknown'}${metricsNote})`);
-      if (callsTools) preloadMcpClient();
+      preloadMcpClient(functions);
       const signal = await stopSignal;
       console.error(`baton worker --serve: ${signal}: draining requests in flight, up to ${config.graceMs / 1000} s (again to exit at once)`);
       // In-flight requests finish within the grace period; then their steps are aborted and released.
@@ -134,7 +132,8 @@ export async function main(argv: string[]): Promise<number> {
         ? `baton worker ${worker.consumer}: housekeeping (delayed wake-ups, sweeper${metricsNote})`
         : `baton worker ${worker.consumer}: ${names} (concurrency ${config.concurrency}${values.dispatch !== undefined ? `, dispatching to ${values.dispatch}` : ''}${metricsNote})`,
     );
-    if (runsSteps && callsTools) preloadMcpClient();
+    // After the worker is ready: its tool steps then find the MCP client loaded.
+    if (runsSteps) preloadMcpClient(functions);
     const signal = await stopSignal;
     console.error(
       `baton worker ${worker.consumer}: ${signal}: draining ${worker.active} step(s) in flight, up to ${config.graceMs / 1000} s; ` +

@@ -17,8 +17,9 @@ import * as v from 'valibot';
 import { defineAgent, done } from '../../runtime/define.ts';
 import { executeStep } from '../../runtime/engine/execute-step.ts';
 import { loadFunctions, registryOf } from '../../runtime/functions.ts';
+import type { Platform } from '../../runtime/platform.ts';
 import { connectRedis } from '../../runtime/queue/redis.ts';
-import { createWorker } from '../../runtime/worker/worker.ts';
+import { type WorkerOptions, createWorker } from '../../runtime/worker/worker.ts';
 import { ROOT, teardown } from '../helpers/processes.ts';
 import { startTestPlatform, trigger, waitForRun } from '../helpers/platform.ts';
 import { startRedisServer } from '../helpers/redis-server.ts';
@@ -33,29 +34,41 @@ interface Counted {
   per: (cmd: string) => number;
 }
 
-/** Runs one chain run of STEPS steps and counts the step path's Redis commands. */
-async function countRun(continueInProcess: boolean, tc: { after(fn: () => Promise<void>): void }): Promise<Counted> {
-  // Cleanups run last-registered-first: the worker stops before the platform, Redis last.
+type Cleanup = { after(fn: () => Promise<void>): void };
+
+/**
+ * A platform and a worker on a private redis-server whose every command is recorded
+ * (MONITOR) from the moment this returns. Cleanups run last-registered-first: the worker
+ * stops before the platform, Redis last.
+ */
+async function monitored(tc: Cleanup, platform: Omit<NonNullable<Parameters<typeof startTestPlatform>[0]>, 'worker'>, worker: (p: Platform) => WorkerOptions = () => ({})) {
   const defer = teardown(tc);
   const redis = await startRedisServer();
   defer(() => redis.stop());
-  const functions = await loadFunctions(path.join(ROOT, 'functions'), ['chain']);
-  const t = await startTestPlatform({ functions, tools: false, llm: 'offline', worker: false, env: { REDIS_URL: redis.url } });
+  const t = await startTestPlatform({ ...platform, worker: false, env: { ...platform.env, REDIS_URL: redis.url } });
   defer(() => t.close());
-  const worker = createWorker(
-    t.p,
-    continueInProcess
-      ? {}
-      : // Every step hands on through the queue, as a draining worker's or the dispatcher's do.
-        { execute: (d, stop, hooks) => executeStep(t.p, d.function, d.message, { worker: 'handing-on', shutdown: stop, ...hooks }) },
-  );
-  await worker.start();
-  defer(() => worker.stop(2000));
-
+  const w = createWorker(t.p, worker(t.p));
+  await w.start();
+  defer(() => w.stop(2000));
   const monitor = await connectRedis({ url: redis.url });
   defer(() => monitor.destroy());
   const lines: string[] = [];
   await monitor.monitor((line) => lines.push(String(line)));
+  return { t, lines };
+}
+
+/** Runs one chain run of STEPS steps and counts the step path's Redis commands. */
+async function countRun(continueInProcess: boolean, tc: Cleanup): Promise<Counted> {
+  const functions = await loadFunctions(path.join(ROOT, 'functions'), ['chain']);
+  const { t, lines } = await monitored(
+    tc,
+    { functions, tools: false, llm: 'offline' },
+    (p) =>
+      continueInProcess
+        ? {}
+        : // Every step hands on through the queue, as a draining worker's or the dispatcher's do.
+          { execute: (d, stop, hooks) => executeStep(p, d.function, d.message, { worker: 'handing-on', shutdown: stop, ...hooks }) },
+  );
   const id = await trigger(t.api, 'chain', { steps: STEPS });
   const { run } = await waitForRun(t.p, id);
   assert.equal(run.status, 'succeeded');
@@ -107,9 +120,6 @@ test('a step transition through the queue: one XREADGROUP at most, one PUBLISH, 
 
 test('steps in flight touch their stream entries together: one XCLAIM per heartbeat, not one per step', async (tc) => {
   const IN_FLIGHT = 12;
-  const defer = teardown(tc);
-  const redis = await startRedisServer();
-  defer(() => redis.stop());
   const napper = defineAgent({
     name: 'napper',
     input: v.object({}),
@@ -117,15 +127,7 @@ test('steps in flight touch their stream entries together: one XCLAIM per heartb
     steps: { nap: async () => done(await new Promise((resolve) => setTimeout(() => resolve(null), 1500))) },
   });
   // A 600 ms lease beats every 200 ms: each step is touched about 7 times while it naps.
-  const t = await startTestPlatform({ functions: registryOf(napper), tools: false, llm: 'offline', worker: false, env: { REDIS_URL: redis.url, BATON_LEASE_MS: '600' } });
-  defer(() => t.close());
-  const worker = createWorker(t.p);
-  await worker.start();
-  defer(() => worker.stop(2000));
-  const monitor = await connectRedis({ url: redis.url });
-  defer(() => monitor.destroy());
-  const lines: string[] = [];
-  await monitor.monitor((line) => lines.push(String(line)));
+  const { t, lines } = await monitored(tc, { functions: registryOf(napper), tools: false, llm: 'offline', env: { BATON_LEASE_MS: '600' } });
 
   const ids = await Promise.all(Array.from({ length: IN_FLIGHT }, () => trigger(t.api, 'napper', {})));
   for (const id of ids) assert.equal((await waitForRun(t.p, id)).run.status, 'succeeded');
