@@ -253,8 +253,12 @@ export function createRedisQueue(opts: RedisQueueOptions): Queue {
         // After a restart or FLUSHALL the group is gone: KEDA's scaler errors (NOGROUP) and
         // cannot scale to zero or from it until someone creates it again.
         if (await ensureGroup(fn)) report.groupsCreated.push(fn);
-        const summary = await client.xPending(key, CONSUMER_GROUP);
+        // The last delivered id first, the pending ones after: an entry delivered between the two
+        // reads is then either pending in the second or after the first, never trimmed. (Read the
+        // other way round, it was trimmed while pending, and Redis drops a trimmed entry from the
+        // pending list at the next XCLAIM: the message was lost, the run left to the sweeper.)
         const groups = (await client.xInfoGroups(key)) as Array<Record<string, unknown>>;
+        const summary = await client.xPending(key, CONSUMER_GROUP);
         if (groups.length === 1) {
           // Trim what every consumer is done with: entries before the oldest pending one and
           // at most up to the last delivered one (later entries wait to be read).

@@ -45,9 +45,14 @@ for (const [fault, when] of FAULTS) {
     assert.equal(before.status, 'running', 'the run was left mid-chain');
     assert.ok(Number(died[2]) >= 1, `it died in a step claimed in process (step ${died[2]})`);
 
-    const rescuer = await startWorkerProcess(env, 'rescuer');
+    const rescuer = await startWorkerProcess({ ...env, BATON_LOG_LEVEL: 'debug' }, 'rescuer');
     defer(() => stopAll([rescuer]));
-    const { run, steps } = await waitForRun(t.p, id, undefined, 60_000);
+    const { run, steps } = await waitForRun(t.p, id, undefined, 60_000).catch(async (err: Error) => {
+      // What the rescuer saw, and where the run and its message stand, for the failure message.
+      const [row] = await query(t.p.db, sql`select next_seq, status::text as status, lease_owner, lease_expires_at::text, now()::text as now from runs where id = ${id}`);
+      const pending = await t.p.queue.depth(['chain']);
+      throw new Error(`${err.message}\nrun ${JSON.stringify(row)}; queue ${JSON.stringify(pending)}\nrescuer:\n${rescuer.lines.slice(-30).join('\n')}`);
+    });
     assert.equal(run.status, 'succeeded', JSON.stringify(run.error));
     assert.deepEqual(run.output, { steps: STEPS });
     assert.deepEqual(

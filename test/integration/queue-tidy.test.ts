@@ -16,7 +16,7 @@ import * as v from 'valibot';
 import { defineAgent, done } from '../../runtime/define.ts';
 import { registryOf } from '../../runtime/functions.ts';
 import { CONSUMER_GROUP, streamKey } from '../../runtime/queue/names.ts';
-import type { Queue } from '../../runtime/queue/queue.ts';
+import type { Delivery, Queue } from '../../runtime/queue/queue.ts';
 import { type RedisClient, connectRedis, createRedisQueue } from '../../runtime/queue/redis.ts';
 import { createWorker } from '../../runtime/worker/worker.ts';
 import { startTestPlatform, waitFor } from '../helpers/platform.ts';
@@ -86,6 +86,43 @@ test('housekeeping trims acked entries only: pending and undelivered ones stay, 
   assert.equal((await group(key)).lag, 3, 'the lag is still a number after trimming');
   const rest = await q.read(['trimmed'], 'w1', 10, 100);
   assert.deepEqual(rest.map((d) => d.message.seq), [3, 4, 5], 'every undelivered entry is still delivered');
+});
+
+test('housekeeping never trims an entry delivered while it looks: the pending one stays claimable', async (tc) => {
+  const prefix = testPrefix();
+  const own = await connectRedis({ url: redis.url });
+  const other = createRedisQueue({ client: own, prefix });
+  // Housekeeping reads the group's state in two commands; a worker reads a message between them.
+  let delivered = null as Delivery[] | null;
+  const deliverOnce = async <T>(result: T): Promise<T> => {
+    delivered ??= await other.read(['racing'], 'w1', 1, 100);
+    return result;
+  };
+  const spy = new Proxy(own, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if ((prop === 'xPending' || prop === 'xInfoGroups') && typeof value === 'function') {
+        return (...args: unknown[]) => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args).then(deliverOnce);
+      }
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  }) as RedisClient;
+  const q = createRedisQueue({ client: spy, prefix });
+  tc.after(async () => {
+    await q.close();
+    await other.close();
+    await own.close();
+  });
+  await q.prepare(['racing']);
+  await q.publish('racing', msg(0));
+  await q.housekeep(['racing'], { deadConsumerMs: 60_000 });
+  const [d] = (delivered ?? []) as Delivery[];
+  assert.ok(d, 'the message was delivered during housekeeping');
+  const key = streamKey(prefix, 'racing');
+  assert.equal((await client.xRange(key, '-', '+'))?.length, 1, 'the pending entry is still in the stream');
+  // A reclaim takes it over (a trimmed entry would be dropped from the pending list instead).
+  const taken = await other.claim([{ function: 'racing', id: d.id, consumer: 'w1', idleMs: 0 }], 'w2', 0);
+  assert.deepEqual(taken.map((t) => t.message), [msg(0)]);
 });
 
 test('a dead consumer leaves the group once its messages are taken over; one still holding a message stays', async (tc) => {
