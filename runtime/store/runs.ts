@@ -72,14 +72,23 @@ export async function getRun(db: Db, id: string): Promise<Run | null> {
   return run ?? null;
 }
 
+/**
+ * A run with its steps and attempts, as of one instant: the three reads share one
+ * snapshot, so a commit landing between them cannot show an attempt that succeeded
+ * beside a step row (or run) that has not.
+ */
 export async function getRunWithSteps(db: Db, id: string): Promise<RunWithSteps | null> {
-  const run = await getRun(db, id);
-  if (!run) return null;
-  const [rows, attempts] = await Promise.all([
-    db.select().from(steps).where(eq(steps.runId, id)).orderBy(asc(steps.seq)),
-    db.select().from(stepAttempts).where(eq(stepAttempts.runId, id)).orderBy(asc(stepAttempts.seq), asc(stepAttempts.attempt)),
-  ]);
-  return { run, steps: rows, attempts };
+  return db.transaction(
+    async (tx) => {
+      const t = tx as unknown as Db;
+      const run = await getRun(t, id);
+      if (!run) return null;
+      const rows = await t.select().from(steps).where(eq(steps.runId, id)).orderBy(asc(steps.seq));
+      const attempts = await t.select().from(stepAttempts).where(eq(stepAttempts.runId, id)).orderBy(asc(stepAttempts.seq), asc(stepAttempts.attempt));
+      return { run, steps: rows, attempts };
+    },
+    { isolationLevel: 'repeatable read', accessMode: 'read only' },
+  );
 }
 
 export interface ListRunsFilter {
