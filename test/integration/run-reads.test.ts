@@ -26,19 +26,20 @@ after(() => t.close());
 
 /** A Drizzle handle whose reads of `step_attempts` wait for `gate` (after the reads before them answered). */
 function gatedDb(url: string, gate: Promise<void>, reached: () => void): { db: Db; end: () => Promise<void> } {
-  class GatedClient extends pg.Client {
-    // biome-ignore lint/suspicious/noExplicitAny: pg's query has a dozen overloads; this passes them through.
-    override query(...args: any[]): any {
-      const text = typeof args[0] === 'string' ? args[0] : (args[0]?.text ?? '');
-      const pass = () => (super.query as (...a: unknown[]) => unknown)(...args);
-      if (!/"step_attempts"/.test(text)) return pass();
+  const pool = new pg.Pool({ connectionString: url, max: 3 });
+  pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    // pg's query has a dozen overloads; this passes every call through, holding the attempts' read.
+    client.query = ((...args: unknown[]) => {
+      const first = args[0] as string | { text?: string } | undefined;
+      const text = typeof first === 'string' ? first : (first?.text ?? '');
+      if (!/"step_attempts"/.test(text)) return query(...args);
       reached();
       // pg's pool calls with a callback and wants nothing back; a client's own caller wants the promise.
-      if (typeof args.at(-1) === 'function') return void gate.then(pass);
-      return gate.then(pass);
-    }
-  }
-  const pool = new pg.Pool({ connectionString: url, max: 3, Client: GatedClient });
+      if (typeof args.at(-1) === 'function') return void gate.then(() => query(...args));
+      return gate.then(() => query(...args));
+    }) as typeof client.query;
+  });
   return { db: drizzle({ client: pool, schema }) as unknown as Db, end: () => pool.end() };
 }
 
