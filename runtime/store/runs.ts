@@ -6,6 +6,7 @@ import { type Run, type RunStatus, type Step, type StepAttempt, runs, stepAttemp
 import { type Db, query } from '../db/connect.ts';
 import { summarizeStep } from '../agent/describe.ts';
 import { insertRun } from './run-inserts.ts';
+import { inSnapshot } from './snapshot.ts';
 
 export interface NewRun {
   id: string;
@@ -72,23 +73,15 @@ export async function getRun(db: Db, id: string): Promise<Run | null> {
   return run ?? null;
 }
 
-/**
- * A run with its steps and attempts, as of one instant: the three reads share one
- * snapshot, so a commit landing between them cannot show an attempt that succeeded
- * beside a step row (or run) that has not.
- */
-export async function getRunWithSteps(db: Db, id: string): Promise<RunWithSteps | null> {
-  return db.transaction(
-    async (tx) => {
-      const t = tx as unknown as Db;
-      const run = await getRun(t, id);
-      if (!run) return null;
-      const rows = await t.select().from(steps).where(eq(steps.runId, id)).orderBy(asc(steps.seq));
-      const attempts = await t.select().from(stepAttempts).where(eq(stepAttempts.runId, id)).orderBy(asc(stepAttempts.seq), asc(stepAttempts.attempt));
-      return { run, steps: rows, attempts };
-    },
-    { isolationLevel: 'repeatable read', accessMode: 'read only' },
-  );
+/** A run with its steps and attempts, as of one instant (store/snapshot.ts). */
+export function getRunWithSteps(db: Db, id: string): Promise<RunWithSteps | null> {
+  return inSnapshot(db, async (t) => {
+    const run = await getRun(t, id);
+    if (!run) return null;
+    const rows = await t.select().from(steps).where(eq(steps.runId, id)).orderBy(asc(steps.seq));
+    const attempts = await t.select().from(stepAttempts).where(eq(stepAttempts.runId, id)).orderBy(asc(stepAttempts.seq), asc(stepAttempts.attempt));
+    return { run, steps: rows, attempts };
+  });
 }
 
 export interface ListRunsFilter {

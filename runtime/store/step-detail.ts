@@ -9,6 +9,7 @@ import { and, asc, eq, sql } from 'drizzle-orm';
 import { type Step, type StepAttempt, type StepCall, signals, stepAttempts, steps, toolCalls } from '../../schema/tables.ts';
 import { type Db, query } from '../db/connect.ts';
 import { type Patch, type State, replay } from '../state.ts';
+import { inSnapshot } from './snapshot.ts';
 import { stepCallsOf } from './step-calls.ts';
 
 export interface StepDetail {
@@ -34,17 +35,19 @@ export async function stateBefore(db: Db, runId: string, seq: number): Promise<S
   return replay(row?.snapshot ?? null, row?.patches ?? []);
 }
 
-export async function getStepDetail(db: Db, runId: string, seq: number): Promise<StepDetail | null> {
-  const [step] = await db.select().from(steps).where(and(eq(steps.runId, runId), eq(steps.seq, seq)));
-  if (!step) return null;
-  const [attempts, calls, state, received, tools] = await Promise.all([
-    db.select().from(stepAttempts).where(and(eq(stepAttempts.runId, runId), eq(stepAttempts.seq, seq))).orderBy(asc(stepAttempts.attempt)),
-    stepCallsOf(db, runId, seq),
-    stateBefore(db, runId, seq),
-    db.select({ name: signals.name, payload: signals.payload, createdAt: signals.createdAt }).from(signals).where(and(eq(signals.runId, runId), eq(signals.seq, seq))),
-    db.select().from(toolCalls).where(and(eq(toolCalls.runId, runId), eq(toolCalls.seq, seq))).orderBy(asc(toolCalls.id)),
-  ]);
-  return { step, attempts, calls, stateBefore: state, signal: received[0] ?? null, toolCalls: tools };
+/** A step as of one instant (store/snapshot.ts): its row, attempts and calls agree. */
+export function getStepDetail(db: Db, runId: string, seq: number): Promise<StepDetail | null> {
+  return inSnapshot(db, async (t) => {
+    const [step] = await t.select().from(steps).where(and(eq(steps.runId, runId), eq(steps.seq, seq)));
+    if (!step) return null;
+    // One connection: these run one after another.
+    const attempts = await t.select().from(stepAttempts).where(and(eq(stepAttempts.runId, runId), eq(stepAttempts.seq, seq))).orderBy(asc(stepAttempts.attempt));
+    const calls = await stepCallsOf(t, runId, seq);
+    const state = await stateBefore(t, runId, seq);
+    const received = await t.select({ name: signals.name, payload: signals.payload, createdAt: signals.createdAt }).from(signals).where(and(eq(signals.runId, runId), eq(signals.seq, seq)));
+    const tools = await t.select().from(toolCalls).where(and(eq(toolCalls.runId, runId), eq(toolCalls.seq, seq))).orderBy(asc(toolCalls.id));
+    return { step, attempts, calls, stateBefore: state, signal: received[0] ?? null, toolCalls: tools };
+  });
 }
 
 /** The API's view of a step's detail. */

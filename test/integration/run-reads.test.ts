@@ -1,6 +1,6 @@
 /**
- * A run read with its steps and attempts (GET /v1/runs/:id, the event stream, the UI)
- * is one snapshot: a commit landing between its reads must not show an attempt that
+ * A run read with its steps and attempts (GET /v1/runs/:id, the event stream, the UI),
+ * and a step read with its attempts (GET /v1/runs/:id/steps/:seq), is one snapshot: a commit landing between its reads must not show an attempt that
  * succeeded beside a step row that has not (the event stream then sent a
  * step.completed with no kind).
  */
@@ -13,6 +13,7 @@ import type { Db } from '../../runtime/db/connect.ts';
 import { defineAgent, done } from '../../runtime/define.ts';
 import { registryOf } from '../../runtime/functions.ts';
 import { getRunWithSteps } from '../../runtime/store/runs.ts';
+import { getStepDetail } from '../../runtime/store/step-detail.ts';
 import * as schema from '../../schema/tables.ts';
 import { type TestPlatform, startTestPlatform, trigger } from '../helpers/platform.ts';
 
@@ -43,41 +44,68 @@ function gatedDb(url: string, gate: Promise<void>, reached: () => void): { db: D
   return { db: drizzle({ client: pool, schema }) as unknown as Db, end: () => pool.end() };
 }
 
-test('a step committed between the reads of a run and its attempts is seen whole or not at all', { timeout: 20_000 }, async () => {
-  const id = await trigger(t.api, 'one', {});
+/** Starts `read` on a gated handle, lets a commit of `statements` land while it reads the attempts, and returns what it read. */
+async function readAcrossCommit<T>(read: (db: Db) => Promise<T>, statements: Array<[string, unknown[]]>): Promise<T> {
   let open!: () => void;
   const gate = new Promise<void>((resolve) => (open = resolve));
   let reached!: () => void;
   const atAttempts = new Promise<void>((resolve) => (reached = resolve));
   const gated = gatedDb(t.db.url, gate, reached);
   try {
-    const read = getRunWithSteps(gated.db, id);
+    const result = read(gated.db);
     await atAttempts;
-    // Let the reads issued before the attempts' answer, then commit the step as a worker would.
+    // Let the reads issued before the attempts' answer, then commit as a worker would.
     await new Promise((resolve) => setTimeout(resolve, 100));
     const c = new pg.Client({ connectionString: t.db.url });
     await c.connect();
     try {
       await c.query('begin');
-      await c.query(`insert into steps (run_id, seq, name, kind, status, attempt) values ($1, 0, 'go', 'compute', 'succeeded', 1)`, [id]);
-      await c.query(`insert into step_attempts (run_id, seq, attempt, status) values ($1, 0, 1, 'succeeded')`, [id]);
-      await c.query(`update runs set status = 'succeeded', next_seq = 1, next_step = null, output = 'null' where id = $1`, [id]);
+      for (const [text, values] of statements) await c.query(text, values);
       await c.query('commit');
     } finally {
       await c.end();
     }
     open();
-    const full = await read;
-    assert.ok(full);
-    const seen = { run: full.run.status, steps: full.steps.length, attempts: full.attempts.length };
-    const before = { run: 'queued', steps: 0, attempts: 0 };
-    const afterCommit = { run: 'succeeded', steps: 1, attempts: 1 };
-    assert.ok(
-      JSON.stringify(seen) === JSON.stringify(before) || JSON.stringify(seen) === JSON.stringify(afterCommit),
-      `one snapshot: ${JSON.stringify(seen)}`,
-    );
+    return await result;
   } finally {
     open();
     await gated.end();
   }
+}
+
+test('a step committed between the reads of a run and its attempts is seen whole or not at all', { timeout: 20_000 }, async () => {
+  const id = await trigger(t.api, 'one', {});
+  const full = await readAcrossCommit(
+    (db) => getRunWithSteps(db, id),
+    [
+      [`insert into steps (run_id, seq, name, kind, status, attempt) values ($1, 0, 'go', 'compute', 'succeeded', 1)`, [id]],
+      [`insert into step_attempts (run_id, seq, attempt, status) values ($1, 0, 1, 'succeeded')`, [id]],
+      [`update runs set status = 'succeeded', next_seq = 1, next_step = null, output = 'null' where id = $1`, [id]],
+    ],
+  );
+  assert.ok(full);
+  const seen = JSON.stringify({ run: full.run.status, steps: full.steps.length, attempts: full.attempts.length });
+  const whole = [{ run: 'queued', steps: 0, attempts: 0 }, { run: 'succeeded', steps: 1, attempts: 1 }].map((x) => JSON.stringify(x));
+  assert.ok(whole.includes(seen), `one snapshot: ${seen}`);
+});
+
+test("a step's detail read across its commit shows its row and attempts at one instant", { timeout: 20_000 }, async () => {
+  const id = await trigger(t.api, 'one', {});
+  const c = new pg.Client({ connectionString: t.db.url });
+  await c.connect();
+  try {
+    await c.query(`insert into steps (run_id, seq, name, status, attempt) values ($1, 0, 'go', 'running', 1)`, [id]);
+    await c.query(`insert into step_attempts (run_id, seq, attempt, status) values ($1, 0, 1, 'running')`, [id]);
+  } finally {
+    await c.end();
+  }
+  const detail = await readAcrossCommit(
+    (db) => getStepDetail(db, id, 0),
+    [
+      [`update steps set status = 'succeeded', kind = 'compute' where run_id = $1 and seq = 0`, [id]],
+      [`update step_attempts set status = 'succeeded' where run_id = $1 and seq = 0`, [id]],
+    ],
+  );
+  assert.ok(detail);
+  assert.deepEqual([detail.step.status, detail.attempts.map((a) => a.status)].flat(), detail.step.status === 'running' ? ['running', 'running'] : ['succeeded', 'succeeded']);
 });
