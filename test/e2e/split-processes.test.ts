@@ -19,10 +19,12 @@ let base = '';
 before(async () => {
   // The test process hosts the tool servers and the LLM stub; API and workers are children.
   t = await startTestPlatform({ worker: false, llm: { delayMs: [20, 80] } });
+  // 8 steps at once per worker: one worker cannot take all 20 wake-ups in one read, so both take part.
+  const workerEnv = { ...t.env, BATON_CONCURRENCY: '8' };
   const [api, ...workers] = await Promise.all([
     startApiProcess(t.env),
-    startWorkerProcess(t.env, 'worker-a'),
-    startWorkerProcess(t.env, 'worker-b'),
+    startWorkerProcess(workerEnv, 'worker-a'),
+    startWorkerProcess(workerEnv, 'worker-b'),
   ]);
   procs.push(api, ...workers);
   base = api.url;

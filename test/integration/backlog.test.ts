@@ -32,14 +32,15 @@ test('a step running for several leases is never taken over by another worker', 
     functions: registryOf(slow),
     tools: false,
     llm: 'offline',
-    env: { BATON_LEASE_MS: '300', BATON_HEARTBEAT_MS: '100' },
+    // Beats ten times a lease, so a loaded machine's late beat does not let a live lease lapse.
+    env: { BATON_LEASE_MS: '1000', BATON_HEARTBEAT_MS: '100' },
   });
   // A second worker process, in effect: its own platform and consumer on the same database and prefix.
   const other = await createPlatform(t.config, { database: t.db.database, functions: registryOf(slow) });
   const seen: string[] = [];
   const thief = createWorker(other, { onOutcome: (d, outcome) => seen.push(`${d.message.seq}:${outcome.status}`) });
   try {
-    const id = await trigger(t.api, 'slow', { ms: 1500 });
+    const id = await trigger(t.api, 'slow', { ms: 3000 });
     await waitForRun(t.p, id, ['running']);
     await thief.start(); // it joins while the step runs, and reclaims every lease/4
     const { run, steps } = await waitForRun(t.p, id);
