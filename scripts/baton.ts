@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CliError, type Command, EXIT } from './lib/cli.ts';
+import { resolvePackageFilesFast } from './lib/package-scopes.ts';
 
 const VERBS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   dev: { summary: 'everything in one process (embedded PostgreSQL, in-process queue) and a demo run', load: () => import('./commands/dev.ts') },
@@ -57,6 +58,8 @@ function wantsHelp(argv: string[]): boolean {
 }
 
 async function main(): Promise<number> {
+  // Before any command's imports (scripts/lib/package-scopes.ts).
+  resolvePackageFilesFast();
   const [name, ...argv] = process.argv.slice(2);
   if (name === '--help' || name === '-h' || name === 'help') {
     console.log(overview());
