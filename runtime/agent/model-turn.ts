@@ -4,7 +4,8 @@
  * inside this step) and answers, or asks for tool calls. The turn's messages are
  * appended to the conversation; the calls are handed on, each to a step of its own.
  */
-import { jsonSchema, tool, type ModelMessage, type ToolSet } from 'ai';
+import type { ModelMessage, ToolSet } from 'ai';
+import { loadAi } from '../llm/ai-sdk.ts';
 import { append, done, next, type StepContext, type StepResult } from '../define.ts';
 import { checkBeforeTurn, checkSpent, resolveBudget, type BudgetOverride, type Spent } from './budget.ts';
 import { runToolCalls } from './hand-on.ts';
@@ -25,7 +26,7 @@ export async function modelTurn(ctx: StepContext, opts: LoopOptions): Promise<St
   // The first turn opens the conversation with the user's message.
   const opening: ModelMessage[] = state.messages?.length ? [] : [{ role: 'user', content: opts.prompt(ctx.input) }];
   const messages = [...(state.messages ?? []), ...opening];
-  const definitions = await ctx.listTools();
+  const [definitions, { jsonSchema, tool }] = await Promise.all([ctx.listTools(), loadAi()]);
   const tools: ToolSet = Object.fromEntries(
     definitions.map((d) => [modelToolName(d.server, d.tool), tool({ description: d.description, inputSchema: jsonSchema(d.inputSchema) })]),
   );

@@ -15,7 +15,7 @@ test("ctx.log writes one line with the step's run, seq, step and function beside
       done();
     },
   });
-  const p = { log: pino({ level: 'info' }, sink), model: { model: {}, id: 'm', byId: () => ({}) }, config: { prices: {} } } as unknown as Platform;
+  const p = { log: pino({ level: 'info' }, sink), model: { load: async () => ({}), id: 'm', byId: async () => ({}), answersAs: (id: string) => id }, config: { prices: {} } } as unknown as Platform;
   const claimed = { runId: 'r-1', seq: 4, step: 'ask', attempt: 1, tenant: 'default', input: {}, state: {} } as unknown as ClaimedStep;
   const { ctx } = createStepContext(p, { name: 'fn', tools: [] } as unknown as Agent, claimed, new AbortController().signal, Date.now() + 1000);
   assert.equal(lines.length, 0, 'nothing is written before the step logs');

@@ -51,9 +51,10 @@ export function createStepContext(
   const traceIds = logTraceIds();
 
   const llm = traceLlmCalls(createLlmClient({
-    model: p.model.model,
+    model: () => p.model.load(),
     modelId: p.model.id,
     resolveModel: (id) => p.model.byId(id),
+    answersAs: (id) => p.model.answersAs(id),
     costUsd: (modelId, inputTokens, outputTokens) => costUsd(p.config.prices, modelId, inputTokens, outputTokens),
     abortSignal,
     step: claimed.step,

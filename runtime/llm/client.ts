@@ -8,15 +8,14 @@
  * provider's error is mapped to a retryable or final `llm_error` (provider-errors.ts).
  * Tool calls the model asks for are returned, never executed here.
  */
-import { generateText, streamText } from 'ai';
 import type { LanguageModel, LanguageModelUsage, ModelMessage } from 'ai';
+import { type Ai, loadAi } from './ai-sdk.ts';
 import { llmError } from './provider-errors.ts';
 import { refuseMoreThanOneCall } from './one-call.ts';
 
-type GenerateParams = Parameters<typeof generateText>[0];
-type StreamParams = Parameters<typeof streamText>[0];
+type GenerateParams = Parameters<Ai['generateText']>[0];
+type StreamParams = Parameters<Ai['streamText']>[0];
 
-/** Options as for the AI SDK, minus what the runtime supplies (`model` may still be overridden). */
 /**
  * Options as for the AI SDK, minus what the runtime supplies. `model` may still be
  * overridden: a model id (e.g. `gpt-4o`) is served by the configured provider (never by
@@ -25,7 +24,7 @@ type StreamParams = Parameters<typeof streamText>[0];
 export type GenerateOptions = Omit<GenerateParams, 'model' | 'abortSignal'> & { model?: LanguageModel | string };
 export type StreamOptions = Omit<StreamParams, 'model' | 'abortSignal'> & { model?: LanguageModel | string };
 
-export type GenerateResult = Awaited<ReturnType<typeof generateText>>;
+export type GenerateResult = Awaited<ReturnType<Ai['generateText']>>;
 
 export interface StreamedText {
   text: string;
@@ -47,13 +46,16 @@ export interface LlmClient {
 }
 
 export interface LlmHooks {
-  model: LanguageModel;
+  /** The configured model (its provider's SDK loads on the first call). */
+  model(): Promise<LanguageModel>;
   modelId: string;
   abortSignal: AbortSignal;
   /** The step's name, for errors. */
   step: string;
   /** A model id → the configured provider's model. */
-  resolveModel(id: string): LanguageModel;
+  resolveModel(id: string): Promise<LanguageModel>;
+  /** The id of the model that answers when `id` is asked for (offline: the offline model's). */
+  answersAs(id: string): string;
   costUsd(modelId: string, inputTokens: number | null, outputTokens: number | null): number | null;
   /** Called before the call is made (enforces one external call per step). */
   beforeCall(): void;
@@ -86,13 +88,12 @@ function requestOf(options: GenerateOptions | StreamOptions, modelId: string) {
 const errorOf = (err: unknown) => ({ message: err instanceof Error ? err.message : String(err) });
 
 export function createLlmClient(h: LlmHooks): LlmClient {
-  const modelOf = (m: LanguageModel | string | undefined) => (m === undefined ? h.model : typeof m === 'string' ? h.resolveModel(m) : m);
+  const modelOf = (m: LanguageModel | string | undefined): Promise<LanguageModel> =>
+    m === undefined ? h.model() : typeof m === 'string' ? h.resolveModel(m) : Promise.resolve(m);
   // The id of the model that really answers (offline, every id is the offline model).
-  const idOf = (m: LanguageModel | string | undefined) => {
-    if (m === undefined) return h.modelId;
-    const resolved = modelOf(m);
-    return typeof resolved === 'string' ? resolved : resolved.modelId;
-  };
+  const idOf = (m: LanguageModel | string | undefined) => (m === undefined ? h.modelId : typeof m === 'string' ? h.answersAs(m) : m.modelId);
+  // The SDK and the model, loaded on the first call.
+  const sdkAnd = (m: LanguageModel | string | undefined) => Promise.all([loadAi(), modelOf(m)]);
   return {
     modelId: h.modelId,
     costUsd: (usage, model) => h.costUsd(idOf(model), usage.inputTokens ?? null, usage.outputTokens ?? null),
@@ -100,12 +101,13 @@ export function createLlmClient(h: LlmHooks): LlmClient {
       refuseMoreThanOneCall(h.step, options);
       h.beforeCall();
       const request = requestOf(options, idOf(options.model));
+      const [ai, model] = await sdkAnd(options.model);
       let result: GenerateResult;
       try {
-        result = await generateText({ ...options, model: modelOf(options.model), abortSignal: h.abortSignal, maxRetries: 0 } as GenerateParams);
+        result = await ai.generateText({ ...options, model, abortSignal: h.abortSignal, maxRetries: 0 } as GenerateParams);
       } catch (err) {
         h.onCall?.({ request, error: errorOf(err) });
-        throw llmError(err);
+        throw llmError(err, ai);
       }
       h.onUsage(result.usage, idOf(options.model));
       h.onCall?.({
@@ -123,9 +125,10 @@ export function createLlmClient(h: LlmHooks): LlmClient {
       refuseMoreThanOneCall(h.step, options);
       h.beforeCall();
       let failure: unknown;
-      const result = streamText({
+      const [ai, model] = await sdkAnd(options.model);
+      const result = ai.streamText({
         ...options,
-        model: modelOf(options.model),
+        model,
         abortSignal: h.abortSignal,
         maxRetries: 0,
         onError: ({ error }: { error: unknown }) => {
@@ -147,7 +150,7 @@ export function createLlmClient(h: LlmHooks): LlmClient {
       const request = requestOf(options, idOf(options.model));
       if (failure) {
         h.onCall?.({ request, error: errorOf(failure) });
-        throw llmError(failure);
+        throw llmError(failure, ai);
       }
       h.abortSignal.throwIfAborted();
       const [text, usage, finishReason, toolCalls, responseMessages] = await Promise.all([

@@ -11,8 +11,8 @@
  * instead of the jittered default: retrying earlier than asked only buys another 429.
  */
 import { APICallError } from '@ai-sdk/provider';
-import { RetryError } from 'ai';
 import { BatonError } from '../errors.ts';
+import type { Ai } from './ai-sdk.ts';
 
 /** The provider asked for more than this? Then something is off; wait this long at most. */
 const MAX_RETRY_AFTER_MS = 60 * 60_000;
@@ -37,9 +37,13 @@ export function retryAfterMs(headers: Record<string, string> | undefined, now = 
   return Math.round(Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms)));
 }
 
-/** Maps what a model call threw to the step's error; anything that is not the SDK's passes through. */
-export function llmError(err: unknown): unknown {
-  const cause = RetryError.isInstance(err) ? err.lastError : err;
+/**
+ * Maps what a model call threw to the step's error; anything that is not the SDK's passes
+ * through. `ai`, the loaded SDK, unwraps its RetryError (the SDK's retries are off, but
+ * a retry wrapper may still report the one attempt so).
+ */
+export function llmError(err: unknown, ai?: Pick<Ai, 'RetryError'>): unknown {
+  const cause = ai?.RetryError.isInstance(err) ? err.lastError : err;
   if (APICallError.isInstance(cause)) {
     const status = cause.statusCode;
     const retryable = status === undefined ? true : isRetryableStatus(status);

@@ -16,7 +16,7 @@ import { migrate } from '../../runtime/db/migrate.ts';
 import { exampleInput } from '../../runtime/functions.ts';
 import { createPlatform, type Platform } from '../../runtime/platform.ts';
 import { getRunWithSteps, stepView } from '../../runtime/store/runs.ts';
-import { preloadMcpClient } from '../../runtime/mcp/gateway.ts';
+import { preloadStepLibraries } from '../../runtime/worker/preload.ts';
 import { createWorker } from '../../runtime/worker/worker.ts';
 import { loadPrivateKey } from '../../tools/lib/capability.ts';
 import { runs } from '../../schema/tables.ts';
@@ -95,7 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     const demo = values['no-demo'] ? null : demoFunction(p, values.demo);
     const worker = createWorker(p, { rebuildAtStart: p.queue.kind === 'memory' });
     await worker.start();
-    preloadMcpClient(p.functions);
+    preloadStepLibraries(p.model, p.functions);
     cleanup.push(() => worker.stop(STOP_GRACE_MS));
     const api = await serveApp(createApi(p), config.port, config.host);
     cleanup.push(() => api.close());

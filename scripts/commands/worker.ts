@@ -12,10 +12,10 @@
  *                               so backoffs and timeouts fire while the workers are at zero
  */
 import { createInvokeApp } from '../../runtime/api/invoke-app.ts';
-import { preloadMcpClient } from '../../runtime/mcp/gateway.ts';
 import { loadConfig } from '../../runtime/config.ts';
 import { loadFunctions } from '../../runtime/functions.ts';
 import { createPlatform } from '../../runtime/platform.ts';
+import { preloadStepLibraries } from '../../runtime/worker/preload.ts';
 import { createWorker } from '../../runtime/worker/worker.ts';
 import { loadPrivateKey } from '../../tools/lib/capability.ts';
 import { CliError, EXIT, intOption, parseCommand, usageError } from '../lib/cli.ts';
@@ -101,7 +101,7 @@ export async function main(argv: string[]): Promise<number> {
       const shutdown = new AbortController();
       const served = await serveApp(createInvokeApp(p, { worker: config.workerName, shutdown: shutdown.signal }), config.port, config.host);
       console.error(`baton worker --serve: ${[...functions.keys()].join(', ')} on ${served.url} (revision ${config.revision ?? 'unknown'}${metricsNote})`);
-      preloadMcpClient(functions);
+      preloadStepLibraries(p.model, functions);
       const signal = await stopSignal;
       console.error(`baton worker --serve: ${signal}: draining requests in flight, up to ${config.graceMs / 1000} s (again to exit at once)`);
       // In-flight requests finish within the grace period; then their steps are aborted and released.
@@ -132,8 +132,8 @@ export async function main(argv: string[]): Promise<number> {
         ? `baton worker ${worker.consumer}: housekeeping (delayed wake-ups, sweeper${metricsNote})`
         : `baton worker ${worker.consumer}: ${names} (concurrency ${config.concurrency}${values.dispatch !== undefined ? `, dispatching to ${values.dispatch}` : ''}${metricsNote})`,
     );
-    // After the worker is ready: its tool steps then find the MCP client loaded.
-    if (runsSteps) preloadMcpClient(functions);
+    // After the worker is ready: its first model and tool steps then find their SDKs loaded.
+    if (runsSteps) preloadStepLibraries(p.model, functions);
     const signal = await stopSignal;
     console.error(
       `baton worker ${worker.consumer}: ${signal}: draining ${worker.active} step(s) in flight, up to ${config.graceMs / 1000} s; ` +
