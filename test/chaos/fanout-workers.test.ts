@@ -1,8 +1,8 @@
 /**
  * Fan-out on two worker processes (real PostgreSQL, Redis and `baton worker`
- * processes): the two branches of a fan-out, each taking ~300 ms, run at the same
- * time on different workers; the join runs once, after both, with their results in
- * order. Each worker runs one step at a time (BATON_CONCURRENCY=1), so two branches
+ * processes): the two branches of a fan-out, each taking ~1 s, run at the same time
+ * on different workers; the join runs once, after both, with their results in order
+ * (1 s, not less: a worker slowed by the other tests' load still overlaps them). Each worker runs one step at a time (BATON_CONCURRENCY=1), so two branches
  * whose execution windows overlap can only have run on two workers: the test checks
  * both the overlap and the worker names. A failing branch fails the run by default;
  * with onBranchFailure 'continue' the join sees its error instead.
@@ -34,7 +34,7 @@ interface Outcome {
   error: { code: string; message: string } | null;
 }
 
-test('two branches of ~300 ms run at the same time on two worker processes; the join runs once, after both, results in order', { timeout: 120_000 }, async (tc) => {
+test('two branches of ~1 s run at the same time on two worker processes; the join runs once, after both, results in order', { timeout: 120_000 }, async (tc) => {
   const defer = teardown(tc);
   const t = await startTestPlatform({ worker: false, tools: false, llm: 'offline', functions: await loadFunctions(FIXTURES, ['fanout']) });
   defer(() => t.close());
@@ -43,7 +43,7 @@ test('two branches of ~300 ms run at the same time on two worker processes; the 
   defer(() => stopAll(workers));
 
   for (let n = 0; n < RUNS; n++) {
-    const id = await trigger(t.api, 'fanout', { branches: 2, delayMs: 300 });
+    const id = await trigger(t.api, 'fanout', { branches: 2, delayMs: 1000 });
     const { run, steps, attempts } = await waitForRun(t.p, id, undefined, 30_000);
     assert.equal(run.status, 'succeeded', JSON.stringify(run.error));
     const [b1, b2] = [steps[1], steps[2]];
