@@ -137,8 +137,7 @@ export async function submitRuns(apiUrl: string, fn: string, input: unknown, cou
   );
 }
 
-/** The ids as one array parameter: a poll stays one small statement however many runs it watches. */
-/** Run ids as one uuid[] parameter. */
+/** The ids as one uuid[] parameter: a poll stays one small statement however many runs it watches. */
 export const idArray = (ids: readonly string[]): SQL => sql`${`{${ids.join(',')}}`}::uuid[]`;
 
 /**

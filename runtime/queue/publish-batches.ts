@@ -20,4 +20,3 @@ export function batchPublishes(queue: Queue): Publish {
   );
   return (fn, message) => send({ fn, message });
 }
-

@@ -81,7 +81,9 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
     log.warn({ runId: d.message.runId, seq: d.message.seq }, 'could not ack; the message will be reclaimed');
   }
 
-  // A beat touches every step's entry in the same turn: one XCLAIM per function for them all.
+  // In-process steps are touched from the one lease heartbeat for all of them (engine/heartbeat.ts),
+  // so a beat's touches fall in the same turn and go as one XCLAIM per function. A custom
+  // executor's deliveries are touched on timers of their own, together only when started together.
   const touchMany = batchTouches(p.queue, consumer);
 
   // Deliveries this process is running now, by stream entry.
