@@ -30,8 +30,8 @@ export function createStepContext(
   claimed: ClaimedStep,
   abortSignal: AbortSignal,
   deadline: number,
-  /** Called once, just before the step's outside call (LLM or tool) goes out. */
-  onCall?: () => void,
+  /** Called once, just before the step's outside call (LLM or tool) goes out; the call waits for it (a claim). */
+  onCall?: () => Promise<void> | void,
 ): { ctx: StepContext; recorder: StepRecorder } {
   const recorder: StepRecorder = { kind: 'compute', calls: 0, usage: { model: null, inputTokens: null, outputTokens: null, costUsd: null }, call: null };
   const where = { runId: claimed.runId, seq: claimed.seq, step: claimed.step };
@@ -44,7 +44,7 @@ export function createStepContext(
     }
     recorder.calls++;
     recorder.kind = kind;
-    onCall?.();
+    return onCall?.();
   };
   // Made on the step's first ctx.log (a child logger serializes its fields at once; most steps never log).
   let log: ReturnType<typeof p.log.child> | undefined;
@@ -58,8 +58,8 @@ export function createStepContext(
     costUsd: (modelId, inputTokens, outputTokens) => costUsd(p.config.prices, modelId, inputTokens, outputTokens),
     abortSignal,
     step: claimed.step,
-    beforeCall: () => {
-      beforeCall('llm', 'llm');
+    beforeCall: async () => {
+      await beforeCall('llm', 'llm');
       faultPoint('during-call', where);
     },
     onUsage: (usage, modelId) => {
@@ -91,7 +91,7 @@ export function createStepContext(
     idempotencyKey: `${claimed.runId}:${claimed.seq}`,
     llm,
     async tool<T>(name: string, args: Record<string, unknown> = {}): Promise<T> {
-      beforeCall('tool', name);
+      await beforeCall('tool', name);
       faultPoint('during-call', where);
       const request = { tool: name, args };
       let result: unknown;

@@ -29,7 +29,8 @@ import type { Agent, ResolvedStep } from '../define.ts';
 import { BatonError, coerceError } from '../errors.ts';
 import type { Platform } from '../platform.ts';
 import type { StepMessage } from '../queue/queue.ts';
-import { claimStep } from '../store/claim.ts';
+import { type ClaimInput, claimStep } from '../store/claim.ts';
+import { readFirstStep } from '../store/first-step.ts';
 import { claimBranch, releaseBranch } from '../store/branch.ts';
 import { releaseLease } from '../store/lease.ts';
 import { recordStepCall } from '../store/step-calls.ts';
@@ -41,9 +42,9 @@ import { createStepContext } from './context.ts';
 import { checkResult } from './step-result.ts';
 import { faultPoint } from './fault-points.ts';
 import { keepLease } from './heartbeat.ts';
-import { commit } from './step-commit.ts';
+import { commit, commitsInBatch } from './step-commit.ts';
 import { fail, settleStale } from './step-failure.ts';
-import { type Claimed, type Continued, type ExecuteOptions, type StepOutcome, count } from './step-outcome.ts';
+import { ABANDONED, type Abandoned, type Claimed, type Continued, type ExecuteOptions, type StepOutcome, count } from './step-outcome.ts';
 
 export type { ExecuteOptions, StepOutcome } from './step-outcome.ts';
 
@@ -66,34 +67,35 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
   if (!agent) throw new BatonError('function_not_found', `this process does not serve function "${fn}"`);
   const leaseOwner = `${opts.worker}/${randomUUID().slice(0, 8)}`;
   const claimStarted = Date.now();
-  const claim = {
-    runId: msg.runId,
-    function: fn,
-    seq: msg.seq,
-    leaseOwner,
-    worker: opts.worker,
-    leaseMs: p.config.leaseMs,
-    maxClaims: p.config.maxClaims,
-  };
-  const claimed: Claimed | null =
-    (await p.withDb(() => claimStep(p.db, { ...claim, revision: p.config.revision ?? null }))) ??
-    // Not the run's next step: maybe a branch of its fan-out, leased on its own row.
-    (await p.withDb(() => claimBranch(p.db, claim)));
-  if (!claimed) {
-    const verdict = await settleStale(p, fn, msg);
-    p.log.debug({ runId: msg.runId, seq: msg.seq, verdict }, 'message not claimed');
-    p.metrics.steps.inc({ function: fn, kind: 'none', outcome: 'skipped' });
-    return { status: 'skipped', verdict };
-  }
+  const claim = claimInput(p, fn, msg, leaseOwner, opts.worker);
+  // A quick first step: a fresh run's first wake-up, delivered for the first time, runs on a read
+  // and is claimed by its commit (store/first-step.ts); the worker continues it in process.
+  const quickStart = opts.firstDelivery && opts.continueInProcess && msg.seq === 0 && !claimsFirst.has(agent);
+  const unclaimed = quickStart ? await p.withDb(() => readFirstStep(p.db, claim)) : null;
+  const claimed: Claimed | null = unclaimed && agent.steps.has(unclaimed.step)
+    ? { ...unclaimed, unclaimed: { worker: opts.worker, since: performance.now() } }
+    : ((await p.withDb(() => claimStep(p.db, claim))) ??
+      // Not the run's next step: maybe a branch of its fan-out, leased on its own row.
+      (await p.withDb(() => claimBranch(p.db, claim))));
+  if (!claimed) return skipped(p, fn, msg);
   // The run's trace: from the message, or (a delayed or repaired wake-up) from the run's row.
-  claimed.trace =
+  const trace =
     msg.trace ?? (tracingOn() ? ((await p.withDb(() => runTraceContext(p.db, claimed.runId), 2000).catch(() => null)) ?? undefined) : undefined);
+  claimed.trace = trace;
   let current = claimed;
   let owner = leaseOwner;
   let startTime = claimStarted;
   let touched = claimStarted;
   for (;;) {
     const outcome = await traced(p, agent, current, owner, opts, startTime);
+    if (outcome.status === 'abandoned') {
+      // The unclaimed first step met a changed run: claim it the usual way (the same owner, so a
+      // claim this step already made is its own), and run it again from its claim.
+      const again = await p.withDb(() => claimStep(p.db, claim));
+      if (!again) return skipped(p, fn, msg);
+      current = { ...again, trace };
+      continue;
+    }
     if (outcome.status !== 'continue') return outcome;
     current = outcome.next;
     owner = outcome.leaseOwner;
@@ -107,6 +109,27 @@ export async function executeStep(p: Platform, fn: string, msg: StepMessage, opt
   }
 }
 
+/**
+ * Functions whose first step had to be claimed before its end here (it made an outside call,
+ * ran a while or ended otherwise than by a hand-on or the run's end): their runs' first steps are
+ * claimed at once from then on, since a read before the claim would only add a round trip.
+ */
+const claimsFirst = new WeakSet<Agent>();
+
+/** The claim of the message's step by `leaseOwner`, with this process's limits. */
+function claimInput(p: Platform, fn: string, msg: StepMessage, leaseOwner: string, worker: string): ClaimInput {
+  const { leaseMs, maxClaims, revision } = p.config;
+  return { runId: msg.runId, function: fn, seq: msg.seq, leaseOwner, worker, leaseMs, maxClaims, revision: revision ?? null };
+}
+
+/** A message whose step this process may not claim (a duplicate, stale or early one): settled, and counted. */
+async function skipped(p: Platform, fn: string, msg: StepMessage): Promise<StepOutcome> {
+  const verdict = await settleStale(p, fn, msg);
+  p.log.debug({ runId: msg.runId, seq: msg.seq, verdict }, 'message not claimed');
+  p.metrics.steps.inc({ function: fn, kind: 'none', outcome: 'skipped' });
+  return { status: 'skipped', verdict };
+}
+
 /** One step, in its span when tracing is on. */
 async function traced(
   p: Platform,
@@ -115,7 +138,7 @@ async function traced(
   leaseOwner: string,
   opts: ExecuteOptions,
   startTime: number,
-): Promise<StepOutcome | Continued> {
+): Promise<StepOutcome | Continued | Abandoned> {
   const span = startStepSpan({
     runId: claimed.runId,
     function: agent.name,
@@ -139,7 +162,13 @@ async function traced(
   }
 }
 
-async function afterClaim(p: Platform, agent: Agent, claimed: Claimed, leaseOwner: string, opts: ExecuteOptions): Promise<StepOutcome | Continued> {
+async function afterClaim(
+  p: Platform,
+  agent: Agent,
+  claimed: Claimed,
+  leaseOwner: string,
+  opts: ExecuteOptions,
+): Promise<StepOutcome | Continued | Abandoned> {
   const fn = agent.name;
   if (claimed.crashLoop) {
     p.events.publish(claimed.runId, { type: 'changed' });
@@ -165,7 +194,7 @@ async function runClaimed(
   claimed: Claimed,
   leaseOwner: string,
   opts: ExecuteOptions,
-): Promise<StepOutcome | Continued> {
+): Promise<StepOutcome | Continued | Abandoned> {
   const timeoutMs = step.timeoutMs ?? agent.timeoutMs ?? p.config.stepTimeoutMs;
   const deadline = Date.now() + timeoutMs;
   // One controller per step, aborted by a cancel, a lost lease, the timeout or the process's
@@ -174,16 +203,54 @@ async function runClaimed(
   const controller = new AbortController();
   const signal = controller.signal;
   let timedOut = false;
-  const timeout = setTimeout(() => {
+  const onTimeout = () => {
     timedOut = true;
     controller.abort(new DOMException(`step timed out after ${timeoutMs} ms`, 'TimeoutError'));
-  }, timeoutMs);
+  };
+  let timeout = setTimeout(onTimeout, timeoutMs);
   const onShutdown = () => controller.abort(opts.shutdown?.reason);
   if (opts.shutdown?.aborted) onShutdown();
   else opts.shutdown?.addEventListener('abort', onShutdown, { once: true });
   p.inflight.add(claimed.runId, controller);
+  const beat = () =>
+    keepLease(
+      p,
+      claimed,
+      leaseOwner,
+      (lost) => {
+        if (!controller.signal.aborted) controller.abort(lost);
+      },
+      opts.onHeartbeat,
+    );
+  // A step that runs unclaimed is leased (and beats) only from its claim.
+  let stopBeating = claimed.unclaimed ? () => {} : beat();
+  // An unclaimed step is claimed before its outside call, once it has run a while, or before
+  // a result other than a hand-on in process or the run's end; the claim opens its rows.
+  let claiming: Promise<boolean> | null = null;
+  let abandoned = false;
+  const claimNow = (): Promise<boolean> =>
+    (claiming ??= (async () => {
+      const c = claimInput(p, agent.name, claimed, leaseOwner, opts.worker);
+      const asked = performance.now();
+      const got = await p.withDb(() => claimStep(p.db, c), 5000).catch(() => null);
+      if (!got || got.crashLoop || got.step !== claimed.step) {
+        abandoned = true;
+        controller.abort(new BatonError('lease_lost', 'the run changed before this step was claimed'));
+        return false;
+      }
+      claimed.unclaimed = null;
+      claimsFirst.add(agent);
+      stopBeating = beat();
+      // The step's timeout counts its own time, not its claim's (as when claimed before it ran).
+      if (!signal.aborted) {
+        clearTimeout(timeout);
+        timeout = setTimeout(onTimeout, Math.max(0, deadline + (performance.now() - asked) - Date.now()));
+      }
+      return true;
+    })());
   let rowsOpened: Promise<unknown> | null = null;
   const openRows = (): Promise<unknown> => {
+    if (claimed.unclaimed) return (rowsOpened ??= claimNow());
     const rows = claimed.rows;
     if (!rows || rowsOpened) return rowsOpened ?? Promise.resolve();
     const c = { runId: claimed.runId, seq: claimed.seq, attempt: claimed.attempt, step: claimed.step, leaseOwner, ...rows };
@@ -201,24 +268,21 @@ async function runClaimed(
     // After the rows are open: the listeners read the step from them.
     void openRows().then(() => p.events.publish(claimed.runId, { type: 'changed' }));
   };
+  const rowsLater = claimed.rows !== null || Boolean(claimed.unclaimed);
   const slow = () => {
-    if (claimed.rows && !rowsOpened) {
+    if (rowsLater && !rowsOpened) {
       void openRows();
       startedNotice = setTimeout(announce, STARTED_NOTICE_MS - OPEN_ROWS_MS);
     } else announce();
   };
-  let startedNotice = setTimeout(slow, claimed.rows ? OPEN_ROWS_MS : STARTED_NOTICE_MS);
-  const stopBeating = keepLease(
-    p,
-    claimed,
-    leaseOwner,
-    (lost) => {
-      if (!controller.signal.aborted) controller.abort(lost);
-    },
-    opts.onHeartbeat,
-  );
+  let startedNotice = setTimeout(slow, rowsLater ? OPEN_ROWS_MS : STARTED_NOTICE_MS);
+  // Just before the outside call: an unclaimed step's call waits for its claim, and never goes out without it.
+  const beforeCall = async () => {
+    announce();
+    if (claiming && !(await claiming)) throw signal.reason;
+  };
   try {
-    const { ctx, recorder } = createStepContext(p, agent, claimed, signal, deadline, announce);
+    const { ctx, recorder } = createStepContext(p, agent, claimed, signal, deadline, beforeCall);
     const started = performance.now();
     let result: unknown;
     let thrown: unknown;
@@ -240,6 +304,7 @@ async function runClaimed(
       );
     }
 
+    if (abandoned) return ABANDONED;
     if (signal.aborted) {
       const reason = signal.reason as unknown;
       if (reason instanceof BatonError && reason.code === 'cancelled') return count(p, agent, recorder.kind, { status: 'cancelled' });
@@ -248,6 +313,7 @@ async function runClaimed(
         return count(p, agent, recorder.kind, { status: 'fenced' });
       }
       if (opts.shutdown?.aborted && !timedOut) {
+        await claiming; // an unclaimed step's claim under way lands before the release
         // Released, another worker can claim the step at once; if this fails, the lease just expires.
         const release = claimed.branch
           ? () => releaseBranch(p.db, claimed.runId, claimed.seq, leaseOwner)
@@ -259,9 +325,11 @@ async function runClaimed(
       }
       if (timedOut) thrown = new BatonError('step_timeout', `step "${claimed.step}" exceeded its timeout of ${timeoutMs} ms`);
     }
-    if (thrown !== undefined) return await fail(p, agent, claimed, leaseOwner, recorder.calls ? recorder.kind : null, coerceError(thrown), recorder.usage);
-
-    const checked = checkResult(agent, claimed.step, result, claimed.branch !== undefined);
+    const checked = thrown === undefined ? checkResult(agent, claimed.step, result, claimed.branch !== undefined) : undefined;
+    // Only a hand-on in process or the run's end commits an unclaimed step; anything else is claimed first.
+    const inBatch = checked !== undefined && !(checked instanceof BatonError) && commitsInBatch(agent, claimed, checked, opts);
+    if (claimed.unclaimed && !inBatch && !(await claimNow())) return ABANDONED;
+    if (checked === undefined) return await fail(p, agent, claimed, leaseOwner, recorder.calls ? recorder.kind : null, coerceError(thrown), recorder.usage);
     if (checked instanceof BatonError) return await fail(p, agent, claimed, leaseOwner, recorder.kind, checked, recorder.usage);
     return await commit(p, agent, claimed, leaseOwner, checked, recorder.kind, recorder.usage, opts);
   } finally {

@@ -18,7 +18,23 @@ import { commitBranchStep, commitFanoutStep } from './fanout.ts';
 import { faultPoint } from './fault-points.ts';
 import { carrySnapshotLedger, snapshotDue as snapshotPolicy } from './snapshot-policy.ts';
 import { fail, fenced, refusal } from './step-failure.ts';
-import { COMMIT_BUDGET_MS, type Claimed, type Continued, type ExecuteOptions, type StepOutcome, count } from './step-outcome.ts';
+import { ABANDONED, type Abandoned, COMMIT_BUDGET_MS, type Claimed, type Continued, type ExecuteOptions, type StepOutcome, count } from './step-outcome.ts';
+
+/**
+ * Whether this result commits through the chains' batched statement (store/continue.ts): a
+ * next step run here at once, or the run's end. Only these may commit a step that ran
+ * unclaimed (engine/execute-step.ts); any other result is claimed first.
+ */
+export function commitsInBatch(agent: Agent, claimed: Claimed, result: StepResult, opts: ExecuteOptions): boolean {
+  if (claimed.branch) return false;
+  if (result.type === 'done') return true;
+  return result.type === 'next' && opts.continueInProcess === true && !opts.draining?.aborted && agent.steps.has(result.step);
+}
+
+/** What the batched statement needs to commit a step that ran unclaimed (null for a claimed one). */
+function unclaimedWrite(p: Platform, claimed: Claimed) {
+  return claimed.unclaimed ? { revision: p.config.revision ?? null, elapsedMs: performance.now() - claimed.unclaimed.since } : null;
+}
 
 export async function commit(
   p: Platform,
@@ -29,7 +45,7 @@ export async function commit(
   callKind: StepKind,
   usage: StepUsage,
   opts: ExecuteOptions,
-): Promise<StepOutcome | Continued> {
+): Promise<StepOutcome | Continued | Abandoned> {
   const kindOf: StepKind = callKind !== 'compute' ? callKind : result.type === 'wait' ? 'wait' : 'compute';
   if (claimed.branch || result.type === 'parallel') {
     faultPoint('before-commit', claimed);
@@ -66,7 +82,7 @@ export async function commit(
             request: result.request,
           };
   faultPoint('before-commit', claimed);
-  if (result.type === 'next' && opts.continueInProcess && !opts.draining?.aborted && agent.steps.has(result.step)) {
+  if (result.type === 'next' && commitsInBatch(agent, claimed, result, opts)) {
     return commitAndContinue(p, agent, claimed, leaseOwner, result.step, patch, kind, usage, snapshotDue, opts);
   }
   let committed: Awaited<ReturnType<typeof commitStep>>;
@@ -76,7 +92,7 @@ export async function commit(
       // A run's end needs none of a wait's inbox logic: it commits in the chains' batches.
       async () =>
         outcome.type === 'done'
-          ? (await commitDone(p.db, { ...write, output: outcome.output })) === null
+          ? (await commitDone(p.db, { ...write, output: outcome.output, unclaimed: unclaimedWrite(p, claimed) })) === null
             ? null
             : { wakeInMs: null, resumed: false, recheckInbox: false }
           : commitStep(p.db, { ...write, outcome }),
@@ -89,7 +105,7 @@ export async function commit(
     const refused = refusal(err);
     return fail(p, agent, claimed, leaseOwner, kind, refused, usage);
   }
-  if (!committed) return count(p, agent, kind, await fenced(p, claimed, 'commit'));
+  if (!committed) return claimed.unclaimed ? ABANDONED : count(p, agent, kind, await fenced(p, claimed, 'commit'));
   faultPoint('after-commit', claimed);
   // Hand on. A crash before this line is repaired by the claim of a duplicate or by the sweeper.
   const nextSeq = claimed.seq + 1;
@@ -117,7 +133,7 @@ async function commitAndContinue(
   usage: StepUsage,
   snapshotDue: boolean,
   opts: ExecuteOptions,
-): Promise<StepOutcome | Continued> {
+): Promise<StepOutcome | Continued | Abandoned> {
   const nextOwner = `${opts.worker}/${randomUUID().slice(0, 8)}`;
   const nextSeq = claimed.seq + 1;
   const state = applyPatch(claimed.state, patch);
@@ -131,6 +147,7 @@ async function commitAndContinue(
           nextStep,
           snapshot: snapshotDue ? state : null,
           next: { leaseOwner: nextOwner, worker: opts.worker, leaseMs: p.config.leaseMs },
+          unclaimed: unclaimedWrite(p, claimed),
         }),
       COMMIT_BUDGET_MS,
     );
@@ -140,7 +157,7 @@ async function commitAndContinue(
     if (err instanceof BatonError || isTransientDbError(err)) throw err;
     return fail(p, agent, claimed, leaseOwner, kind, refusal(err), usage);
   }
-  if (claimedAt === null) return count(p, agent, kind, await fenced(p, claimed, 'commit'));
+  if (claimedAt === null) return claimed.unclaimed ? ABANDONED : count(p, agent, kind, await fenced(p, claimed, 'commit'));
   faultPoint('after-commit', claimed);
   p.events.publish(claimed.runId, { type: 'changed' });
   count(p, agent, kind, { status: 'committed', result: 'next', nextSeq });

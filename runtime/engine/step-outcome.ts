@@ -43,6 +43,13 @@ export interface ExecuteOptions {
   continueInProcess?: boolean;
   /** Aborted when this process stops taking work: from then on steps hand on through the queue. */
   draining?: AbortSignal;
+  /**
+   * The message is delivered for the first time (read from the stream, not reclaimed from a
+   * dead consumer): a fresh run's first step may then start before its claim (execute-step.ts).
+   * A reclaimed message is always claimed first, so a step that kills its worker is counted
+   * towards a crash loop.
+   */
+  firstDelivery?: boolean;
 }
 
 /** A step committed and claimed its next step for this process: run that one now. */
@@ -52,8 +59,18 @@ export interface Continued {
   leaseOwner: string;
 }
 
-/** A claimed step and its run's trace (the `traceparent` its wake-ups carry on). */
-export type Claimed = ClaimedStep & { trace?: string | undefined };
+/**
+ * A claimed step and its run's trace (the `traceparent` its wake-ups carry on). `unclaimed`:
+ * a fresh run's first step read without a claim (store/first-step.ts), until its commit or
+ * its claim; the worker that runs it and when it started (performance.now()).
+ */
+export type Claimed = ClaimedStep & { trace?: string | undefined; unclaimed?: { worker: string; since: number } | null };
+
+/** A first step that ran unclaimed lost its chance (its claim or its commit found the run changed): claim it the usual way. */
+export interface Abandoned {
+  status: 'abandoned';
+}
+export const ABANDONED: Abandoned = { status: 'abandoned' };
 
 /** How long a commit or failure record may retry through a database outage. */
 export const COMMIT_BUDGET_MS = 60_000;

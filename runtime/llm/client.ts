@@ -58,7 +58,7 @@ export interface LlmHooks {
   answersAs(id: string): string;
   costUsd(modelId: string, inputTokens: number | null, outputTokens: number | null): number | null;
   /** Called before the call is made (enforces one external call per step). */
-  beforeCall(): void;
+  beforeCall(): Promise<void> | void;
   onUsage(usage: LanguageModelUsage, modelId: string): void;
   onDelta(text: string): void;
   /** What was sent and what came back (or the error), for the step's `step_calls` row. */
@@ -99,7 +99,7 @@ export function createLlmClient(h: LlmHooks): LlmClient {
     costUsd: (usage, model) => h.costUsd(idOf(model), usage.inputTokens ?? null, usage.outputTokens ?? null),
     async generateText(options) {
       refuseMoreThanOneCall(h.step, options);
-      h.beforeCall();
+      await h.beforeCall();
       const request = requestOf(options, idOf(options.model));
       const [ai, model] = await sdkAnd(options.model);
       let result: GenerateResult;
@@ -123,7 +123,7 @@ export function createLlmClient(h: LlmHooks): LlmClient {
     },
     async streamText(options) {
       refuseMoreThanOneCall(h.step, options);
-      h.beforeCall();
+      await h.beforeCall();
       let failure: unknown;
       const [ai, model] = await sdkAnd(options.model);
       const result = ai.streamText({

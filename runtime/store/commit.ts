@@ -59,14 +59,23 @@ export interface StepRows {
 
 /** The write-side names of a claimed step's result. */
 export function resultWrite(
-  step: { runId: string; seq: number; attempt: number; step: string; rows: { worker: string; claimedAt: string } | null },
+  step: {
+    runId: string;
+    seq: number;
+    attempt: number;
+    step: string;
+    rows: { worker: string; claimedAt: string } | null;
+    /** A step that ran unclaimed has no rows yet either; they are timed from its start (store/continue.ts). */
+    unclaimed?: { worker: string } | null;
+  },
   leaseOwner: string,
   kind: StepKind,
   patch: Patch,
   usage: StepUsage,
 ): StepResultWrite & StepRows {
   const { runId, seq, attempt, rows } = step;
-  return { runId, seq, attempt, leaseOwner, kind, patch, usage, step: step.step, worker: rows?.worker ?? null, claimedAt: rows?.claimedAt ?? null };
+  const worker = rows?.worker ?? step.unclaimed?.worker ?? null;
+  return { runId, seq, attempt, leaseOwner, kind, patch, usage, step: step.step, worker, claimedAt: rows?.claimedAt ?? null };
 }
 
 export interface CommitInput extends StepResultWrite, StepRows {

@@ -24,9 +24,23 @@ import { batcherPerDb } from '../db/batcher.ts';
 import { type Db, queryPrepared } from '../db/connect.ts';
 import type { State } from '../state.ts';
 import type { StepResultWrite, StepRows } from './commit.ts';
+import { STILL_UNCLAIMED } from './first-step.ts';
 import { succeededRows } from './step-sql.ts';
 
-export interface CommitAndClaimInput extends StepResultWrite, StepRows {
+/**
+ * A fresh run's first step that ran without a claim (store/first-step.ts): its commit claims
+ * it too, fenced on the run being still as the read found it, instead of on a lease.
+ */
+export interface UnclaimedStep {
+  unclaimed?: {
+    /** The code revision of this process, recorded on the run as its first claim would. */
+    revision: string | null;
+    /** How long ago the step started: its rows' `started_at` is this long before the commit. */
+    elapsedMs: number;
+  } | null;
+}
+
+export interface CommitAndClaimInput extends StepResultWrite, StepRows, UnclaimedStep {
   /** The step N hands on to. */
   nextStep: string;
   snapshot: State | null;
@@ -34,7 +48,7 @@ export interface CommitAndClaimInput extends StepResultWrite, StepRows {
   next: { leaseOwner: string; worker: string; leaseMs: number };
 }
 
-export interface CommitDoneInput extends StepResultWrite, StepRows {
+export interface CommitDoneInput extends StepResultWrite, StepRows, UnclaimedStep {
   /** The run's output. */
   output: unknown;
   snapshot: State | null;
@@ -82,6 +96,7 @@ function row(c: ChainCommit) {
     snapshot: c.snapshot, next_owner: next?.next.leaseOwner ?? null, lease_ms: next?.next.leaseMs ?? null,
     // As JSON text, so a run that returns nothing stores JSON null, as a lone commit does.
     output: next ? null : JSON.stringify((c as CommitDoneInput).output ?? null),
+    unclaimed: c.unclaimed ? true : null, revision: c.unclaimed?.revision ?? null, elapsed_ms: c.unclaimed ? Math.round(c.unclaimed.elapsedMs) : null,
   };
 }
 
@@ -89,21 +104,24 @@ function row(c: ChainCommit) {
  * Commits many runs' steps in one statement, each claiming its next step or finishing its
  * run; returns, for each run whose fence held, the moment of its commit. Runs are locked in
  * id order, so two batches never wait on each other in a cycle. The rows of step N+1 are not
- * written here: they come with its result, one write each instead of two.
+ * written here: they come with its result, one write each instead of two. A row marked
+ * `unclaimed` is fenced on the run being still a fresh run at its first step, not on a lease.
  */
 export async function commitAndClaimMany(db: Db, batch: readonly ChainCommit[]): Promise<Map<string, string>> {
   const rows = await queryPrepared<{ id: string; claimed_at: string }>(
     db,
-    'baton_commit_claim_next_many',
+    // A new name with each new column: a server connection may still hold the old text under the old one.
+    'baton_commit_claim_next_many_v2',
     sql`
     with i as (
       select * from jsonb_to_recordset(${JSON.stringify(batch.map(row))}::jsonb) as i(
         run_id uuid, seq int, attempt int, step text, worker text, claimed_at timestamptz, lease_owner text, kind step_kind,
         patch jsonb, next_step text, model text, input_tokens int, output_tokens int, cost_usd numeric, snapshot jsonb,
-        next_owner text, lease_ms int, output text)
+        next_owner text, lease_ms int, output text, unclaimed boolean, revision text, elapsed_ms int)
     ), run as (
       select r.id from runs r join i on r.id = i.run_id
-      where r.lease_owner = i.lease_owner and r.next_seq = i.seq and r.status = 'running'
+      where r.next_seq = i.seq
+        and case when i.unclaimed then ${STILL_UNCLAIMED} else r.lease_owner = i.lease_owner and r.status = 'running' end
       order by r.id
       for no key update of r
     ), fenced as (
@@ -114,11 +132,13 @@ export async function commitAndClaimMany(db: Db, batch: readonly ChainCommit[]):
         output = i.output::jsonb, attempt = 1, attempt_base = 0, claims = case when i.next_owner is null then 0 else 1 end,
         lease_owner = i.next_owner, lease_expires_at = now() + i.lease_ms * interval '1 millisecond',
         wait_signal = null, wait_request = null, wake_at = null, signal = null,
-        updated_at = now(), finished_at = case when i.next_owner is null then now() end
+        updated_at = now(), finished_at = case when i.next_owner is null then now() end,
+        revision = case when i.unclaimed then coalesce(r.revision, i.revision) else r.revision end
       from run join i on i.run_id = run.id
       where r.id = run.id
       returning r.id
-    ), ${succeededRows(sql`select i.*, coalesce(i.claimed_at, now()) as since from i join fenced on fenced.id = i.run_id`)}
+    ), ${succeededRows(sql`select i.*, coalesce(i.claimed_at, now() - coalesce(i.elapsed_ms, 0) * interval '1 millisecond') as since
+      from i join fenced on fenced.id = i.run_id`)}
     select id, now()::text as claimed_at from fenced`,
   );
   return new Map(rows.map((r) => [r.id, r.claimed_at]));

@@ -26,7 +26,7 @@ export interface WorkerOptions {
   functions?: readonly string[];
   concurrency?: number;
   /** How a delivery is executed (default: in-process; the Knative dispatcher POSTs it instead). */
-  execute?: (delivery: Delivery, shutdown: AbortSignal, hooks: Pick<ExecuteOptions, 'onHeartbeat' | 'handOn'>) => Promise<StepOutcome>;
+  execute?: (delivery: Delivery, shutdown: AbortSignal, hooks: Pick<ExecuteOptions, 'onHeartbeat' | 'handOn' | 'firstDelivery'>) => Promise<StepOutcome>;
   /** Re-publish every live run once at start (the embedded mode rebuilds its in-process queue). */
   rebuildAtStart?: boolean;
   onOutcome?: (delivery: Delivery, outcome: StepOutcome) => void;
@@ -65,7 +65,7 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
   const inProcess = opts.execute === undefined;
   const execute =
     opts.execute ??
-    ((d: Delivery, stop: AbortSignal, hooks: Pick<ExecuteOptions, 'onHeartbeat' | 'handOn'>) =>
+    ((d: Delivery, stop: AbortSignal, hooks: Pick<ExecuteOptions, 'onHeartbeat' | 'handOn' | 'firstDelivery'>) =>
       // A step's next step runs here at once (claimed by its commit) until the worker stops taking work.
       executeStep(p, d.function, d.message, { worker: consumer, shutdown: stop, continueInProcess: true, draining: stopLoops.signal, ...hooks }));
 
@@ -90,7 +90,8 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
   const running = new Set<string>();
   const entry = (d: { function: string; id: string }) => `${d.function}|${d.id}`;
 
-  function handle(d: Delivery) {
+  /** Runs a delivery; `firstDelivery`: read from the stream now, not taken over from a dead consumer. */
+  function handle(d: Delivery, firstDelivery: boolean) {
     running.add(entry(d));
     const touchEntry = () => touchMany(d).catch(() => {});
     // Keep the stream entry fresh while the step runs, so no other worker's reclaim takes it.
@@ -102,7 +103,7 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
     };
     const task = (async () => {
       try {
-        const outcome = await execute(d, shutdown.signal, { onHeartbeat: touchEntry, handOn });
+        const outcome = await execute(d, shutdown.signal, { onHeartbeat: touchEntry, handOn, firstDelivery });
         if (!acked) await ack(d);
         opts.onOutcome?.(d, outcome);
       } catch (err) {
@@ -137,7 +138,7 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
       // A slot taken meanwhile by a new message: hand it back rather than overrun the concurrency.
       if (active.size >= concurrency) await handBack(d);
       else {
-        handle(d);
+        handle(d, false);
         adopted++;
       }
     }
@@ -179,7 +180,7 @@ export function createWorker(p: Platform, opts: WorkerOptions = {}): Worker {
           for (const d of deliveries) await handBack(d);
           break;
         }
-        for (const d of deliveries) handle(d);
+        for (const d of deliveries) handle(d, true);
         backoff = 100;
       } catch (err) {
         if (stopped()) break;
