@@ -304,7 +304,8 @@ async function runClaimed(
       );
     }
 
-    if (abandoned) return ABANDONED;
+    // A claim under way (the step ran a while) lands before its result goes anywhere.
+    if ((claiming && !(await claiming)) || abandoned) return ABANDONED;
     if (signal.aborted) {
       const reason = signal.reason as unknown;
       if (reason instanceof BatonError && reason.code === 'cancelled') return count(p, agent, recorder.kind, { status: 'cancelled' });
@@ -313,7 +314,6 @@ async function runClaimed(
         return count(p, agent, recorder.kind, { status: 'fenced' });
       }
       if (opts.shutdown?.aborted && !timedOut) {
-        await claiming; // an unclaimed step's claim under way lands before the release
         // Released, another worker can claim the step at once; if this fails, the lease just expires.
         const release = claimed.branch
           ? () => releaseBranch(p.db, claimed.runId, claimed.seq, leaseOwner)
