@@ -24,35 +24,71 @@ export interface FloorResult extends Floor {
   twoTxC10PerSec: number;
 }
 
-export async function measureFloor(opts: { sequential: number; concurrent: number }): Promise<FloorResult> {
+/** A floor lane of its own (a database, a stream): one transition at a time, its time in ms each. */
+export interface FloorLane {
+  transition(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the floor's tables and stream for `lanes` lanes. `oneTx(lane)` is one transition;
+ * `twoTx(lane)` the same with a separate claim transaction first.
+ */
+async function openFloor(lanes: number) {
   const database = await createTestDatabase({ open: false });
   const prefix = `baton-bench:${crypto.randomBytes(4).toString('hex')}:`;
-  const pgPool = new pg.Pool({ connectionString: database.url, max: LANES });
+  const pgPool = new pg.Pool({ connectionString: database.url, max: lanes });
   pgPool.on('error', () => {}); // an idle client dropped by the server: the next query reports it
   const redis = await createClient({ url: REDIS_URL }).connect();
   const stream = `${prefix}floor`;
+  const close = async () => {
+    await redis.close().catch(() => {});
+    await pgPool.end().catch(() => {});
+    await database.drop();
+    await dropPrefix(prefix);
+  };
   try {
     await pgPool.query(`create table floor_runs (id int primary key, next_seq int not null, updated_at timestamptz not null)`);
     await pgPool.query(`create table floor_steps (run_id int, seq int, result jsonb, finished_at timestamptz, primary key (run_id, seq))`);
-    await pgPool.query(`insert into floor_runs select g, 0, now() from generate_series(0, ${LANES - 1}) g`);
+    await pgPool.query(`insert into floor_runs select g, 0, now() from generate_series(0, ${lanes - 1}) g`);
     await redis.xGroupCreate(stream, 'workers', '0', { MKSTREAM: true });
-    const seqs = new Array<number>(LANES).fill(0);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const seqs = new Array<number>(lanes).fill(0);
 
-    /** One transition; with `claimFirst`, a separate write transaction before it (a claim, as Baton does today). */
-    const transition = (claimFirst: boolean) => async (lane: number) => {
-      const seq = seqs[lane]++;
-      if (claimFirst) await pgPool.query(`update floor_runs set updated_at = now() where id = $1`, [lane]);
-      await pgPool.query(
-        `with step as (insert into floor_steps values ($1, $2, '{"ok":true}', now()))
-         update floor_runs set next_seq = $2 + 1, updated_at = now() where id = $1`,
-        [lane, seq],
-      );
-      const id = await redis.xAdd(stream, '*', { run_id: String(lane), seq: String(seq + 1) });
-      await redis.xAck(stream, 'workers', id);
-    };
-    const oneTx = transition(false);
-    const twoTx = transition(true);
+  /** One transition; with `claimFirst`, a separate write transaction before it (a claim, as Baton does today). */
+  const transition = (claimFirst: boolean) => async (lane: number) => {
+    const seq = seqs[lane]++;
+    if (claimFirst) await pgPool.query(`update floor_runs set updated_at = now() where id = $1`, [lane]);
+    await pgPool.query(
+      `with step as (insert into floor_steps values ($1, $2, '{"ok":true}', now()))
+       update floor_runs set next_seq = $2 + 1, updated_at = now() where id = $1`,
+      [lane, seq],
+    );
+    const id = await redis.xAdd(stream, '*', { run_id: String(lane), seq: String(seq + 1) });
+    await redis.xAck(stream, 'workers', id);
+  };
+  return { oneTx: transition(false), twoTx: transition(true), close };
+}
 
+/** One lane, for a part that measures the floor alongside its own figure (interleaved, so drift hits both alike). */
+export async function openFloorLane(): Promise<FloorLane> {
+  const floor = await openFloor(1);
+  return {
+    async transition() {
+      const t0 = nowMs();
+      await floor.oneTx(0);
+      return nowMs() - t0;
+    },
+    close: floor.close,
+  };
+}
+
+export async function measureFloor(opts: { sequential: number; concurrent: number }): Promise<FloorResult> {
+  const { oneTx, twoTx, close } = await openFloor(LANES);
+  try {
     const sequential = async (transition: (lane: number) => Promise<void>) => {
       const times: number[] = [];
       for (let i = 0; i < opts.sequential; i++) {
@@ -78,10 +114,7 @@ export async function measureFloor(opts: { sequential: number; concurrent: numbe
     const c10two = await concurrent(twoTx);
     return { seqMs: median(seq), seqP99: percentile(seq, 99), c10PerSec: c10, twoTxSeqMs: median(seq2), twoTxC10PerSec: c10two };
   } finally {
-    await redis.close().catch(() => {});
-    await pgPool.end().catch(() => {});
-    await database.drop();
-    await dropPrefix(prefix);
+    await close();
   }
 }
 

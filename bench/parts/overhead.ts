@@ -6,11 +6,16 @@
  * commit to the next step's claim (the hand-on through Redis), and the run's first step (its
  * POST, the insert, the wake-up through Redis, the claim and the first commit) against each
  * later one (a commit that also claims the next step).
+ *
+ * The floor drifts on a shared machine (by 1.5x within one `npm run bench`), so this part also
+ * measures it alongside: after each run, ten floor transitions on a lane of its own, and the
+ * per-step time is also given as a ratio to that floor, measured in the same moments.
  */
 import { sql } from 'drizzle-orm';
 import { query } from '../../runtime/db/connect.ts';
 import type { Part } from '../lib/part.ts';
 import type { Figure } from '../lib/report.ts';
+import { type FloorLane, openFloorLane } from './floor.ts';
 import { type Stack, idArray, startStack, stepTimings, submitRuns, waitForRuns } from '../lib/stack.ts';
 import { median, nowMs } from '../lib/stats.ts';
 
@@ -24,12 +29,18 @@ export interface SingleRuns {
   firstStepMs: number[];
   /** The first step's commit to the last one's, per later step. */
   laterStepMs: number[];
+  /** Floor transitions measured between the runs (with a lane). */
+  floorMs: number[];
 }
 
+/** Floor transitions after each run (interleaved with the runs, so both see the same machine). */
+const FLOOR_PER_RUN = 10;
+
 /** `count` chain runs one after another on a running stack; per-step time of each. */
-export async function singleRuns(stack: Pick<Stack, 'api' | 'db'>, count: number): Promise<SingleRuns> {
+export async function singleRuns(stack: Pick<Stack, 'api' | 'db'>, count: number, floor?: FloorLane): Promise<SingleRuns> {
   if (!stack.api) throw new Error('the stack has no API');
   const perStepMs: number[] = [];
+  const floorMs: number[] = [];
   const ids: string[] = [];
   const started = new Map<string, number>();
   for (let i = 0; i < count; i++) {
@@ -39,6 +50,7 @@ export async function singleRuns(stack: Pick<Stack, 'api' | 'db'>, count: number
     perStepMs.push((end - t0) / STEPS);
     ids.push(id);
     started.set(id, t0);
+    for (let k = 0; floor && k < FLOOR_PER_RUN; k++) floorMs.push(await floor.transition());
   }
   const t = await stepTimings(stack.db, ids);
   const commits = await query<{ run_id: string; first_ms: number; last_ms: number }>(
@@ -48,7 +60,7 @@ export async function singleRuns(stack: Pick<Stack, 'api' | 'db'>, count: number
   );
   const firstStepMs = commits.map((c) => c.first_ms - (started.get(c.run_id) as number));
   const laterStepMs = commits.map((c) => (c.last_ms - c.first_ms) / (STEPS - 1));
-  return { perStepMs, ...t, firstStepMs, laterStepMs };
+  return { perStepMs, ...t, firstStepMs, laterStepMs, floorMs };
 }
 
 export const overheadPart: Part = {
@@ -56,11 +68,15 @@ export const overheadPart: Part = {
   about: 'one 10-step chain run alone (API + 1 worker, default settings), per-step time, median of ≥ 20',
   async run(ctx) {
     const stack = await startStack({ workers: 1 });
+    const floor = await openFloorLane();
     try {
-      await singleRuns(stack, ctx.quick ? 1 : 5); // warm up: JIT, connections, consumer groups
-      const r = await singleRuns(stack, ctx.quick ? 2 : 25);
+      await singleRuns(stack, ctx.quick ? 1 : 5, floor); // warm up: JIT, connections, consumer groups
+      const r = await singleRuns(stack, ctx.quick ? 2 : 25, floor);
+      const perStep = median(r.perStepMs);
+      const alongside = median(r.floorMs);
       const figures: Figure[] = [
-        { part: 'overhead', label: 'per step, one 10-step run alone (POST → last commit) / 10', value: median(r.perStepMs), unit: 'ms', vsFloor: 'time', note: `${r.perStepMs.length} runs` },
+        { part: 'overhead', label: 'per step, one 10-step run alone (POST → last commit) / 10', value: perStep, unit: 'ms', vsFloor: 'time', note: `${r.perStepMs.length} runs; ${(perStep / alongside).toFixed(1)}× the floor measured alongside` },
+        { part: 'overhead', label: `the floor measured alongside (${FLOOR_PER_RUN} transitions after each run)`, value: alongside, unit: 'ms', vsFloor: 'time', note: `${r.floorMs.length} transitions` },
         { part: 'overhead', label: 'inside a step: claim → commit (step rows)', value: median(r.inStep), unit: 'ms', vsFloor: 'time' },
         { part: 'overhead', label: 'between steps: commit → next claim (step rows)', value: median(r.handOn), unit: 'ms', vsFloor: 'time' },
         { part: 'overhead', label: "the run's first step: POST → its commit (insert, wake-up, claim)", value: median(r.firstStepMs), unit: 'ms', vsFloor: 'time' },
@@ -68,6 +84,7 @@ export const overheadPart: Part = {
       ];
       return figures;
     } finally {
+      await floor.close();
       await stack.close();
     }
   },
