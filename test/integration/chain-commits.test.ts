@@ -2,7 +2,8 @@
  * Chains in flight commit together: one statement carries many runs' commits, each run
  * claiming its next step or finishing, each fenced on its own lease. A run whose fence
  * fails in the batch is left exactly as it was; the others go through. Claims batch the same
- * way, and two claims of one run in one batch never both get the step.
+ * way, and two claims of one run in one batch never both get the step. The rows of steps the
+ * commits claimed open together too, each fenced on its own lease.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -13,7 +14,9 @@ import { defineAgent, done, next } from '../../runtime/define.ts';
 import { registryOf } from '../../runtime/functions.ts';
 import { claimStep } from '../../runtime/store/claim.ts';
 import { commitAndClaimMany } from '../../runtime/store/continue.ts';
+import { openStepRows } from '../../runtime/store/step-rows.ts';
 import { type TestPlatform, startTestPlatform, trigger } from '../helpers/platform.ts';
+import { statementsSent } from '../helpers/statements.ts';
 
 const pair = defineAgent({
   name: 'pair',
@@ -92,4 +95,34 @@ test('two claims of one run that land in one batch: exactly one holds the lease'
   const [row] = await query<{ lease_owner: string; claims: number }>(t.p.db, sql`select lease_owner, claims from runs where id = ${dup}`);
   assert.equal(row.claims, 1);
   assert.equal(row.lease_owner, results[5] ? 'w/first' : 'w/second', 'the lease is held by the claim that got the step');
+});
+
+test('steps claimed by the commit before them open their rows together: one statement for many, each fenced on its own lease', async () => {
+  const ids = await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map(() => claimed(`w/s${Math.random().toString(36).slice(2, 8)}`)));
+  const owners = await query<{ id: string; lease_owner: string }>(t.p.db, sql`select id, lease_owner from runs where id in (${sql.join(ids.map((id) => sql`${id}`), sql`, `)})`);
+  const ownerOf = new Map(owners.map((o) => [o.id, o.lease_owner]));
+  // Each commit claims step one for a new owner; its rows are not written yet.
+  const held = await commitAndClaimMany(
+    t.p.db,
+    ids.map((runId) => ({
+      runId, seq: 0, attempt: 1, leaseOwner: ownerOf.get(runId) as string, kind: 'compute' as const, patch: {}, usage, step: 'one', worker: 'w', claimedAt: null,
+      nextStep: 'two', snapshot: null, next: { leaseOwner: `${runId}/next`, worker: 'w', leaseMs: 30_000 },
+    })),
+  );
+  assert.equal(held.size, 8);
+  const sent = statementsSent(t.p.db);
+  const open = (runId: string, leaseOwner: string) =>
+    openStepRows(t.p.db, { runId, seq: 1, attempt: 1, step: 'two', leaseOwner, worker: 'w', claimedAt: held.get(runId) as string });
+  // Four opens fill the batcher's slots; the four that arrive meanwhile go as one statement. The
+  // last one's lease is someone else's: nothing opens for it.
+  const opened = await Promise.all(ids.map((id, i) => open(id, i === 7 ? 'w/intruder' : `${id}/next`))).finally(sent.stop);
+  assert.deepEqual(opened, [true, true, true, true, true, true, true, false]);
+  assert.ok(sent.names.length <= 5 && sent.names.every((n) => n === 'baton_open_step_rows_many'), sent.names.join(', '));
+  const rows = await query<{ run_id: string; status: string; attempt_status: string }>(
+    t.p.db,
+    sql`select s.run_id, s.status::text as status, a.status::text as attempt_status
+        from steps s join step_attempts a using (run_id, seq) where s.seq = 1 and s.run_id in (${sql.join(ids.map((id) => sql`${id}`), sql`, `)})`,
+  );
+  assert.deepEqual(new Set(rows.map((r) => r.run_id)), new Set(ids.slice(0, 7)));
+  assert.ok(rows.every((r) => r.status === 'running' && r.attempt_status === 'running'));
 });

@@ -8,14 +8,14 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { sql } from 'drizzle-orm';
-import type pg from 'pg';
 import * as v from 'valibot';
-import { type Db, query } from '../../runtime/db/connect.ts';
+import { query } from '../../runtime/db/connect.ts';
 import { defineAgent, done, next } from '../../runtime/define.ts';
 import { executeStep } from '../../runtime/engine/execute-step.ts';
 import { registryOf } from '../../runtime/functions.ts';
 import { commitAndClaimMany } from '../../runtime/store/continue.ts';
 import { type TestPlatform, startTestPlatform, trigger, waitFor } from '../helpers/platform.ts';
+import { statementsSent } from '../helpers/statements.ts';
 
 const pair = defineAgent({
   name: 'pair',
@@ -48,19 +48,6 @@ before(async () => {
   t = await startTestPlatform({ functions: registryOf(pair, asks, overtaken), tools: false, llm: { delayMs: 300 }, worker: false });
 });
 after(() => t.close());
-
-/** The names of the prepared statements the platform sends from now on (claims, reads, commits). */
-function statementsSent(db: Db): { names: string[]; stop: () => void } {
-  const pool = (db as unknown as { $client: pg.Pool }).$client;
-  const names: string[] = [];
-  const original = pool.query;
-  pool.query = function (this: pg.Pool, ...args: unknown[]) {
-    const name = (args[0] as { name?: string } | undefined)?.name;
-    if (name) names.push(name);
-    return (original as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof pool.query;
-  return { names, stop: () => void (pool.query = original) };
-}
 
 const run = (fn: string, runId: string, firstDelivery: boolean) =>
   executeStep(t.p, fn, { runId, seq: 0 }, { worker: 'w1', continueInProcess: true, firstDelivery });
