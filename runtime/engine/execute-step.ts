@@ -231,7 +231,9 @@ async function runClaimed(
   const claimNow = (): Promise<boolean> =>
     (claiming ??= (async () => {
       const c = claimInput(p, agent.name, claimed, leaseOwner, opts.worker);
-      const asked = performance.now();
+      // The step's timeout counts its own time, not its claim's (as when claimed before it ran): paused meanwhile.
+      clearTimeout(timeout);
+      const left = deadline - Date.now();
       const got = await p.withDb(() => claimStep(p.db, c), 5000).catch(() => null);
       if (!got || got.crashLoop || got.step !== claimed.step) {
         abandoned = true;
@@ -241,11 +243,7 @@ async function runClaimed(
       claimed.unclaimed = null;
       claimsFirst.add(agent);
       stopBeating = beat();
-      // The step's timeout counts its own time, not its claim's (as when claimed before it ran).
-      if (!signal.aborted) {
-        clearTimeout(timeout);
-        timeout = setTimeout(onTimeout, Math.max(0, deadline + (performance.now() - asked) - Date.now()));
-      }
+      if (!signal.aborted) timeout = setTimeout(onTimeout, Math.max(0, left));
       return true;
     })());
   let rowsOpened: Promise<unknown> | null = null;

@@ -3,7 +3,9 @@
  * kill or a native crash would) is claimed again only until BATON_MAX_CLAIMS claims
  * of it have ended without a commit or a failure record; then the run fails with
  * `crash_loop`, and its step and attempt rows say so. The test restarts the workers
- * as they die, like a Deployment would, and counts the model calls the step made.
+ * as they die, like a Deployment would, and counts the model calls the step made. A run's
+ * first step that dies before any outside call ran unclaimed the first time; every later
+ * try is a claim (the message is reclaimed), so it ends the same way, one death later.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -20,12 +22,8 @@ const WORKERS = 2;
 
 runAlone();
 
-test('a step that kills its worker fails the run with crash_loop after BATON_MAX_CLAIMS claims', { timeout: 120_000 }, async (tc) => {
-  const defer = teardown(tc);
-  const t = await startTestPlatform({ worker: false, tools: false, functions: await loadFunctions(FIXTURES, ['poison']) });
-  defer(() => t.close());
-  const env = { ...t.env, BATON_FUNCTIONS_DIR: FIXTURES, BATON_LEASE_MS: '1000', BATON_MAX_CLAIMS: String(MAX_CLAIMS) };
-
+/** Workers restarted as they die (like a Deployment would, boundedly here); counts the deaths. */
+function restartingWorkers(env: Record<string, string>, defer: (fn: () => unknown) => void): { deaths: () => number } {
   const all: BatonProcess[] = [];
   defer(() => stopAll(all));
   let stopping = false;
@@ -38,11 +36,19 @@ test('a step that kills its worker fails the run with crash_loop after BATON_MAX
     all.push(w);
     void w.exited.then(({ signal }) => {
       if (signal === 'SIGKILL') deaths++;
-      // A Deployment restarts what dies, boundedly here.
       if (!stopping && all.length < 20) spawnWorker();
     });
   };
   for (let i = 0; i < WORKERS; i++) spawnWorker();
+  return { deaths: () => deaths };
+}
+
+test('a step that kills its worker fails the run with crash_loop after BATON_MAX_CLAIMS claims', { timeout: 120_000 }, async (tc) => {
+  const defer = teardown(tc);
+  const t = await startTestPlatform({ worker: false, tools: false, functions: await loadFunctions(FIXTURES, ['poison']) });
+  defer(() => t.close());
+  const env = { ...t.env, BATON_FUNCTIONS_DIR: FIXTURES, BATON_LEASE_MS: '1000', BATON_MAX_CLAIMS: String(MAX_CLAIMS) };
+  const fleet = restartingWorkers(env, defer);
 
   const started = Date.now();
   const id = await trigger(t.api, 'poison', {});
@@ -54,7 +60,7 @@ test('a step that kills its worker fails the run with crash_loop after BATON_MAX
   assert.deepEqual([error.code, error.step, error.seq, error.attempt, error.retryable], ['crash_loop', 'swallow', 1, 1, false]);
   assert.match(error.message, new RegExp(`claimed ${MAX_CLAIMS} times`));
   assert.equal(t.llm?.calls.length, MAX_CLAIMS, 'the step ran (and called the model) once per claim, then never again');
-  assert.equal(deaths, MAX_CLAIMS, 'each claim killed its worker');
+  assert.equal(fleet.deaths(), MAX_CLAIMS, 'each claim killed its worker');
 
   const swallow = steps[1];
   assert.deepEqual([swallow.name, swallow.status, (swallow.error as { code: string }).code], ['swallow', 'failed', 'crash_loop']);
@@ -66,4 +72,25 @@ test('a step that kills its worker fails the run with crash_loop after BATON_MAX
   const safe = await trigger(t.api, 'poison', { safe: true });
   assert.equal((await waitForRun(t.p, safe, undefined, 30_000)).run.status, 'succeeded');
   console.log(`crash loop: ${MAX_CLAIMS} claims, each SIGKILLed its worker; the run failed crash_loop ${(tookMs / 1000).toFixed(1)} s after it started`);
+});
+
+test('a first step that kills its worker before any outside call also ends in crash_loop: its first try ran unclaimed, every later one is claimed', { timeout: 120_000 }, async (tc) => {
+  const defer = teardown(tc);
+  const t = await startTestPlatform({ worker: false, tools: false, llm: 'offline', functions: await loadFunctions(FIXTURES, ['quick-poison']) });
+  defer(() => t.close());
+  const env = { ...t.env, BATON_FUNCTIONS_DIR: FIXTURES, BATON_LEASE_MS: '1000', BATON_MAX_CLAIMS: String(MAX_CLAIMS) };
+  const fleet = restartingWorkers(env, defer);
+
+  const id = await trigger(t.api, 'quick-poison', {});
+  const { run, steps } = await waitForRun(t.p, id, undefined, 60_000);
+  assert.equal(run.status, 'failed');
+  const error = run.error as { code: string; step: string; seq: number; message: string };
+  assert.deepEqual([error.code, error.step, error.seq], ['crash_loop', 'explode', 0]);
+  assert.match(error.message, new RegExp(`claimed ${MAX_CLAIMS} times`));
+  // The unclaimed first try, then one death per claim: the reclaimed message is claimed before its step runs.
+  assert.equal(fleet.deaths(), MAX_CLAIMS + 1);
+  assert.deepEqual([steps[0].name, steps[0].status], ['explode', 'failed']);
+
+  const safe = await trigger(t.api, 'quick-poison', { safe: true });
+  assert.equal((await waitForRun(t.p, safe, undefined, 30_000)).run.status, 'succeeded');
 });

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { sql } from 'drizzle-orm';
+import pg from 'pg';
 import * as v from 'valibot';
 import { query } from '../../runtime/db/connect.ts';
 import { defineAgent, done, next } from '../../runtime/define.ts';
@@ -29,6 +30,13 @@ const asks = defineAgent({
   start: 'ask',
   steps: { ask: async (ctx) => done((await ctx.llm.generateText({ prompt: 'hi' })).text) },
 });
+// Its call may wait for its claim longer than its timeout: the timeout counts the step's own time.
+const patient = defineAgent({
+  name: 'patient',
+  input: v.object({}),
+  start: 'ask',
+  steps: { ask: { timeoutMs: 1000, maxAttempts: 1, run: async (ctx) => done((await ctx.llm.generateText({ prompt: 'hi' })).text) } },
+});
 // Its body lets another worker take the run before it returns.
 let whileRunning: (runId: string) => Promise<void> = async () => {};
 const overtaken = defineAgent({
@@ -45,7 +53,7 @@ const overtaken = defineAgent({
 
 let t: TestPlatform;
 before(async () => {
-  t = await startTestPlatform({ functions: registryOf(pair, asks, overtaken), tools: false, llm: { delayMs: 300 }, worker: false });
+  t = await startTestPlatform({ functions: registryOf(pair, asks, patient, overtaken), tools: false, llm: { delayMs: 300 }, worker: false });
 });
 after(() => t.close());
 
@@ -155,4 +163,24 @@ test('the commit of an unclaimed first step is fenced on the run being still fre
   assert.deepEqual(by.get(leased), { status: 'running', next_seq: 0, lease_owner: 'x/1', revision: null, steps: 0, duration_ms: null });
   // Moved on: the same write again finds the run past its first step.
   assert.equal((await commitAndClaimMany(t.p.db, [write(fresh)])).size, 0);
+});
+
+test("an unclaimed first step's timeout does not count its claim: a claim slower than the timeout still lets the call go out", async () => {
+  const id = await trigger(t.api, 'patient', {});
+  // Another transaction holds the run's row: the read goes through, the claim before the call waits.
+  const holder = new pg.Client({ connectionString: t.db.url });
+  await holder.connect();
+  try {
+    await holder.query('begin');
+    await holder.query('select id from runs where id = $1 for update', [id]);
+    const calls = t.llm?.calls.length ?? 0;
+    const outcome = run('patient', id, true);
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // longer than the step's timeout
+    await holder.query('commit');
+    assert.equal((await outcome).status, 'committed');
+    assert.equal((await runRow(id)).status, 'succeeded');
+    assert.equal(t.llm?.calls.length, calls + 1, 'the call went out once claimed');
+  } finally {
+    await holder.end();
+  }
 });
