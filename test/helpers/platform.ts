@@ -9,6 +9,7 @@ import path from 'node:path';
 import { createApi } from '../../runtime/api/app.ts';
 import { type Config, loadConfig } from '../../runtime/config.ts';
 import type { FunctionRegistry } from '../../runtime/functions.ts';
+import { loadAi } from '../../runtime/llm/ai-sdk.ts';
 import { createPlatform, type Platform } from '../../runtime/platform.ts';
 import { getRunWithSteps, type RunWithSteps } from '../../runtime/store/runs.ts';
 import { stateBefore } from '../../runtime/store/step-detail.ts';
@@ -94,6 +95,9 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
   if (opts.worker !== false) {
     worker = createWorker(p, typeof opts.worker === 'object' ? opts.worker : {});
     await worker.start();
+    // As `baton worker` does once ready (runtime/worker/preload.ts), here awaited: a test's first
+    // model call must not load the AI SDK inside its step's timeout (400 ms in some tests).
+    await Promise.all([loadAi(), p.model.load()]);
   }
   return {
     p,
