@@ -71,7 +71,8 @@ export interface ClaimedStep {
   rows: { worker: string; claimedAt: string } | null;
 }
 
-interface ClaimRow {
+/** A claimed step's row as the claim statements return it (store/first-step.ts reads the same shape). */
+export interface ClaimRow {
   id: string;
   function: string;
   tenant: string;
@@ -88,6 +89,26 @@ interface ClaimRow {
   seq: number;
 }
 
+/** The step a claim row describes, its state replayed from the snapshot and patches. */
+export function claimedStepOf(row: ClaimRow): ClaimedStep {
+  return {
+    runId: row.id,
+    function: row.function,
+    tenant: row.tenant,
+    input: row.input,
+    step: row.next_step,
+    seq: row.seq,
+    attempt: row.attempt,
+    attemptBase: row.attempt_base,
+    revision: row.revision,
+    state: replay(row.snapshot, row.patches),
+    signal: row.signal ?? undefined,
+    crashLoop: row.crash_loop,
+    branch: undefined,
+    branches: row.branches ?? undefined,
+    rows: null,
+  };
+}
 
 /**
  * Claims arriving while earlier ones are under way go together, as one statement over many
@@ -196,28 +217,7 @@ export async function claimMany(db: Db, batch: readonly ClaimInput[]): Promise<M
       select k.seq, k.state from checkpoints k where k.run_id = c.id and k.seq < c.seq order by k.seq desc limit 1
     ) snap on true`,
   );
-  return new Map(
-    rows.map((row) => [
-      row.id,
-      {
-        runId: row.id,
-        function: row.function,
-        tenant: row.tenant,
-        input: row.input,
-        step: row.next_step,
-        seq: row.seq,
-        attempt: row.attempt,
-        attemptBase: row.attempt_base,
-        revision: row.revision,
-        state: replay(row.snapshot, row.patches),
-        signal: row.signal ?? undefined,
-        crashLoop: row.crash_loop,
-        branch: undefined,
-        branches: row.branches ?? undefined,
-        rows: null,
-      },
-    ]),
-  );
+  return new Map(rows.map((row) => [row.id, claimedStepOf(row)]));
 }
 
 /** What to do with a message whose claim matched nothing. */

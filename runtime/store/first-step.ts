@@ -11,14 +11,17 @@
 import { sql } from 'drizzle-orm';
 import { batcherPerDb } from '../db/batcher.ts';
 import { type Db, queryPrepared } from '../db/connect.ts';
-import { replay } from '../state.ts';
-import type { ClaimedStep } from './claim.ts';
+import { type ClaimRow, type ClaimedStep, claimedStepOf } from './claim.ts';
 
 export interface FirstStepInput {
   runId: string;
   /** The function the message is for: a run of another function is not read. */
   function: string;
 }
+
+/** A fresh run (over `runs r`): queued, no lease, no claim yet, no backoff, no retry, no fan-out, no signal. */
+const FRESH = sql`r.status = 'queued' and r.lease_owner is null and r.wake_at is null and r.claims = 0
+  and r.attempt = 1 and r.attempt_base = 0 and r.branches = 0 and r.signal is null`;
 
 /**
  * First steps read while earlier reads are under way go together, as one statement (a burst of
@@ -40,42 +43,21 @@ export function readFirstStep(db: Db, c: FirstStepInput): Promise<ClaimedStep | 
 }
 
 async function readMany(db: Db, batch: readonly FirstStepInput[]): Promise<Map<string, ClaimedStep>> {
-  const rows = await queryPrepared<{ id: string; function: string; tenant: string; input: unknown; next_step: string; revision: string | null }>(
+  // The claim's row shape, with what a fresh run at seq 0 has: no signal, no snapshot, no patches, no fan-out.
+  const rows = await queryPrepared<ClaimRow>(
     db,
     'baton_read_first_steps',
-    sql`select r.id, r.function, r.tenant, r.input, r.next_step, r.revision
+    sql`select r.id, r.function, r.tenant, r.input, r.next_step, r.attempt, r.attempt_base, r.revision, r.signal,
+          null::jsonb as crash_loop, r.next_seq as seq, null::jsonb as snapshot, '[]'::jsonb as patches, null::jsonb as branches
         from runs r join jsonb_to_recordset(${JSON.stringify(batch.map((c) => ({ run_id: c.runId, function: c.function })))}::jsonb)
           as i(run_id uuid, function text) on r.id = i.run_id and r.function = i.function
-        where r.next_seq = 0 and r.status = 'queued' and r.lease_owner is null and r.wake_at is null and r.claims = 0
-          and r.attempt = 1 and r.attempt_base = 0 and r.branches = 0 and r.signal is null`,
+        where r.next_seq = 0 and ${FRESH}`,
   );
-  return new Map(
-    rows.map((row) => [
-      row.id,
-      {
-        runId: row.id,
-        function: row.function,
-        tenant: row.tenant,
-        input: row.input,
-        step: row.next_step,
-        seq: 0,
-        attempt: 1,
-        attemptBase: 0,
-        revision: row.revision,
-        state: replay(null, []),
-        signal: undefined,
-        crashLoop: null,
-        branch: undefined,
-        branches: undefined,
-        rows: null,
-      },
-    ]),
-  );
+  return new Map(rows.map((row) => [row.id, claimedStepOf(row)]));
 }
 
 /**
- * The commit's side of it: the run is still a fresh run at seq 0 running `step` (SQL over the
- * locked `runs r` row and the batch row `i`, see store/continue.ts).
+ * The commit's side of it: the run is still a fresh run running `step` (SQL over the locked
+ * `runs r` row and the batch row `i`, see store/continue.ts; its seq is checked there).
  */
-export const STILL_UNCLAIMED = sql`r.status = 'queued' and r.lease_owner is null and r.wake_at is null and r.claims = 0
-  and r.attempt = 1 and r.attempt_base = 0 and r.branches = 0 and r.signal is null and r.next_step = i.step`;
+export const STILL_UNCLAIMED = sql`${FRESH} and r.next_step = i.step`;
