@@ -22,12 +22,17 @@ test('the claim and commit of a step update the run row in place (HOT), without 
     await t.worker?.stop(2000);
     const reader = await openDatabase({ url: t.db.url, poolSize: 1 });
     try {
-      await query(reader.db, sql`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      const [stats] = await query<{ upd: number; hot: number }>(
+      // pg_terminate_backend with a timeout returns once each backend has exited (and so reported);
+      // the statistics are then read until they hold every run's updates (a loaded machine reports late).
+      await query(reader.db, sql`select pg_terminate_backend(pid, 10000) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'`);
+      const readStats = async () => (await query<{ upd: number; hot: number }>(
         reader.db,
         sql`select n_tup_upd::int as upd, n_tup_hot_upd::int as hot from pg_stat_user_tables where relname = 'runs'`,
-      );
+      ))[0];
+      let stats = await readStats();
+      for (const deadline = Date.now() + 10_000; stats.upd < RUNS * STEPS && Date.now() < deadline; stats = await readStats()) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
       assert.ok(stats.upd >= RUNS * STEPS, `the runs were updated (${stats.upd} updates)`);
       // The first claim (queued → running) and the last commit (→ succeeded) change the status,
       // which the live-runs index filters on; every other update must be HOT.
