@@ -9,7 +9,7 @@
  */
 import { and, asc, eq, sql } from 'drizzle-orm';
 import { type StepKind, stepCalls } from '../../schema/tables.ts';
-import type { Db } from '../db/connect.ts';
+import { type Db, queryPrepared } from '../db/connect.ts';
 import { isTransientDbError } from '../db/sqlstate.ts';
 
 export interface StepCallRecord {
@@ -66,15 +66,22 @@ function rowOf(where: { runId: string; seq: number; attempt: number }, call: Ste
   };
 }
 
-/** Insert, or, for a claim that took over a dead worker's attempt, replace the attempt's call. */
-function upsert(db: Db, rows: StepCallRow[]) {
-  return db
-    .insert(stepCalls)
-    .values(rows)
-    .onConflictDoUpdate({
-      target: [stepCalls.runId, stepCalls.seq, stepCalls.attempt],
-      set: { kind: sql`excluded.kind`, request: sql`excluded.request`, response: sql`excluded.response`, error: sql`excluded.error`, createdAt: sql`now()` },
-    });
+/**
+ * Insert, or, for a claim that took over a dead worker's attempt, replace the attempt's call.
+ * The rows go as one JSON parameter of a prepared statement: built by the query builder, a
+ * hundred rows of seven values cost the worker about 60 µs a row in mapping alone.
+ */
+async function upsert(db: Db, rows: StepCallRow[]): Promise<void> {
+  await queryPrepared(
+    db,
+    'baton_step_calls_upsert',
+    sql`insert into step_calls (run_id, seq, attempt, kind, request, response, error)
+        select "runId", seq, attempt, kind, request, response, error
+        from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+          as r("runId" uuid, seq int, attempt int, kind step_kind, request jsonb, response jsonb, error jsonb)
+        on conflict (run_id, seq, attempt) do update set
+          kind = excluded.kind, request = excluded.request, response = excluded.response, error = excluded.error, created_at = now()`,
+  );
 }
 
 interface Pending {
