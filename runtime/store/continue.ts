@@ -24,7 +24,8 @@ import { batcherPerDb } from '../db/batcher.ts';
 import { type Db, queryPrepared } from '../db/connect.ts';
 import type { State } from '../state.ts';
 import type { StepResultWrite, StepRows } from './commit.ts';
-import { STILL_UNCLAIMED } from './first-step.ts';
+import { commitAndClaimOne } from './continue-one.ts';
+import { stillUnclaimed } from './first-step.ts';
 import { succeededRows } from './step-sql.ts';
 
 /**
@@ -54,7 +55,7 @@ export interface CommitDoneInput extends StepResultWrite, StepRows, UnclaimedSte
   snapshot: State | null;
 }
 
-type ChainCommit = CommitAndClaimInput | CommitDoneInput;
+export type ChainCommit = CommitAndClaimInput | CommitDoneInput;
 
 /**
  * Chains in flight at once commit together: the commits that arrive while earlier ones are
@@ -79,7 +80,8 @@ export function commitDone(db: Db, c: CommitDoneInput): Promise<string | null> {
 const batched = batcherPerDb<Db, ChainCommit, string | null>((db) => ({
   inFlight: IN_FLIGHT,
   maxBatch: MAX_BATCH,
-  sendOne: async (one) => (await commitAndClaimMany(db, [one])).get(one.runId) ?? null,
+  // A commit alone (a run alone, an idle worker) goes as the statement for one run: cheaper than a batch of one.
+  sendOne: (one) => commitAndClaimOne(db, one),
   sendMany: async (many) => {
     const held = await commitAndClaimMany(db, many);
     return many.map((m) => held.get(m.runId) ?? null);
@@ -121,7 +123,7 @@ export async function commitAndClaimMany(db: Db, batch: readonly ChainCommit[]):
     ), run as (
       select r.id from runs r join i on r.id = i.run_id
       where r.next_seq = i.seq
-        and case when i.unclaimed then ${STILL_UNCLAIMED} else r.lease_owner = i.lease_owner and r.status = 'running' end
+        and case when i.unclaimed then ${stillUnclaimed(sql`i.step`)} else r.lease_owner = i.lease_owner and r.status = 'running' end
       order by r.id
       for no key update of r
     ), fenced as (

@@ -8,7 +8,7 @@
  * that makes an outside call, runs a while or ends other than by handing on or finishing
  * is claimed the usual way first (store/claim.ts), so no side effect ever runs unleased.
  */
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import { batcherPerDb } from '../db/batcher.ts';
 import { type Db, queryPrepared } from '../db/connect.ts';
 import { type ClaimRow, type ClaimedStep, claimedStepOf } from './claim.ts';
@@ -57,7 +57,7 @@ async function readMany(db: Db, batch: readonly FirstStepInput[]): Promise<Map<s
 }
 
 /**
- * The commit's side of it: the run is still a fresh run running `step` (SQL over the locked
- * `runs r` row and the batch row `i`, see store/continue.ts; its seq is checked there).
+ * The commit's side of it: the run (`runs r`, locked) is still a fresh run running `step`
+ * (store/continue.ts and continue-one.ts; its seq is checked there).
  */
-export const STILL_UNCLAIMED = sql`${FRESH} and r.next_step = i.step`;
+export const stillUnclaimed = (step: SQL): SQL => sql`${FRESH} and r.next_step = ${step}`;

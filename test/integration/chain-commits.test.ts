@@ -13,7 +13,8 @@ import { query } from '../../runtime/db/connect.ts';
 import { defineAgent, done, next } from '../../runtime/define.ts';
 import { registryOf } from '../../runtime/functions.ts';
 import { claimStep } from '../../runtime/store/claim.ts';
-import { commitAndClaimMany } from '../../runtime/store/continue.ts';
+import { type ChainCommit, commitAndClaimMany } from '../../runtime/store/continue.ts';
+import { commitAndClaimOne } from '../../runtime/store/continue-one.ts';
 import { openStepRows } from '../../runtime/store/step-rows.ts';
 import { type TestPlatform, startTestPlatform, trigger } from '../helpers/platform.ts';
 import { statementsSent } from '../helpers/statements.ts';
@@ -39,12 +40,25 @@ async function claimed(owner: string): Promise<string> {
   return id;
 }
 
-test('one batch: a run claims its next step, a run finishes, a run whose lease is gone is left as it was', async () => {
+/** The batch statement, and the statement for one run (what a run alone sends), commit alike. */
+const commitShapes: Array<[string, (batch: ChainCommit[]) => Promise<Map<string, string>>]> = [
+  ['one batch', (batch) => commitAndClaimMany(t.p.db, batch)],
+  ['one statement each', async (batch) => {
+    const held = new Map<string, string>();
+    for (const c of batch) {
+      const at = await commitAndClaimOne(t.p.db, c);
+      if (at) held.set(c.runId, at);
+    }
+    return held;
+  }],
+];
+
+for (const [shape, commit] of commitShapes) test(`${shape}: a run claims its next step, a run finishes, a run whose lease is gone is left as it was`, async () => {
   const [going, ending, stale] = [await claimed('w/a'), await claimed('w/b'), await claimed('w/c')];
   const write = (runId: string, leaseOwner: string) => ({
     runId, seq: 0, attempt: 1, leaseOwner, kind: 'compute' as const, patch: { at: runId }, usage, step: 'one', worker: 'w', claimedAt: null,
   });
-  const held = await commitAndClaimMany(t.p.db, [
+  const held = await commit([
     { ...write(going, 'w/a'), nextStep: 'two', snapshot: null, next: { leaseOwner: 'w/a2', worker: 'w', leaseMs: 30_000 } },
     { ...write(ending, 'w/b'), output: undefined, snapshot: { at: ending } },
     { ...write(stale, 'w/someone-else'), nextStep: 'two', snapshot: null, next: { leaseOwner: 'w/c2', worker: 'w', leaseMs: 30_000 } },

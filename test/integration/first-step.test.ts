@@ -14,7 +14,8 @@ import { query } from '../../runtime/db/connect.ts';
 import { defineAgent, done, next } from '../../runtime/define.ts';
 import { executeStep } from '../../runtime/engine/execute-step.ts';
 import { registryOf } from '../../runtime/functions.ts';
-import { commitAndClaimMany } from '../../runtime/store/continue.ts';
+import { type ChainCommit, commitAndClaimMany } from '../../runtime/store/continue.ts';
+import { commitAndClaimOne } from '../../runtime/store/continue-one.ts';
 import { type TestPlatform, startTestPlatform, trigger, waitFor } from '../helpers/platform.ts';
 import { statementsSent } from '../helpers/statements.ts';
 
@@ -82,7 +83,7 @@ test('a fresh run first delivered: its first step runs on a read and its commit 
   const outcome = await run('pair', id, true).finally(sent.stop);
   assert.equal(outcome.status, 'committed');
   assert.ok(!sent.names.includes('baton_claim_many'), `no claim: ${sent.names.join(', ')}`);
-  assert.deepEqual(sent.names, ['baton_read_first_steps', 'baton_commit_claim_next_many_v2', 'baton_commit_claim_next_many_v2']);
+  assert.deepEqual(sent.names, ['baton_read_first_steps', 'baton_commit_claim_one_unclaimed', 'baton_commit_claim_one']);
   assert.deepEqual(await runRow(id), { status: 'succeeded', lease_owner: null, output: { seen: 7 } });
   assert.deepEqual(
     (await stepRows(id)).map((s) => [s.seq, s.name, s.status, s.worker, s.attempt, s.attempts, s.ordered]),
@@ -133,7 +134,20 @@ test('a run taken by another worker while its unclaimed first step ran: nothing 
   assert.deepEqual(await stepRows(id), []);
 });
 
-test('the commit of an unclaimed first step is fenced on the run being still fresh: cancelled, leased or moved on, nothing is written', async () => {
+/** The batch statement, and the statement for one run (what a run alone sends), fence alike. */
+const commitShapes: Array<[string, (batch: ChainCommit[]) => Promise<Map<string, string>>]> = [
+  ['batched', (batch) => commitAndClaimMany(t.p.db, batch)],
+  ['alone', async (batch) => {
+    const held = new Map<string, string>();
+    for (const c of batch) {
+      const at = await commitAndClaimOne(t.p.db, c);
+      if (at) held.set(c.runId, at);
+    }
+    return held;
+  }],
+];
+
+for (const [shape, commit] of commitShapes) test(`${shape}, the commit of an unclaimed first step is fenced on the run being still fresh: cancelled, leased or moved on, nothing is written`, async () => {
   const usage = { model: null, inputTokens: null, outputTokens: null, costUsd: null };
   const fresh = await trigger(t.api, 'pair', { n: 1 });
   const cancelled = await trigger(t.api, 'pair', { n: 2 });
@@ -145,7 +159,7 @@ test('the commit of an unclaimed first step is fenced on the run being still fre
     nextStep: 'two', snapshot: null, next: { leaseOwner: `w1/${runId.slice(-4)}`, worker: 'w1', leaseMs: 30_000 },
     unclaimed: { revision: 'rev-9', elapsedMs: 250 },
   });
-  const held = await commitAndClaimMany(t.p.db, [write(fresh), write(cancelled), write(leased)]);
+  const held = await commit([write(fresh), write(cancelled), write(leased)]);
   assert.deepEqual([...held.keys()], [fresh]);
   const rows = await query<{ id: string; status: string; next_seq: number; lease_owner: string | null; revision: string | null; steps: number; duration_ms: number | null }>(
     t.p.db,
@@ -162,7 +176,7 @@ test('the commit of an unclaimed first step is fenced on the run being still fre
   assert.deepEqual(by.get(cancelled), { status: 'cancelled', next_seq: 0, lease_owner: null, revision: null, steps: 0, duration_ms: null });
   assert.deepEqual(by.get(leased), { status: 'running', next_seq: 0, lease_owner: 'x/1', revision: null, steps: 0, duration_ms: null });
   // Moved on: the same write again finds the run past its first step.
-  assert.equal((await commitAndClaimMany(t.p.db, [write(fresh)])).size, 0);
+  assert.equal((await commit([write(fresh)])).size, 0);
 });
 
 test("an unclaimed first step's timeout does not count its claim: a claim slower than the timeout still lets the call go out", async () => {
