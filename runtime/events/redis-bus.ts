@@ -5,7 +5,11 @@
 import { EventEmitter } from 'node:events';
 import type { RedisClient } from '../queue/redis.ts';
 import { controlChannel, runChannel } from '../queue/names.ts';
-import type { ControlMessage, EventBus, RunNotice } from './bus.ts';
+import type { ControlMessage, EventBus } from './bus.ts';
+import { throttleChanged } from './throttle.ts';
+
+/** A run's `changed` notices: at most one per this many ms, the last never dropped (events/throttle.ts). */
+const CHANGED_WINDOW_MS = 10;
 
 export function createRedisBus(opts: { client: RedisClient; prefix: string; onError?: (err: Error) => void }): EventBus {
   const { client, prefix } = opts;
@@ -41,11 +45,13 @@ export function createRedisBus(opts: { client: RedisClient; prefix: string; onEr
     };
   }
 
+  const notices = throttleChanged((runId, notice) => {
+    client.publish(runChannel(prefix, runId), JSON.stringify(notice)).catch(() => {});
+  }, CHANGED_WINDOW_MS);
+
   return {
     kind: 'redis',
-    publish(runId, notice: RunNotice) {
-      client.publish(runChannel(prefix, runId), JSON.stringify(notice)).catch(() => {});
-    },
+    publish: notices.publish,
     subscribe(runId, listener) {
       return listen(runChannel(prefix, runId), listener);
     },
@@ -56,6 +62,7 @@ export function createRedisBus(opts: { client: RedisClient; prefix: string; onEr
       return listen(controlChannel(prefix), listener);
     },
     async close() {
+      notices.flush();
       local.removeAllListeners();
       const s = subscriber;
       subscriber = undefined;
