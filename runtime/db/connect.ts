@@ -7,7 +7,7 @@
  * startup parameters; every statement stands alone or runs in one transaction.
  */
 import fs from 'node:fs';
-import type { SQL } from 'drizzle-orm';
+import { Placeholder, type SQL, is, sql } from 'drizzle-orm';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { type PgDatabase, PgDialect, type PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { drizzle as DrizzlePglite } from 'drizzle-orm/pglite';
@@ -132,14 +132,42 @@ export async function queryPrepared<T>(db: Db, name: string, statement: SQL): Pr
   const target = pools.get(db);
   if (!target?.prepared) return query<T>(db, statement);
   const q = dialect.sqlToQuery(statement);
+  return sendPrepared<T>(db, target, name, q.sql, q.params as unknown[], () => statement);
+}
+
+async function sendPrepared<T>(db: Db, target: { pool: pg.Pool; prepared: boolean }, name: string, text: string, values: unknown[], unprepared: () => SQL): Promise<T[]> {
   try {
-    const result = await target.pool.query<T & pg.QueryResultRow>({ name, text: q.sql, values: q.params as unknown[], types: rowTypes });
+    const result = await target.pool.query<T & pg.QueryResultRow>({ name, text, values, types: rowTypes });
     return result.rows;
   } catch (err) {
     if (!NOT_PREPARED.has((err as { code?: string }).code ?? '')) throw err;
     target.prepared = false;
-    return query<T>(db, statement);
+    return query<T>(db, unprepared());
   }
+}
+
+/**
+ * A prepared statement whose text is built once: `build` is called with placeholders
+ * (`sql.placeholder`) the first time, and each call only fills in its values, instead of
+ * building and walking the statement's SQL tree again (about 60 µs of the worker's CPU
+ * per step for the chain commit). `build` must only interpolate its values, never branch
+ * on them: a statement whose text varies is one hotStatement per variant. Where statements
+ * are not prepared (PGlite, a pooler without them), it runs as `query` with the values.
+ */
+export function hotStatement<V extends Record<string, unknown>>(name: string, build: (v: V) => SQL) {
+  let built: { text: string; slots: Array<string | null>; params: unknown[] } | undefined;
+  const placeholders = new Proxy({}, { get: (_, key) => sql.placeholder(String(key)) }) as V;
+  return <T>(db: Db, values: V): Promise<T[]> => {
+    const target = pools.get(db);
+    if (!target?.prepared) return query<T>(db, build(values));
+    if (!built) {
+      const q = dialect.sqlToQuery(build(placeholders));
+      built = { text: q.sql, params: q.params, slots: q.params.map((p) => (is(p, Placeholder) ? p.name : null)) };
+    }
+    const b = built;
+    const params = b.slots.map((slot, i) => (slot === null ? b.params[i] : values[slot]));
+    return sendPrepared<T>(db, target, name, b.text, params, () => build(values));
+  };
 }
 
 export function redactUrl(url: string): string {

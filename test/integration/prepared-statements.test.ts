@@ -6,11 +6,21 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'drizzle-orm';
-import { type Database, openDatabase, query, queryPrepared } from '../../runtime/db/connect.ts';
+import { type Database, hotStatement, openDatabase, query, queryPrepared } from '../../runtime/db/connect.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { type PgBouncer, pgBouncerBinary, startPgBouncer } from '../helpers/pgbouncer.ts';
 
 const probe = (n: number) => sql`select ${n}::int * 2 as doubled, now() as at, '{"a":[1]}'::jsonb as doc`;
+
+/** A statement built once, with placeholders; `builds` counts how often its SQL was built. */
+function hotProbe(name: string) {
+  const counter = { builds: 0 };
+  const run = hotStatement(name, (v: { n: number; tag: string | null }) => {
+    counter.builds++;
+    return sql`select ${v.n}::int * 2 as doubled, ${v.tag}::text as tag, now() as at`;
+  });
+  return { run, counter };
+}
 
 describe('prepared statements', () => {
   let scratch: TestDatabase;
@@ -35,9 +45,15 @@ describe('prepared statements', () => {
       // Rows read as Drizzle reads them: timestamps stay strings, jsonb is parsed.
       assert.equal(typeof first[0].at, typeof plain[0].at);
       assert.deepEqual(first[0].doc, plain[0].doc);
+      // A hot statement: its text built once, each call only its values.
+      const { run: hot, counter } = hotProbe('baton_test_hot');
+      const answers = [];
+      for (const [n, tag] of [[21, 'a'], [4, null], [5, 'b']] as const) answers.push((await hot<{ doubled: number; tag: string | null; at: unknown }>(database.db, { n, tag }))[0]);
+      assert.deepEqual(answers.map((a) => [a.doubled, a.tag]), [[42, 'a'], [8, null], [10, 'b']]);
+      assert.equal(typeof answers[0].at, typeof plain[0].at);
+      assert.equal(counter.builds, 1, 'the SQL was built once');
       const prepared = await query<{ name: string }>(database.db, sql`select name from pg_prepared_statements`);
-      assert.ok(
-        prepared.some((r) => r.name === 'baton_test_probe'),
+      assert.ok(['baton_test_probe', 'baton_test_hot'].every((name) => prepared.some((r) => r.name === name)),
         `the connection holds the prepared statement: ${JSON.stringify(prepared)}`,
       );
     } finally {
@@ -54,6 +70,9 @@ describe('prepared statements', () => {
       const u = new URL(`postgres://postgres@127.0.0.1:${bouncer.port}/${scratch.name}`);
       database = await openDatabase({ url: u.toString(), poolSize: 6 });
       const db = database.db;
+      const { run: hot } = hotProbe('baton_test_hot_bouncer');
+      const hotAnswers = await Promise.all(Array.from({ length: 30 }, (_, i) => hot<{ doubled: number; tag: string }>(db, { n: i, tag: `t${i}` }).then((rows) => `${rows[0].doubled}/${rows[0].tag}`)));
+      assert.deepEqual(hotAnswers, Array.from({ length: 30 }, (_, i) => `${i * 2}/t${i}`));
       for (let round = 0; round < 5; round++) {
         const answers = await Promise.all(
           Array.from({ length: 30 }, (_, i) =>
