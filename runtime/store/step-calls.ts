@@ -69,7 +69,7 @@ function rowOf(where: { runId: string; seq: number; attempt: number }, call: Ste
 /**
  * Insert, or, for a claim that took over a dead worker's attempt, replace the attempt's call.
  * The rows go as one JSON parameter of a prepared statement: built by the query builder, a
- * hundred rows of seven values cost the worker about 60 µs a row in mapping alone.
+ * hundred rows of seven values cost the worker about 30 µs a row to build.
  */
 async function upsert(db: Db, rows: StepCallRow[]): Promise<void> {
   await queryPrepared(
