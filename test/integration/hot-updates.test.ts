@@ -23,15 +23,21 @@ test('the claim and commit of a step update the run row in place (HOT), without 
     const reader = await openDatabase({ url: t.db.url, poolSize: 1 });
     try {
       // pg_terminate_backend with a timeout returns once each backend has exited (and so reported);
-      // the statistics are then read until they hold every run's updates (a loaded machine reports late).
+      // the statistics are then read until they hold every run's updates (a loaded machine reports
+      // late), and a read that a pooler sent to a just-ended server connection is tried again.
       await query(reader.db, sql`select pg_terminate_backend(pid, 10000) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'`);
-      const readStats = async () => (await query<{ upd: number; hot: number }>(
-        reader.db,
-        sql`select n_tup_upd::int as upd, n_tup_hot_upd::int as hot from pg_stat_user_tables where relname = 'runs'`,
-      ))[0];
+      const deadline = Date.now() + 10_000;
+      const readStats = () =>
+        query<{ upd: number; hot: number }>(reader.db, sql`select n_tup_upd::int as upd, n_tup_hot_upd::int as hot from pg_stat_user_tables where relname = 'runs'`)
+          .then((rows) => rows[0])
+          .catch((err: Error) => {
+            if (Date.now() > deadline) throw err;
+            return { upd: -1, hot: 0 };
+          });
       let stats = await readStats();
-      for (const deadline = Date.now() + 10_000; stats.upd < RUNS * STEPS && Date.now() < deadline; stats = await readStats()) {
+      while (stats.upd < RUNS * STEPS && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 200));
+        stats = await readStats();
       }
       assert.ok(stats.upd >= RUNS * STEPS, `the runs were updated (${stats.upd} updates)`);
       // The first claim (queued → running) and the last commit (→ succeeded) change the status,
