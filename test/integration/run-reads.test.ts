@@ -12,7 +12,9 @@ import * as v from 'valibot';
 import type { Db } from '../../runtime/db/connect.ts';
 import { defineAgent, done } from '../../runtime/define.ts';
 import { registryOf } from '../../runtime/functions.ts';
-import { getRunWithSteps } from '../../runtime/store/runs.ts';
+import { deriveEvents } from '../../runtime/api/events.ts';
+import { readRunSince, readRunsSince } from '../../runtime/store/run-events.ts';
+import { type RunWithSteps, getRunWithSteps } from '../../runtime/store/runs.ts';
 import { getStepDetail } from '../../runtime/store/step-detail.ts';
 import * as schema from '../../schema/tables.ts';
 import { type TestPlatform, startTestPlatform, trigger } from '../helpers/platform.ts';
@@ -109,3 +111,35 @@ test("a step's detail read across its commit shows its row and attempts at one i
   assert.ok(detail);
   assert.deepEqual([detail.step.status, detail.attempts.map((a) => a.status)].flat(), detail.step.status === 'running' ? ['running', 'running'] : ['succeeded', 'succeeded']);
 });
+
+/** The event stream's reads (streams/run-watchers.ts): one run from a seq on, and many runs at once. */
+const watcherReads: Array<[string, (db: Db, id: string) => Promise<RunWithSteps | null | undefined>]> = [
+  ['one run', (db, id) => readRunSince(db, id, 0)],
+  ['many runs', async (db, id) => (await readRunsSince(db, [{ id, fromSeq: 0 }])).get(id)],
+];
+
+for (const [what, read] of watcherReads) {
+  test(`the event stream's read of ${what} across a step's commit sees the step and its attempt at one instant`, { timeout: 20_000 }, async () => {
+    const id = await trigger(t.api, 'one', {});
+    const c = new pg.Client({ connectionString: t.db.url });
+    await c.connect();
+    try {
+      await c.query(`insert into steps (run_id, seq, name, status, attempt) values ($1, 0, 'go', 'running', 1)`, [id]);
+      await c.query(`insert into step_attempts (run_id, seq, attempt, status) values ($1, 0, 1, 'running')`, [id]);
+    } finally {
+      await c.end();
+    }
+    const full = await readAcrossCommit(
+      (db) => read(db, id),
+      [
+        [`update steps set status = 'succeeded', kind = 'tool' where run_id = $1 and seq = 0`, [id]],
+        [`update step_attempts set status = 'succeeded' where run_id = $1 and seq = 0`, [id]],
+      ],
+    );
+    assert.ok(full);
+    // A step.completed derived from a succeeded attempt beside the step's row before its commit had no kind.
+    const completed = deriveEvents(id, full).filter((e) => e.event === 'step.completed');
+    assert.ok(completed.every((e) => (e.data as { kind: string | null }).kind === 'tool'), JSON.stringify(completed));
+    assert.equal(new Set([full.steps[0]?.status, ...full.attempts.map((a) => a.status)]).size, 1, JSON.stringify({ steps: full.steps, attempts: full.attempts }));
+  });
+}
