@@ -13,9 +13,9 @@ import { query } from '../../runtime/db/connect.ts';
 import { defineAgent, done, next } from '../../runtime/define.ts';
 import { registryOf } from '../../runtime/functions.ts';
 import { claimStep } from '../../runtime/store/claim.ts';
-import { type ChainCommit, commitAndClaimMany } from '../../runtime/store/continue.ts';
-import { commitAndClaimOne } from '../../runtime/store/continue-one.ts';
 import { openStepRows } from '../../runtime/store/step-rows.ts';
+import { commitAndClaimMany } from '../../runtime/store/continue.ts';
+import { commitShapes } from '../helpers/chain-commits.ts';
 import { type TestPlatform, startTestPlatform, trigger } from '../helpers/platform.ts';
 import { statementsSent } from '../helpers/statements.ts';
 
@@ -40,20 +40,9 @@ async function claimed(owner: string): Promise<string> {
   return id;
 }
 
-/** The batch statement, and the statement for one run (what a run alone sends), commit alike. */
-const commitShapes: Array<[string, (batch: ChainCommit[]) => Promise<Map<string, string>>]> = [
-  ['one batch', (batch) => commitAndClaimMany(t.p.db, batch)],
-  ['one statement each', async (batch) => {
-    const held = new Map<string, string>();
-    for (const c of batch) {
-      const at = await commitAndClaimOne(t.p.db, c);
-      if (at) held.set(c.runId, at);
-    }
-    return held;
-  }],
-];
+const shapes = commitShapes(() => t.p.db);
 
-for (const [shape, commit] of commitShapes) test(`${shape}: a run claims its next step, a run finishes, a run whose lease is gone is left as it was`, async () => {
+for (const [shape, commit] of shapes) test(`${shape}: a run claims its next step, a run finishes, a run whose lease is gone is left as it was`, async () => {
   const [going, ending, stale] = [await claimed('w/a'), await claimed('w/b'), await claimed('w/c')];
   const write = (runId: string, leaseOwner: string) => ({
     runId, seq: 0, attempt: 1, leaseOwner, kind: 'compute' as const, patch: { at: runId }, usage, step: 'one', worker: 'w', claimedAt: null,

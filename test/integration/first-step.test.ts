@@ -14,8 +14,7 @@ import { query } from '../../runtime/db/connect.ts';
 import { defineAgent, done, next } from '../../runtime/define.ts';
 import { executeStep } from '../../runtime/engine/execute-step.ts';
 import { registryOf } from '../../runtime/functions.ts';
-import { type ChainCommit, commitAndClaimMany } from '../../runtime/store/continue.ts';
-import { commitAndClaimOne } from '../../runtime/store/continue-one.ts';
+import { commitShapes } from '../helpers/chain-commits.ts';
 import { type TestPlatform, startTestPlatform, trigger, waitFor } from '../helpers/platform.ts';
 import { statementsSent } from '../helpers/statements.ts';
 
@@ -134,20 +133,9 @@ test('a run taken by another worker while its unclaimed first step ran: nothing 
   assert.deepEqual(await stepRows(id), []);
 });
 
-/** The batch statement, and the statement for one run (what a run alone sends), fence alike. */
-const commitShapes: Array<[string, (batch: ChainCommit[]) => Promise<Map<string, string>>]> = [
-  ['batched', (batch) => commitAndClaimMany(t.p.db, batch)],
-  ['alone', async (batch) => {
-    const held = new Map<string, string>();
-    for (const c of batch) {
-      const at = await commitAndClaimOne(t.p.db, c);
-      if (at) held.set(c.runId, at);
-    }
-    return held;
-  }],
-];
+const shapes = commitShapes(() => t.p.db);
 
-for (const [shape, commit] of commitShapes) test(`${shape}, the commit of an unclaimed first step is fenced on the run being still fresh: cancelled, leased or moved on, nothing is written`, async () => {
+for (const [shape, commit] of shapes) test(`${shape}, the commit of an unclaimed first step is fenced on the run being still fresh: cancelled, leased or moved on, nothing is written`, async () => {
   const usage = { model: null, inputTokens: null, outputTokens: null, costUsd: null };
   const fresh = await trigger(t.api, 'pair', { n: 1 });
   const cancelled = await trigger(t.api, 'pair', { n: 2 });

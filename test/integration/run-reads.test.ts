@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import * as v from 'valibot';
-import type { Db } from '../../runtime/db/connect.ts';
+import { type Db, query } from '../../runtime/db/connect.ts';
 import { defineAgent, done } from '../../runtime/define.ts';
 import { registryOf } from '../../runtime/functions.ts';
 import { deriveEvents } from '../../runtime/api/events.ts';
@@ -75,6 +76,14 @@ async function readAcrossCommit<T>(read: (db: Db) => Promise<T>, statements: Arr
   }
 }
 
+/** A new run whose first step is running: its step and attempt rows open. */
+async function runWithStepRunning(): Promise<string> {
+  const id = await trigger(t.api, 'one', {});
+  await query(t.p.db, sql`insert into steps (run_id, seq, name, status, attempt) values (${id}, 0, 'go', 'running', 1)`);
+  await query(t.p.db, sql`insert into step_attempts (run_id, seq, attempt, status) values (${id}, 0, 1, 'running')`);
+  return id;
+}
+
 test('a step committed between the reads of a run and its attempts is seen whole or not at all', { timeout: 20_000 }, async () => {
   const id = await trigger(t.api, 'one', {});
   const full = await readAcrossCommit(
@@ -92,15 +101,7 @@ test('a step committed between the reads of a run and its attempts is seen whole
 });
 
 test("a step's detail read across its commit shows its row and attempts at one instant", { timeout: 20_000 }, async () => {
-  const id = await trigger(t.api, 'one', {});
-  const c = new pg.Client({ connectionString: t.db.url });
-  await c.connect();
-  try {
-    await c.query(`insert into steps (run_id, seq, name, status, attempt) values ($1, 0, 'go', 'running', 1)`, [id]);
-    await c.query(`insert into step_attempts (run_id, seq, attempt, status) values ($1, 0, 1, 'running')`, [id]);
-  } finally {
-    await c.end();
-  }
+  const id = await runWithStepRunning();
   const detail = await readAcrossCommit(
     (db) => getStepDetail(db, id, 0),
     [
@@ -120,15 +121,7 @@ const watcherReads: Array<[string, (db: Db, id: string) => Promise<RunWithSteps 
 
 for (const [what, read] of watcherReads) {
   test(`the event stream's read of ${what} across a step's commit sees the step and its attempt at one instant`, { timeout: 20_000 }, async () => {
-    const id = await trigger(t.api, 'one', {});
-    const c = new pg.Client({ connectionString: t.db.url });
-    await c.connect();
-    try {
-      await c.query(`insert into steps (run_id, seq, name, status, attempt) values ($1, 0, 'go', 'running', 1)`, [id]);
-      await c.query(`insert into step_attempts (run_id, seq, attempt, status) values ($1, 0, 1, 'running')`, [id]);
-    } finally {
-      await c.end();
-    }
+    const id = await runWithStepRunning();
     const full = await readAcrossCommit(
       (db) => read(db, id),
       [
