@@ -38,6 +38,7 @@ import { openStepRows } from '../store/step-rows.ts';
 import { runTraceContext } from '../store/runs.ts';
 import { endStepSpan, inSpan, startStepSpan } from '../tracing.ts';
 import { tracingOn } from '../../tools/lib/tracing.ts';
+import { followAbort } from './abort-fanout.ts';
 import { createStepContext } from './context.ts';
 import { checkResult } from './step-result.ts';
 import { faultPoint } from './fault-points.ts';
@@ -208,9 +209,8 @@ async function runClaimed(
     controller.abort(new DOMException(`step timed out after ${timeoutMs} ms`, 'TimeoutError'));
   };
   let timeout = setTimeout(onTimeout, timeoutMs);
-  const onShutdown = () => controller.abort(opts.shutdown?.reason);
-  if (opts.shutdown?.aborted) onShutdown();
-  else opts.shutdown?.addEventListener('abort', onShutdown, { once: true });
+  // Through one listener for all the worker's steps (engine/abort-fanout.ts).
+  const unfollowShutdown = opts.shutdown ? followAbort(opts.shutdown, () => controller.abort(opts.shutdown?.reason)) : () => {};
   p.inflight.add(claimed.runId, controller);
   const beat = () =>
     keepLease(
@@ -333,7 +333,7 @@ async function runClaimed(
   } finally {
     clearTimeout(startedNotice);
     clearTimeout(timeout);
-    opts.shutdown?.removeEventListener('abort', onShutdown);
+    unfollowShutdown();
     // Only now: the lease must outlive a commit that is retried through a database blip.
     stopBeating();
   }
