@@ -10,7 +10,7 @@
  */
 import { type SQL, sql } from 'drizzle-orm';
 import { batcherPerDb } from '../db/batcher.ts';
-import { type Db, queryPrepared } from '../db/connect.ts';
+import { type Db, hotStatement, queryPrepared } from '../db/connect.ts';
 import { type ClaimRow, type ClaimedStep, claimedStepOf } from './claim.ts';
 
 export interface FirstStepInput {
@@ -25,14 +25,17 @@ const FRESH = sql`r.status = 'queued' and r.lease_owner is null and r.wake_at is
 
 /**
  * First steps read while earlier reads are under way go together, as one statement (a burst of
- * new runs is read in a few statements, as claims are, store/claim.ts).
+ * new runs is read in a few statements, as claims are, store/claim.ts). A read alone (a run
+ * alone, an idle worker) goes as the statement for one run, by its key with plain parameters:
+ * 0.33–0.36 against 0.45–0.48 ms for the batch statement carrying one run (medians of 2,000,
+ * alternated on one connection).
  */
 const reads = batcherPerDb<Db, FirstStepInput, ClaimedStep | null>((db) => ({
   inFlight: 4,
   maxBatch: 200,
-  sendOne: async (one) => (await readMany(db, [one])).get(one.runId) ?? null,
+  sendOne: (one) => readFirstStepAlone(db, one),
   sendMany: async (many) => {
-    const found = await readMany(db, many);
+    const found = await readFirstSteps(db, many);
     return many.map((m) => found.get(m.runId) ?? null);
   },
 }));
@@ -42,13 +45,27 @@ export function readFirstStep(db: Db, c: FirstStepInput): Promise<ClaimedStep | 
   return reads(db, c);
 }
 
-async function readMany(db: Db, batch: readonly FirstStepInput[]): Promise<Map<string, ClaimedStep>> {
-  // The claim's row shape, with what a fresh run at seq 0 has: no signal, no snapshot, no patches, no fan-out.
+// The claim's row shape, with what a fresh run at seq 0 has: no signal, no snapshot, no patches, no fan-out.
+const COLUMNS = sql`r.id, r.function, r.tenant, r.input, r.next_step, r.attempt, r.attempt_base, r.revision, r.signal,
+  null::jsonb as crash_loop, r.next_seq as seq, null::jsonb as snapshot, '[]'::jsonb as patches, null::jsonb as branches`;
+
+const alone = hotStatement<{ runId: string; function: string }>(
+  'baton_read_first_step',
+  (v) => sql`select ${COLUMNS} from runs r where r.id = ${v.runId} and r.function = ${v.function} and r.next_seq = 0 and ${FRESH}`,
+);
+
+/** One run's first step (the statement for a read alone), or null when it is not a fresh run at seq 0. */
+export async function readFirstStepAlone(db: Db, c: FirstStepInput): Promise<ClaimedStep | null> {
+  const [row] = await alone<ClaimRow>(db, { runId: c.runId, function: c.function });
+  return row ? claimedStepOf(row) : null;
+}
+
+/** Many runs' first steps in one statement, by run id (those that are fresh runs at seq 0). */
+export async function readFirstSteps(db: Db, batch: readonly FirstStepInput[]): Promise<Map<string, ClaimedStep>> {
   const rows = await queryPrepared<ClaimRow>(
     db,
     'baton_read_first_steps',
-    sql`select r.id, r.function, r.tenant, r.input, r.next_step, r.attempt, r.attempt_base, r.revision, r.signal,
-          null::jsonb as crash_loop, r.next_seq as seq, null::jsonb as snapshot, '[]'::jsonb as patches, null::jsonb as branches
+    sql`select ${COLUMNS}
         from runs r join jsonb_to_recordset(${JSON.stringify(batch.map((c) => ({ run_id: c.runId, function: c.function })))}::jsonb)
           as i(run_id uuid, function text) on r.id = i.run_id and r.function = i.function
         where r.next_seq = 0 and ${FRESH}`,
