@@ -44,9 +44,9 @@ const POLL_MS = 25;
 
 /**
  * Runs submitted at once before the measured runs, so the API and the worker run the step path
- * as a server that has been up a while does: in V8's optimising tier. Five runs alone left most
- * of Baton's code in the baseline tier (the floor's few lines get there within its own warm-up);
- * measured on one stack, after five runs alone against after 3 × 200 runs at once: the first step
+ * as a server that has been up a while does (V8 optimises code only once it has run many times;
+ * the floor's few lines get there within its own warm-up). After five runs alone the path was
+ * slower; measured on one stack, after five runs alone against after 3 × 200 runs at once: the first step
  * 8.98 / 9.43 → 7.60 / 7.03 ms, a later step 2.34 / 2.06 → 1.80 / 1.43 ms. The per-step time
  * before this warm-up is printed too.
  */

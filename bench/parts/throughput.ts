@@ -38,8 +38,8 @@ export const throughputPart: Part = {
     const two: Burst[] = [];
     const warmUps = { one: [] as number[], two: [] as number[] };
     try {
-      // Warm-ups, as in the overhead part: the processes run the burst's path in V8's optimising
-      // tier, as servers that have been up a while do. After a burst of 50 runs, the first measured
+      // Warm-ups, as in the overhead part: the processes run the burst's path as servers that have
+      // been up a while do (V8 optimises code once it has run many times). After a burst of 50 runs, the first measured
       // round ran at 2,660 steps/s and the next two at 3,908 and 4,126 (19:41 run); and each round
       // of two workers started its second worker fresh. Their rates are printed beside the figures.
       if (!ctx.quick) warmUps.one.push((await burst(stack, runs)).stepsPerSec);
