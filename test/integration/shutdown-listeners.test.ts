@@ -37,7 +37,8 @@ before(async () => {
 });
 after(() => t.close());
 
-test('steps in flight share one listener on the shutdown signal, and a shutdown still reaches each', async () => {
+// Bounded: a shutdown that never reaches the steps would otherwise leave them waiting until their own timeout.
+test('steps in flight share one listener on the shutdown signal, and a shutdown still reaches each', { timeout: 30_000 }, async () => {
   const ids = await Promise.all(Array.from({ length: STEPS }, () => trigger(t.api, 'held', {})));
   const shutdown = new AbortController();
   const outcomes = Promise.all(ids.map((runId) => executeStep(t.p, 'held', { runId, seq: 0 }, { worker: 'w1', shutdown: shutdown.signal })));
