@@ -14,7 +14,7 @@
  * row) is sent again row by row, so only that request fails.
  */
 import { sql } from 'drizzle-orm';
-import { type Db, queryPrepared } from '../db/connect.ts';
+import { type Db, hotStatement, queryPrepared } from '../db/connect.ts';
 import { batcherPerDb } from '../db/batcher.ts';
 
 export interface RunRow {
@@ -42,7 +42,7 @@ const inserts = batcherPerDb<Db, RunRow, boolean>((db) => ({
   sendOne: (r) => insertOne(db, r),
   sendMany: async (rows) => {
     const inserted = await insertMany(db, rows);
-    return rows.map((r) => inserted.has(r.id));
+    return rows.map((r) => inserted === null || inserted.has(r.id));
   },
 }));
 
@@ -64,22 +64,31 @@ async function insertOne(db: Db, r: RunRow): Promise<boolean> {
   return rows.length > 0;
 }
 
-async function insertMany(db: Db, rows: RunRow[]): Promise<Set<string>> {
+/**
+ * The batch as one hot statement (its text built once) that answers with one row: null
+ * when every run was inserted (the usual case), else the ids it inserted. Reading back
+ * one id per run cost the API about 2 µs per run (a batch of 16: 190 → 160 µs of CPU).
+ */
+const insertBatch = hotStatement<{ rows: string; count: number }>(
+  'baton_run_insert_many',
+  (v) => sql`with inserted as (
+        insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of, trace_context)
+        select r.id, r.function, r.tenant, r.input::jsonb, r.next_step, r.idempotency_key, r.replay_of, r.trace_context
+        from jsonb_to_recordset(${v.rows}::jsonb)
+          as r(id uuid, function text, tenant text, input text, next_step text, idempotency_key text, replay_of uuid, trace_context text)
+        on conflict do nothing
+        returning id)
+      select case when count(*) = ${v.count}::int then null else coalesce(array_agg(id::text), '{}') end as ids from inserted`,
+);
+
+/** The ids inserted, or null when all were. */
+async function insertMany(db: Db, rows: RunRow[]): Promise<Set<string> | null> {
   // Rows that can conflict (an Idempotency-Key) in one order in every batch: two batches
   // inserting the same keys at once then wait on each other in turn, never in a cycle.
   const ordered = rows.toSorted(byKey);
   // The inputs travel as JSON text inside the batch's JSON, so each is stored exactly as one insert would store it.
-  const inserted = await queryPrepared<{ id: string }>(
-    db,
-    'baton_run_insert_batch',
-    sql`insert into runs (id, function, tenant, input, next_step, idempotency_key, replay_of, trace_context)
-        select r.id, r.function, r.tenant, r.input::jsonb, r.next_step, r.idempotency_key, r.replay_of, r.trace_context
-        from jsonb_to_recordset(${JSON.stringify(ordered)}::jsonb)
-          as r(id uuid, function text, tenant text, input text, next_step text, idempotency_key text, replay_of uuid, trace_context text)
-        on conflict do nothing
-        returning id`,
-  );
-  return new Set(inserted.map((r) => r.id));
+  const [answer] = await insertBatch<{ ids: string[] | null }>(db, { rows: JSON.stringify(ordered), count: ordered.length });
+  return answer.ids === null ? null : new Set(answer.ids);
 }
 
 function byKey(a: RunRow, b: RunRow): number {

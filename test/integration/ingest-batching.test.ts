@@ -31,7 +31,7 @@ before(async () => {
 after(() => t.close());
 
 /** An API whose every statement to PostgreSQL is recorded. */
-function recordingApi(): { api: ReturnType<typeof createApi>; inserts: () => number } {
+function recordingApi(): { api: ReturnType<typeof createApi>; db: Db; inserts: () => number } {
   const statements: string[] = [];
   const dialect = new PgDialect();
   const db = new Proxy(t.p.db, {
@@ -43,7 +43,7 @@ function recordingApi(): { api: ReturnType<typeof createApi>; inserts: () => num
       };
     },
   }) as Db;
-  return { api: createApi({ ...t.p, db }), inserts: () => statements.filter((s) => /^\s*insert into runs/i.test(s)).length };
+  return { api: createApi({ ...t.p, db }), db, inserts: () => statements.filter((s) => /\binsert into runs\b/i.test(s)).length };
 }
 
 const post = (api: ReturnType<typeof createApi>, text: string, key?: string) =>
@@ -136,4 +136,29 @@ test('a run the database refuses fails only its own insert, not the batch it tra
   );
   const [count] = await query<{ n: number }>(t.p.db, sql`select count(*)::int as n from runs where input->>'text' like 'ok%'`);
   assert.equal(count.n, 29);
+});
+
+test('a batch in which some runs exist already: those answer false, every other true, as prepared and unprepared', async () => {
+  const rowOf = (text: string) => ({
+    id: randomUUID(),
+    function: 'echo',
+    tenant: 'default',
+    input: JSON.stringify({ text }),
+    next_step: 'only',
+    idempotency_key: null,
+    replay_of: null,
+    trace_context: null,
+  });
+  // t.p.db sends prepared statements; the recording proxy is not a known pool, so its statements go unprepared.
+  for (const db of [t.p.db, recordingApi().db]) {
+    const earlier = Array.from({ length: 4 }, (_, i) => rowOf(`earlier${i}`));
+    assert.deepEqual(await Promise.all(earlier.map((r) => insertRun(db, r))), [true, true, true, true]);
+    const batch = Array.from({ length: 12 }, (_, i) => (i % 3 === 0 ? earlier[i / 3] : rowOf(`fresh${i}`)));
+    assert.deepEqual(
+      await Promise.all(batch.map((r) => insertRun(db, r))),
+      batch.map((_, i) => i % 3 !== 0),
+    );
+    const all = await Promise.all(Array.from({ length: 8 }, (_, i) => insertRun(db, rowOf(`all${i}`))));
+    assert.deepEqual(all, Array.from({ length: 8 }, () => true), 'a batch with no conflict');
+  }
 });
