@@ -33,19 +33,21 @@ const COMPLETE_BASE: Readonly<Record<string, string>> = {
 };
 
 /** Responses that carry every header already: the middlewares below leave them as they are. */
-const complete = new WeakSet<Response>();
+const COMPLETE = Symbol('baton.completeResponse');
+type Tagged = Response & { [COMPLETE]?: true };
+const isComplete = (res: Response) => (res as Tagged)[COMPLETE] === true;
 
 /** A JSON response with the secure headers, no-store and `extra` (lower-case names), built whole. */
 export function completeJson(status: number, body: unknown, extra: Record<string, string>): Response {
   const res = new Response(JSON.stringify(body), { status, headers: { ...COMPLETE_BASE, ...extra } });
-  complete.add(res);
+  (res as Tagged)[COMPLETE] = true;
   return res;
 }
 
 /** Every response: the secure headers (as Hono's secureHeaders with the API's options). */
 export const withSecureHeaders: MiddlewareHandler = async (c, next) => {
   await next();
-  if (complete.has(c.res)) return;
+  if (isComplete(c.res)) return;
   for (const [name, value] of SECURE) c.res.headers.set(name, value);
 };
 
@@ -53,5 +55,5 @@ export const withSecureHeaders: MiddlewareHandler = async (c, next) => {
 export const noStore: MiddlewareHandler = async (c, next) => {
   await next();
   // On the response's own headers: c.header() after the handler would rebuild the response around a web stream of its body.
-  if (!complete.has(c.res)) c.res.headers.set(...NO_STORE);
+  if (!isComplete(c.res)) c.res.headers.set(...NO_STORE);
 };
