@@ -20,7 +20,7 @@ const tooLarge = (): never => {
 
 export function requestSizeLimit(): MiddlewareHandler {
   const streamed = bodyLimit({ maxSize: MAX_BODY_BYTES, onError: tooLarge });
-  return async function requestSizeLimit(c, next) {
+  return function requestSizeLimit(c, next) {
     const method = c.req.method;
     if (method === 'GET' || method === 'HEAD') return next();
     const length = c.req.header('content-length');

@@ -117,10 +117,7 @@ export function createSessions(opts: {
  * (CSRF-checked). The key check stays the only path for every other client.
  */
 export function sessionOrKey(sessions: Sessions, keyAuth: MiddlewareHandler<ApiEnv>): MiddlewareHandler<ApiEnv> {
-  return async function sessionOrKey(c, next) {
-    if (!sessions.enabled || c.req.header('authorization') !== undefined || getCookie(c, SESSION_COOKIE) === undefined) {
-      return keyAuth(c, next);
-    }
+  const bySession: MiddlewareHandler<ApiEnv> = async (c, next) => {
     const session = await sessions.read(c);
     if (!session) throw new BatonError('unauthorized', 'the inspector session expired or its key was revoked; sign in again at /ui');
     sessions.checkCsrf(c, session);
@@ -137,5 +134,9 @@ export function sessionOrKey(sessions: Sessions, keyAuth: MiddlewareHandler<ApiE
       },
     });
     return next();
+  };
+  return function sessionOrKey(c, next) {
+    if (sessions.enabled && c.req.header('authorization') === undefined && getCookie(c, SESSION_COOKIE) !== undefined) return bySession(c, next);
+    return keyAuth(c, next);
   };
 }
