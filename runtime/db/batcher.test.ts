@@ -112,3 +112,82 @@ test('sameTurn: the items of one turn go together even with nothing under way; l
   h.release.shift()?.();
   assert.equal(await next, 4);
 });
+
+test('a batch under way longer than stalledAfterMs stops holding back the next, up to maxInFlight', async () => {
+  const h = held();
+  const send = createBatcher<number, number>({
+    inFlight: 1,
+    maxInFlight: 2,
+    stalledAfterMs: 30,
+    maxBatch: 10,
+    sendOne: async (n) => {
+      h.sent.push([n]);
+      await h.wait();
+      return n;
+    },
+    sendMany: async (ns) => {
+      h.sent.push(ns);
+      await h.wait();
+      return ns;
+    },
+  });
+  const stuck = send(1);
+  const next = [2, 3].map((n) => send(n));
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(h.sent, [[1]], 'while the first is young, the others wait for it');
+  await new Promise((r) => setTimeout(r, 40));
+  assert.deepEqual(h.sent, [[1], [2, 3]], 'once it has stalled, the next batch goes beside it');
+  const later = send(4);
+  await new Promise((r) => setTimeout(r, 60));
+  assert.deepEqual(h.sent, [[1], [2, 3]], 'never more than maxInFlight under way, stalled or not');
+  h.release.shift()?.();
+  assert.equal(await stuck, 1);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(h.sent, [[1], [2, 3], [4]], 'a batch that ends makes room');
+  h.release.splice(0).forEach((release) => release());
+  assert.deepEqual(await Promise.all([...next, later]), [2, 3, 4]);
+  await new Promise((r) => setImmediate(r));
+  const fifth = send(5);
+  const sixth = send(6);
+  assert.deepEqual(h.sent.slice(3), [[5]], 'the stalled batches, ended, count no more: one under way again, the next waits');
+  h.release.shift()?.();
+  assert.equal(await fifth, 5);
+  await new Promise((r) => setImmediate(r));
+  h.release.shift()?.();
+  assert.equal(await sixth, 6);
+});
+
+test('a batch that ends before stalledAfterMs leaves no timer behind: only a batch still under way counts as stalled', async () => {
+  const h = held();
+  const send = createBatcher<number, number>({
+    inFlight: 1,
+    maxInFlight: 4,
+    stalledAfterMs: 100,
+    maxBatch: 10,
+    sendOne: async (n) => {
+      h.sent.push([n]);
+      await h.wait();
+      return n;
+    },
+    sendMany: async (ns) => {
+      h.sent.push(ns);
+      await h.wait();
+      return ns;
+    },
+  });
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const first = send(1);
+  h.release.shift()?.();
+  assert.equal(await first, 1);
+  await sleep(60);
+  const second = send(2);
+  const third = send(3);
+  assert.deepEqual(h.sent, [[1], [2]], 'one under way, the other waits');
+  // The first batch would have counted as stalled at 100 ms; the second does at 160.
+  await sleep(60);
+  assert.deepEqual(h.sent, [[1], [2]], 'the finished batch let nothing through');
+  await sleep(100);
+  assert.deepEqual(h.sent, [[1], [2], [3]], 'the second, still under way, did');
+  h.release.splice(0).forEach((release) => release());
+  assert.deepEqual(await Promise.all([second, third]), [2, 3]);
+});

@@ -13,6 +13,13 @@ import { isTransientDbError } from './sqlstate.ts';
 export interface BatcherOptions<I, O> {
   /** Batches under way at once; further items wait and go together. */
   inFlight: number;
+  /**
+   * A batch under way longer than this stops counting against `inFlight` (it has stalled: a
+   * lock wait, a connection that stopped answering), so the items behind it can go, up to
+   * `maxInFlight` batches under way in all. Without it every batch counts until it ends.
+   */
+  stalledAfterMs?: number;
+  maxInFlight?: number;
   maxBatch: number;
   /**
    * Also gather the items of this turn of the event loop before sending (at `setImmediate`,
@@ -33,16 +40,31 @@ interface Pending<I, O> {
 
 export function createBatcher<I, O>(o: BatcherOptions<I, O>): (item: I) => Promise<O> {
   const waiting: Pending<I, O>[] = [];
-  let inFlight = 0;
+  /** Batches under way, and those of them that have not stalled (what `inFlight` limits). */
+  let underWay = 0;
+  let counted = 0;
   let scheduled = false;
+  const full = () => counted >= o.inFlight || underWay >= (o.maxInFlight ?? o.inFlight);
 
   const flush = (): void => {
-    if (inFlight >= o.inFlight) return;
+    if (full()) return;
     const batch = waiting.splice(0, o.maxBatch);
     if (batch.length === 0) return;
-    inFlight++;
+    underWay++;
+    counted++;
+    let stalled = false;
+    const timer =
+      o.stalledAfterMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            stalled = true;
+            counted--;
+            flush();
+          }, o.stalledAfterMs).unref();
     void send(batch).finally(() => {
-      inFlight--;
+      clearTimeout(timer);
+      underWay--;
+      if (!stalled) counted--;
       if (waiting.length > 0) flush();
     });
   };
@@ -69,7 +91,7 @@ export function createBatcher<I, O>(o: BatcherOptions<I, O>): (item: I) => Promi
   return (item) =>
     new Promise<O>((resolve, reject) => {
       waiting.push({ item, resolve, reject });
-      if (inFlight >= o.inFlight) return;
+      if (full()) return;
       if (!o.sameTurn) return flush();
       if (scheduled) return;
       scheduled = true;
