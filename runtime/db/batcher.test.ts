@@ -10,6 +10,22 @@ function held() {
   return { sent, release, wait };
 }
 
+/** sendOne / sendMany that answer each item with itself once released, recording each statement in `h`. */
+function echoes(h: ReturnType<typeof held>) {
+  return {
+    sendOne: async (n: number) => {
+      h.sent.push([n]);
+      await h.wait();
+      return n;
+    },
+    sendMany: async (ns: number[]) => {
+      h.sent.push(ns);
+      await h.wait();
+      return ns;
+    },
+  };
+}
+
 test('a lone item goes at once; items arriving while the batches in flight are full wait and go together', async () => {
   const h = held();
   const send = createBatcher<number, number>({
@@ -87,16 +103,7 @@ test('sameTurn: the items of one turn go together even with nothing under way; l
     inFlight: 1,
     maxBatch: 10,
     sameTurn: true,
-    sendOne: async (n) => {
-      h.sent.push([n]);
-      await h.wait();
-      return n;
-    },
-    sendMany: async (ns) => {
-      h.sent.push(ns);
-      await h.wait();
-      return ns;
-    },
+    ...echoes(h),
   });
   const turn = [1, 2, 3].map((n) => send(n));
   assert.deepEqual(h.sent, [], 'nothing before the end of the turn');
@@ -120,16 +127,7 @@ test('a batch under way longer than stalledAfterMs stops holding back the next, 
     maxInFlight: 2,
     stalledAfterMs: 30,
     maxBatch: 10,
-    sendOne: async (n) => {
-      h.sent.push([n]);
-      await h.wait();
-      return n;
-    },
-    sendMany: async (ns) => {
-      h.sent.push(ns);
-      await h.wait();
-      return ns;
-    },
+    ...echoes(h),
   });
   const stuck = send(1);
   const next = [2, 3].map((n) => send(n));
@@ -164,16 +162,7 @@ test('a batch that ends before stalledAfterMs leaves no timer behind: only a bat
     maxInFlight: 4,
     stalledAfterMs: 100,
     maxBatch: 10,
-    sendOne: async (n) => {
-      h.sent.push([n]);
-      await h.wait();
-      return n;
-    },
-    sendMany: async (ns) => {
-      h.sent.push(ns);
-      await h.wait();
-      return ns;
-    },
+    ...echoes(h),
   });
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const first = send(1);

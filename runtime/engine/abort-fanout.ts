@@ -13,23 +13,26 @@ export function followAbort(signal: AbortSignal, onAbort: () => void): () => voi
     onAbort();
     return () => {};
   }
-  let set = followers.get(signal);
-  if (!set) {
-    const all = new Set<() => void>();
-    signal.addEventListener(
-      'abort',
-      () => {
-        followers.delete(signal);
-        for (const f of all) f();
-      },
-      { once: true },
-    );
-    followers.set(signal, all);
-    set = all;
-  }
+  const set = followersOf(signal);
   set.add(onAbort);
-  const following = set;
   return () => {
-    following.delete(onAbort);
+    set.delete(onAbort);
   };
+}
+
+/** The signal's followers, and its one listener the first time. */
+function followersOf(signal: AbortSignal): Set<() => void> {
+  const known = followers.get(signal);
+  if (known) return known;
+  const all = new Set<() => void>();
+  signal.addEventListener(
+    'abort',
+    () => {
+      followers.delete(signal);
+      for (const f of all) f();
+    },
+    { once: true },
+  );
+  followers.set(signal, all);
+  return all;
 }
