@@ -43,12 +43,16 @@ export function throttleChanged(send: (runId: string, notice: RunNotice) => void
   return {
     publish(runId, notice) {
       if (notice.type !== 'changed') return send(runId, notice);
+      const now = performance.now();
       const w = windows.get(runId);
-      if (w) {
+      if (w && now - w.since < windowMs) {
         w.held = true;
         return;
       }
-      windows.set(runId, { since: performance.now(), held: false });
+      // No window, or one that has ended while its timer waits behind a long turn of the event
+      // loop (a timer counts from the start of the turn that set it): this notice goes now, covers
+      // one held there, and opens the next window.
+      windows.set(runId, { since: now, held: false });
       send(runId, notice);
       timer ??= setTimeout(sweep, windowMs).unref();
     },
