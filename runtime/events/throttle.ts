@@ -49,9 +49,10 @@ export function throttleChanged(send: (runId: string, notice: RunNotice) => void
         w.held = true;
         return;
       }
-      // No window, or one that has ended while its timer waits behind a long turn of the event
-      // loop (a timer counts from the start of the turn that set it): this notice goes now, covers
-      // one held there, and opens the next window.
+      // No window, or one that has ended before its sweep ran (a timer may fire up to a millisecond
+      // early by performance.now(), as its clock counts whole milliseconds, and the sweep then keeps
+      // the window a whole window more; or the loop was busy): this notice goes now, covers one held
+      // there, and opens the next window.
       windows.set(runId, { since: now, held: false });
       send(runId, notice);
       timer ??= setTimeout(sweep, windowMs).unref();

@@ -3,9 +3,8 @@ import { test } from 'node:test';
 import { createMemoryQueue } from './memory.ts';
 
 /**
- * Sleeps until `ms` have passed since `since` by the clock the queue reads (Date.now()). A
- * fixed timer is not enough: it counts from the start of the event-loop turn that set it, so
- * on a busy machine it can end before the queue's clock has moved that far.
+ * Sleeps until more than `ms` have passed since `since` by the clock the queue reads
+ * (Date.now()). One timer is not enough: it may end a millisecond early by that clock.
  */
 async function until(since: number, ms: number) {
   while (Date.now() - since <= ms) await new Promise((resolve) => setTimeout(resolve, Math.max(1, ms - (Date.now() - since) + 1)));

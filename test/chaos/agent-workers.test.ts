@@ -1,7 +1,8 @@
 /**
  * The agent loop on two worker processes (real PostgreSQL, Redis, `baton worker`
  * processes, the LLM stub over HTTP, a real MCP tool server): a 4-turn run whose second
- * turn asks for two 300 ms tool calls. The two calls are branches of a fan-out: they run
+ * turn asks for two 1.5 s tool calls (long, so that a busy machine still starts the second
+ * before the first ends). The two calls are branches of a fan-out: they run
  * on different workers at the same time (each worker runs one step at a time,
  * BATON_CONCURRENCY=1, so overlapping windows can only mean two workers; the tool
  * server's own clock says the same), the join runs once, after both, and the final
@@ -21,7 +22,7 @@ const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/functions');
 const sleep = (ms: number, tag: string) => ({ name: 'slow_sleep', arguments: { ms, tag } });
 const SCRIPT = [
   { toolCalls: [sleep(20, 'first')] },
-  { toolCalls: [sleep(300, 'left'), sleep(300, 'right')] },
+  { toolCalls: [sleep(1500, 'left'), sleep(1500, 'right')] },
   { toolCalls: [sleep(20, 'last')] },
   'Slept four times.',
 ];

@@ -74,7 +74,8 @@ test(`a ${STEPS}-step run on one worker: one queue message, every step claimed b
 });
 
 test('while a chain runs in process its message stays pending: the queue shows the work in flight', async () => {
-  const id = await trigger(t.api, 'count', { steps: 6, ms: 150 });
+  // Steps long enough (0.4 s each) that a busy machine still finds the run going when it looks.
+  const id = await trigger(t.api, 'count', { steps: 6, ms: 400 });
   await waitFor(async () => {
     const [r] = await query<{ next_seq: number }>(t.p.db, sql`select next_seq from runs where id = ${id}`);
     return r.next_seq >= 2;
@@ -129,7 +130,8 @@ test('a step claimed by the commit before it gets its rows with its result: comp
 });
 
 test('a step claimed by the commit before it shows as running while it runs', async () => {
-  const id = await trigger(t.api, 'count', { steps: 3, ms: 400 });
+  // A second per step, so a poll every 25 ms cannot miss step 1 running, however busy the machine.
+  const id = await trigger(t.api, 'count', { steps: 3, ms: 1000 });
   const seen = await waitFor(async () => {
     const [r] = await query<{ status: string; a_status: string | null; started_at: string }>(
       t.p.db,

@@ -19,8 +19,9 @@ import { claimStep } from '../../runtime/store/claim.ts';
 import { releaseLease } from '../../runtime/store/lease.ts';
 import { type TestPlatform, startTestPlatform, trigger } from '../helpers/platform.ts';
 
-const LEASE_MS = 600;
-const HEARTBEAT_MS = 150;
+// A beat may come up to three quarters of a lease late (900 ms) before the lease lapses: room for a busy machine.
+const LEASE_MS = 1200;
+const HEARTBEAT_MS = 300;
 const STEPS = 12;
 /** The steps' pool (the test platform's database handle opens 4 connections). */
 const POOL = 4;
@@ -122,8 +123,9 @@ test("a busy pool does not hold heartbeats back: every connection taken by other
       if (row?.lease_owner) break;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    // Every connection of the steps' pool busy for three leases (as a thousand steps' claims and commits would keep it).
-    const hogMs = 3 * LEASE_MS;
+    // Every connection of the steps' pool busy for two leases (as a thousand steps' claims and commits would keep it;
+    // under the pool's 3 s wait for a connection, which the hog that queues behind the others must not reach).
+    const hogMs = 2 * LEASE_MS;
     const hogs = Array.from({ length: POOL }, () => query(t.p.db, sql`select pg_sleep(${hogMs / 1000})`));
     const stolen: number[] = [];
     const until = Date.now() + hogMs;

@@ -177,8 +177,9 @@ test('a burst published together is shared by the workers blocked on the stream,
     }),
   );
   await readers[0].prepare(['burst']);
-  const reads = readers.map((q, i) => q.read(['burst'], `worker-${i}`, 100, 2000));
-  await new Promise((resolve) => setTimeout(resolve, 100)); // both are blocked now
+  const reads = readers.map((q, i) => q.read(['burst'], `worker-${i}`, 100, 10_000));
+  // Both are blocked now (this file's redis-server serves no one else).
+  await waitFor(async () => Number(/blocked_clients:(\d+)/.exec(await client.info('clients'))?.[1]) >= 2, 'both readers to block', 5000);
   await readers[0].publishMany('burst', Array.from({ length: 10 }, (_, i) => msg(i)));
   const got = await Promise.all(reads);
   assert.ok(got.every((d) => d.length > 0), `each blocked worker got some: ${got.map((d) => d.length).join(' and ')}`);

@@ -134,21 +134,22 @@ test('reclaim: a message left by a dead consumer runs again once the lease has e
 });
 
 test('a chain holder that renewed its lease and died before its touch: the reclaimed first message looks again when the lease ends', async (tc) => {
-  // Lease 1200 ms, a beat every 400: a live holder's lease never has less than 800 ms left.
-  const t = await startTestPlatform({ functions: registryOf(agent), tools: false, llm: 'offline', worker: false, env: { BATON_LEASE_MS: '1200' } });
+  // Lease 12 s, a beat every 4: a live holder's lease never has less than 8 s left. (Seconds, not
+  // milliseconds: the verdict below must not depend on how quickly a busy machine gets there.)
+  const t = await startTestPlatform({ functions: registryOf(agent), tools: false, llm: 'offline', worker: false, env: { BATON_LEASE_MS: '12000' } });
   tc.after(() => t.close());
   const id = await trigger(t.api, 'relay', {});
   for (const d of await t.p.queue.read(['relay'], 'x', 10, 500)) await t.p.queue.ack(d);
   // The dead holder ran step 0 in process and claimed step 1 with it; its last beat renewed the
-  // lease 500 ms ago, and it died before that beat's touch reached its first message, which a
-  // reclaim then takes over: 700 ms are left, more than a beat, less than a live holder has.
+  // lease 5 s ago, and it died before that beat's touch reached its first message, which a
+  // reclaim then takes over: 7 s are left, more than a beat, less than a live holder has.
   await query(t.p.db, sql`update runs set next_seq = 1, next_step = 'b', status = 'running', lease_owner = 'dead/2',
-    lease_expires_at = now() + interval '700 milliseconds' where id = ${id}`);
+    lease_expires_at = now() + interval '7 seconds' where id = ${id}`);
   const outcome = await executeStep(t.p, 'relay', { runId: id, seq: 0 }, { worker: 'rescuer' });
   assert.equal(outcome.status, 'skipped');
   const verdict = outcome.status === 'skipped' ? outcome.verdict : null;
   assert.equal(verdict?.action, 'recheck', `not dropped (nothing else would repair the run but the sweeper): ${JSON.stringify(verdict)}`);
-  assert.ok(verdict?.action === 'recheck' && verdict.delayMs >= 600 && verdict.delayMs <= 800, 'looked at again just after the lease ends');
+  assert.ok(verdict?.action === 'recheck' && verdict.delayMs >= 6000 && verdict.delayMs <= 7100, `looked at again just after the lease ends: ${JSON.stringify(verdict)}`);
 });
 
 test('Redis data loss: the sweeper re-publishes live runs, including one in backoff', async (tc) => {
@@ -177,10 +178,12 @@ test('the fence: a worker that lost its lease cannot commit over the new owner',
   const t = await startTestPlatform({ functions: registryOf(agent), tools: false, llm: 'offline', worker: false });
   tc.after(() => t.close());
   const id = await trigger(t.api, 'relay', {});
-  const base = { runId: id, function: 'relay', seq: 0, worker: 'w', leaseMs: 200 };
+  const base = { runId: id, function: 'relay', seq: 0, worker: 'w', leaseMs: 30_000 };
   assert.ok(await claimStep(t.p.db, { ...base, leaseOwner: 'zombie/1' }));
   assert.equal(await claimStep(t.p.db, { ...base, leaseOwner: 'other/1' }), null, 'the lease is live');
-  // Once the zombie's lease has run out, another claimer takes the step over.
+  // Once the zombie's lease has run out (ended here by hand, so no busy machine can end it early),
+  // another claimer takes the step over.
+  await query(t.p.db, sql`update runs set lease_expires_at = now() - interval '1 millisecond' where id = ${id}`);
   await waitFor(() => claimStep(t.p.db, { ...base, leaseOwner: 'other/1', leaseMs: 5000 }), 'the lease to expire', 5000);
   const commit = (leaseOwner: string, by: string) =>
     commitStep(t.p.db, {

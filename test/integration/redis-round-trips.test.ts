@@ -28,6 +28,32 @@ const STEPS = 20;
 /** Commands the timers send (reclaim scan, mover, sweeper, housekeeping), not the steps. */
 const BACKGROUND = new Set(['XPENDING', 'EVAL', 'EVALSHA', 'XINFO', 'XTRIM', 'XRANGE', 'PING']);
 
+/** The step path's command on a MONITOR line, or null for a background loop's or a script's. */
+function stepCommand(line: string): string | null {
+  const cmd = /"([A-Za-z]+)"/.exec(line)?.[1]?.toUpperCase();
+  if (!cmd || /\[\d+ lua\]/.test(line) || BACKGROUND.has(cmd)) return null;
+  return cmd;
+}
+
+/**
+ * Waits until the step path has sent nothing new for 200 ms (at most 10 s): the last commit
+ * is seen before the worker acks the run's message and announces its end. The blocking read
+ * is not counted: an idle worker sends it again every second.
+ */
+async function quiet(lines: readonly string[]) {
+  const deadline = Date.now() + 10_000;
+  let seen = -1;
+  for (;;) {
+    const now = lines.filter((l) => {
+      const cmd = stepCommand(l);
+      return cmd !== null && cmd !== 'XREADGROUP';
+    }).length;
+    if (now === seen || Date.now() > deadline) return;
+    seen = now;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 interface Counted {
   counts: Map<string, number>;
   roundTrips: number;
@@ -72,14 +98,14 @@ async function countRun(continueInProcess: boolean, tc: Cleanup): Promise<Counte
   const id = await trigger(t.api, 'chain', { steps: STEPS });
   const { run } = await waitForRun(t.p, id);
   assert.equal(run.status, 'succeeded');
-  await new Promise((resolve) => setTimeout(resolve, 100)); // the last step's notices
+  await quiet(lines);
 
   const counts = new Map<string, number>();
   let roundTrips = 0;
   let inMulti = false;
   for (const line of lines) {
-    const cmd = /"([A-Za-z]+)"/.exec(line)?.[1]?.toUpperCase();
-    if (!cmd || /\[\d+ lua\]/.test(line) || BACKGROUND.has(cmd)) continue;
+    const cmd = stepCommand(line);
+    if (!cmd) continue;
     counts.set(cmd, (counts.get(cmd) ?? 0) + 1);
     // A MULTI … EXEC block is written and answered as one round trip.
     if (cmd === 'MULTI') inMulti = true;
