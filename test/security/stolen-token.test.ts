@@ -173,9 +173,9 @@ test('a token is refused by every server but its own', async () => {
 });
 
 test('a replayed token fails once it has expired', async () => {
-  // Real tokens live for a minute and a half at most; this one is minted the same way
-  // with a one-second life, so the test need not wait.
-  // One to two seconds of life: enough for the first call, however near the next second it is minted.
+  // Real tokens live for a minute and a half at most; this one is minted the same way with
+  // one to two seconds of life (whole seconds: enough for the first call however near the end
+  // of a second it is minted), so the test need not wait long.
   const exp = Math.ceil(Date.now() / 1000) + 1;
   const token = await mintCapability(loadPrivateKey(t.keys.privateKeyPem), {
     use: 'call',
