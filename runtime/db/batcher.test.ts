@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createBatcher } from './batcher.ts';
+import { type BatcherOptions, createBatcher } from './batcher.ts';
 
 /** A sender whose statements stay under way until released, recording what each one carried. */
 function held() {
@@ -97,14 +97,14 @@ test('an outage fails every item of the batch (each caller retries as it would a
   assert.equal(ones, 1, 'not sent again one by one');
 });
 
+/** A batcher of one batch under way (and maxBatch 10) over `echoes(h)`, with `opts` on top. */
+function echoing(h: ReturnType<typeof held>, opts: Partial<BatcherOptions<number, number>>) {
+  return createBatcher<number, number>({ inFlight: 1, maxBatch: 10, ...echoes(h), ...opts });
+}
+
 test('sameTurn: the items of one turn go together even with nothing under way; later ones wait for a free slot', async () => {
   const h = held();
-  const send = createBatcher<number, number>({
-    inFlight: 1,
-    maxBatch: 10,
-    sameTurn: true,
-    ...echoes(h),
-  });
+  const send = echoing(h, { sameTurn: true });
   const turn = [1, 2, 3].map((n) => send(n));
   assert.deepEqual(h.sent, [], 'nothing before the end of the turn');
   await new Promise((r) => setImmediate(r));
@@ -122,13 +122,7 @@ test('sameTurn: the items of one turn go together even with nothing under way; l
 
 test('a batch under way longer than stalledAfterMs stops holding back the next, up to maxInFlight', async () => {
   const h = held();
-  const send = createBatcher<number, number>({
-    inFlight: 1,
-    maxInFlight: 2,
-    stalledAfterMs: 30,
-    maxBatch: 10,
-    ...echoes(h),
-  });
+  const send = echoing(h, { maxInFlight: 2, stalledAfterMs: 30 });
   const stuck = send(1);
   const next = [2, 3].map((n) => send(n));
   await new Promise((r) => setTimeout(r, 10));
@@ -157,13 +151,7 @@ test('a batch under way longer than stalledAfterMs stops holding back the next, 
 
 test('a batch that ends before stalledAfterMs leaves no timer behind: only a batch still under way counts as stalled', async () => {
   const h = held();
-  const send = createBatcher<number, number>({
-    inFlight: 1,
-    maxInFlight: 4,
-    stalledAfterMs: 100,
-    maxBatch: 10,
-    ...echoes(h),
-  });
+  const send = echoing(h, { maxInFlight: 4, stalledAfterMs: 100 });
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const first = send(1);
   h.release.shift()?.();
